@@ -1,0 +1,182 @@
+"""The CloudEvents envelope every touchpoint event travels in, shared by the edge and HQ.
+
+``make_event`` builds an event the way the edge records it; ``validate`` checks one the way HQ
+accepts it: CloudEvents 1.0 attributes (through the cloudevents SDK), a known ``type``, the
+``data`` fields DESIGN.md fixes for that type, and the source's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.v1.event import CloudEvent
+from uuid6 import uuid7
+
+from touchpoint.errors import TouchpointError
+
+TYPE_PREFIX = "touchpoint."
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+MAX_EVENT_BYTES = 64 * 1024
+
+EDGE_SOURCE = re.compile(r"/stores/(?P<store>[a-z0-9-]{1,64})/devices/(?P<device>[a-z0-9-]{1,64})")
+CHANNEL_SOURCE = re.compile(r"/channels/(?P<channel>web|app|pos|email)(/[^\s]{0,200})?")
+
+# name -> data fields that must be present (DESIGN.md, "The event envelope").
+REQUIRED_DATA: dict[str, tuple[str, ...]] = {
+    "session.started": ("session_id",),
+    "session.ended": ("session_id",),
+    "tag.arrived": ("zone", "epc", "gtin", "rssi"),
+    "tag.departed": ("zone", "epc", "gtin", "rssi", "dwell_ms"),
+    "product.viewed": ("gtin", "via"),
+    "size.requested": ("session_id", "gtin"),
+    "size.fulfilled": ("session_id", "gtin"),
+    "customer.identified": ("session_id", "customer", "method"),
+    "handoff.created": ("session_id", "token", "gtins"),
+    "handoff.redeemed": ("token", "anonymous_id"),
+    "feedback.submitted": ("touchpoint", "scale", "score"),
+    "wishlist.added": ("gtin",),
+    "cart.added": ("gtin",),
+    "purchase.completed": ("order_id", "items"),
+    "page.viewed": ("anonymous_id",),
+    "customer.logged_in": ("anonymous_id", "customer"),
+}
+EVENT_NAMES = frozenset(REQUIRED_DATA)
+EDGE_EVENT_NAMES = frozenset(
+    {
+        "session.started", "session.ended", "tag.arrived", "tag.departed", "product.viewed",
+        "size.requested", "size.fulfilled", "customer.identified", "handoff.created",
+        "feedback.submitted",
+    }
+)
+VIA = frozenset({"tag", "search", "recommendation", "browse"})
+IDENTIFY_METHODS = frozenset({"qr", "app", "login"})
+FEEDBACK_SCALES = {"nps": range(0, 11), "csat": range(1, 6)}
+
+
+class EnvelopeError(TouchpointError, ValueError):
+    """An event does not satisfy the envelope contract; ``reason`` says which rule it broke."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def utc_now_iso(now: datetime | None = None) -> str:
+    """RFC 3339 UTC with milliseconds, as every ``time`` attribute is written."""
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def edge_source(store_id: str, device_id: str) -> str:
+    return f"/stores/{store_id}/devices/{device_id}"
+
+
+def make_event(
+    name: str,
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    seq: int | None = None,
+    time: datetime | None = None,
+) -> dict[str, Any]:
+    """A new event of type ``touchpoint.{name}``; raises EnvelopeError if ``data`` is incomplete."""
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": str(uuid7()),
+        "source": source,
+        "type": TYPE_PREFIX + name,
+        "time": utc_now_iso(time),
+        "datacontenttype": "application/json",
+    }
+    if seq is not None:
+        event["seq"] = seq
+    event["data"] = dict(data)
+    check_data(name, event["data"])
+    return event
+
+
+def event_name(event: Mapping[str, Any]) -> str:
+    """``touchpoint.tag.arrived`` -> ``tag.arrived``."""
+    return str(event.get("type", ""))[len(TYPE_PREFIX):]
+
+
+def parse_time(value: Any) -> datetime:
+    """Parse an RFC 3339 ``time``; raises EnvelopeError when it is not one."""
+    if not isinstance(value, str):
+        raise EnvelopeError("time: must be an RFC 3339 string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise EnvelopeError(f"time: {value[:40]!r} is not RFC 3339") from None
+    if moment.tzinfo is None:
+        raise EnvelopeError("time: must carry a UTC offset")
+    return moment
+
+
+def validate(event: Any) -> dict[str, Any]:
+    """Check one received event; returns it unchanged or raises EnvelopeError with the reason."""
+    if not isinstance(event, dict):
+        raise EnvelopeError("event: must be a JSON object")
+    attributes = {k: v for k, v in event.items() if k not in ("data", "data_base64")}
+    for required in ("id", "source", "type", "time"):
+        # The SDK would invent a missing id or time; a received event must bring its own.
+        if not isinstance(attributes.get(required), str) or not attributes[required]:
+            raise EnvelopeError(f"{required}: missing or not a non-empty string")
+    attributes["time"] = parse_time(attributes["time"])
+    if attributes.get("specversion") != "1.0":
+        raise EnvelopeError(f"specversion: {attributes.get('specversion')!r} is not '1.0'")
+    try:
+        CloudEvent(attributes, event.get("data"))
+    except BaseCloudEventException as error:
+        raise EnvelopeError(f"cloudevents: {error}") from None
+    if len(event["id"]) > 64:
+        raise EnvelopeError("id: longer than 64 characters")
+    name = event_name(event)
+    if not event["type"].startswith(TYPE_PREFIX) or name not in EVENT_NAMES:
+        raise EnvelopeError(f"type: {event['type'][:80]!r} is not a touchpoint event type")
+    source = event["source"]
+    if EDGE_SOURCE.fullmatch(source):
+        seq = event.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise EnvelopeError("seq: edge events need a positive integer seq")
+    elif not CHANNEL_SOURCE.fullmatch(source):
+        raise EnvelopeError(f"source: {source[:80]!r} is neither /stores/S/devices/D nor /channels/C")
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise EnvelopeError("data: must be a JSON object")
+    check_data(name, data)
+    return event
+
+
+def check_data(name: str, data: Mapping[str, Any]) -> None:
+    """The per-type rules on ``data``; raises EnvelopeError naming the first broken one."""
+    if name not in REQUIRED_DATA:
+        raise EnvelopeError(f"type: unknown event name {name!r}")
+    missing = [key for key in REQUIRED_DATA[name] if key not in data]
+    if missing:
+        raise EnvelopeError(f"data.{missing[0]}: required for {name}")
+    if name == "product.viewed" and data["via"] not in VIA:
+        raise EnvelopeError(f"data.via: {data['via']!r} is not one of {sorted(VIA)}")
+    if name == "customer.identified" and data["method"] not in IDENTIFY_METHODS:
+        raise EnvelopeError(f"data.method: {data['method']!r} is not one of {sorted(IDENTIFY_METHODS)}")
+    if name == "feedback.submitted":
+        scale = FEEDBACK_SCALES.get(data["scale"])
+        if scale is None:
+            raise EnvelopeError(f"data.scale: {data['scale']!r} is not nps or csat")
+        score = data["score"]
+        if not isinstance(score, int) or isinstance(score, bool) or score not in scale:
+            raise EnvelopeError(f"data.score: {score!r} is out of range for {data['scale']}")
+        if "session_id" not in data and "anonymous_id" not in data:
+            raise EnvelopeError("data.session_id: feedback needs session_id or anonymous_id")
+    if name == "purchase.completed":
+        items = data["items"]
+        if not isinstance(items, list) or not all(isinstance(i, dict) and "gtin" in i for i in items):
+            raise EnvelopeError("data.items: must be a list of objects with gtin, qty, price")
+    if name == "handoff.created" and not isinstance(data["gtins"], list):
+        raise EnvelopeError("data.gtins: must be a list")
+    if name in ("tag.arrived", "tag.departed") and not isinstance(data["epc"], str):
+        raise EnvelopeError("data.epc: must be a hex string")

@@ -1,0 +1,55 @@
+"""Shared fixtures: real Mosquitto and PostgreSQL processes, fresh outboxes and configs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sync.outbox import Outbox
+from touchpoint import config as configuration
+from touchpoint.services import Mosquitto, PostgresCluster
+
+SOURCE = "/stores/test-store/devices/mirror-1"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A private broker on a free port; tests may stop, kill and restart it."""
+    broker = Mosquitto(workdir=tmp_path / "mosquitto").start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """One private PostgreSQL cluster for the whole run (initdb takes about a second)."""
+    with PostgresCluster(workdir=tmp_path_factory.mktemp("postgres")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database in the shared cluster, named after the test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    name += f"_{id(request) % 100000}"
+    return postgres_cluster.create_database(name)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    box = Outbox(tmp_path / "edge.db", SOURCE, capacity=10_000)
+    yield box
+    box.close()
+
+
+def edge_config(tmp_path: Path, **sections: dict) -> configuration.EdgeConfig:
+    """An EdgeConfig for tests: a mirror in test-store with its outbox under ``tmp_path``."""
+    document = {
+        "device": {"store_id": "test-store", "device_id": "mirror-1", "role": "mirror"},
+        "outbox": {"path": str(tmp_path / "edge.db")},
+    }
+    for name, table in sections.items():
+        document[name] = {**document.get(name, {}), **table}
+    return configuration.from_dict(configuration.EdgeConfig, document)

@@ -1,0 +1,138 @@
+"""The ``touchpoint`` command: one subcommand per process of DESIGN.md.
+
+Each subcommand only parses options, loads and validates the config, and hands over to the
+package that does the work, so the CLI stays thin and every command is testable in-process.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from touchpoint import config as configuration
+from touchpoint import logs
+from touchpoint.errors import ConfigError
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="TOUCHPOINT_CONFIG",
+    help="TOML config file (env TOUCHPOINT_CONFIG). Every key can be overridden by "
+    "TOUCHPOINT_{SECTION}_{KEY}.",
+)
+
+
+def _load(loader: Any, path: str | None) -> Any:
+    try:
+        loaded = loader(path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    logs.configure(loaded.log.level, loaded.log.format)
+    return loaded
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="touchpoint")
+def main() -> None:
+    """Touchpoint: RFID fitting-room mirrors and kiosks, synced to a customer-experience HQ.
+
+    \b
+    Start here:
+      touchpoint demo                 the whole system on this machine
+      touchpoint edge --config examples/mirror.toml
+      touchpoint hq --config examples/hq.toml
+    """
+
+
+@main.command()
+@CONFIG_OPTION
+def edge(config_path: str | None) -> None:
+    """Run a kiosk or mirror: the web screens plus the RFID and camera readers.
+
+    \b
+    Example:
+      touchpoint edge --config /etc/touchpoint/edge.toml
+      TOUCHPOINT_WEB_LISTEN=0.0.0.0:8080 touchpoint edge --config edge.toml
+    """
+    from kiosk.server import serve
+
+    serve(_load(configuration.load_edge, config_path))
+
+
+@main.command("sync")
+@CONFIG_OPTION
+def sync_command(config_path: str | None) -> None:
+    """Run the sync agent: outbox to HQ over MQTT, and HQ's downlink back.
+
+    \b
+    Example:
+      touchpoint sync --config /etc/touchpoint/edge.toml
+    """
+    from sync.agent import run
+
+    run(_load(configuration.load_edge, config_path))
+
+
+@main.group(invoke_without_command=True)
+@CONFIG_OPTION
+@click.pass_context
+def hq(ctx: click.Context, config_path: str | None) -> None:
+    """Run HQ: the MQTT ingestor, the HQ API and the dashboard.
+
+    \b
+    Example:
+      touchpoint hq --config /etc/touchpoint/hq.toml
+    """
+    ctx.obj = config_path
+    if ctx.invoked_subcommand is None:
+        from hq.server import serve
+
+        serve(_load(configuration.load_hq, config_path))
+
+
+@main.command("simulate-reader")
+@click.option("--protocol", type=click.Choice(["m100", "id12", "rdm6300"]), default="m100",
+              show_default=True, help="Which reader's frames to write.")
+@click.option("--scenario", default="fitting-room", show_default=True,
+              help="Built-in scenario name, or a JSON scenario file.")
+@click.option("--rate", type=float, default=20.0, show_default=True,
+              help="Reads per second while tags are present.")
+@click.option("--noise", type=float, default=0.01, show_default=True,
+              help="Share of frames corrupted or followed by garbage bytes.")
+@click.option("--loop/--once", default=True, show_default=True, help="Repeat the scenario.")
+def simulate_reader(protocol: str, scenario: str, rate: float, noise: float, loop: bool) -> None:
+    """A virtual RFID reader writing real protocol frames to a pseudo-terminal.
+
+    Prints the pty's path; point a config's [reader] url at it.
+
+    \b
+    Example:
+      touchpoint simulate-reader --protocol m100
+      /dev/pts/5
+      TOUCHPOINT_READER_URL=/dev/pts/5 touchpoint edge --config examples/mirror.toml
+    """
+    from drivers.simulator import run_cli
+
+    run_cli(protocol=protocol, scenario=scenario, rate=rate, noise=noise, loop=loop)
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(file_okay=False), default="var/demo", show_default=True,
+              help="Where the demo keeps its databases and configs between runs.")
+@click.option("--fresh", is_flag=True, help="Start from scratch instead of where the last run stopped.")
+@click.option("--port", type=int, default=8080, show_default=True,
+              help="First HTTP port; the demo uses a few consecutive ones.")
+def demo(workdir: str, fresh: bool, port: int) -> None:
+    """The whole system on this machine: broker, HQ, a kiosk and a mirror with simulated readers.
+
+    \b
+    Example:
+      touchpoint demo            then open the printed URLs; Ctrl-C stops everything
+      touchpoint demo --fresh    forget the previous run
+    """
+    from touchpoint.demo import run
+
+    sys.exit(run(workdir=workdir, fresh=fresh, port=port))

@@ -1,0 +1,318 @@
+"""Configuration: a TOML file, every key overridable by ``TOUCHPOINT_{SECTION}_{KEY}``.
+
+Each section is a frozen dataclass; its fields are the allowed keys, their defaults and (in
+``metadata``) their checks. Loading validates everything at start-up, so a wrong key or value
+stops the process with a :class:`ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from touchpoint.errors import ConfigError
+
+IDENTIFIER = re.compile(r"[a-z0-9-]{1,64}")
+ENV_PREFIX = "TOUCHPOINT"
+
+Check = Callable[[Any], str | None]  # returns what is allowed when the value is not
+
+
+def identifier(value: Any) -> str | None:
+    return None if IDENTIFIER.fullmatch(str(value)) else "1 to 64 of a-z, 0-9 and '-'"
+
+
+def one_of(*choices: str) -> Check:
+    return lambda value: None if value in choices else "one of " + ", ".join(choices)
+
+
+def at_least(minimum: float) -> Check:
+    return lambda value: None if value >= minimum else f"a number >= {minimum}"
+
+
+def host_port(value: Any) -> str | None:
+    host, sep, port = str(value).rpartition(":")
+    ok = sep and host and port.isdigit() and 0 <= int(port) <= 65535
+    return None if ok else "HOST:PORT, e.g. 127.0.0.1:8080"
+
+
+def mqtt_url(value: Any) -> str | None:
+    ok = re.fullmatch(r"mqtts?://[^/:]+(:\d{1,5})?/?", str(value))
+    return None if ok else "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+
+
+def database_url(value: Any) -> str | None:
+    ok = str(value).startswith(("sqlite:///", "postgresql://", "postgres://"))
+    return None if ok else "sqlite:///PATH or postgresql://USER@HOST/DB"
+
+
+def pin(value: Any) -> str | None:
+    return None if re.fullmatch(r"\d{4,12}", str(value)) else "4 to 12 digits"
+
+
+def checked(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    """A field with a default, an optional check and a line of help for the reference."""
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+def table(doc: str = "") -> Any:
+    """A free-form table of strings, e.g. ``[hq.tokens]``."""
+    return field(default_factory=dict, metadata={"check": None, "doc": doc})
+
+
+def required(check: Check | None = None, doc: str = "") -> Any:
+    return field(metadata={"check": check, "doc": doc, "required": True})
+
+
+@dataclass(frozen=True)
+class DeviceSection:
+    store_id: str = required(identifier, "the store this device stands in")
+    device_id: str = required(identifier, "unique within the store")
+    role: str = checked("mirror", one_of("mirror", "kiosk"), "which screen `/` shows")
+
+
+@dataclass(frozen=True)
+class WebSection:
+    listen: str = checked("127.0.0.1:8080", host_port, "address of the web server")
+    threads: int = checked(32, at_least(4), "worker threads; each open screen holds one for SSE")
+
+
+@dataclass(frozen=True)
+class ReaderSection:
+    protocol: str = required(one_of("m100", "id12", "rdm6300"), "the reader's serial protocol")
+    url: str = required(None, "any pyserial URL: /dev/ttyUSB0, loop://, socket://host:port")
+    zone: str = checked("zone-1", identifier, "the zone this reader covers, e.g. cabin-1")
+    departure_s: float = checked(3.0, at_least(0.1), "seconds without a read before a tag departs")
+    baudrate: int = checked(0, at_least(0), "0 means the protocol's default")
+
+
+@dataclass(frozen=True)
+class CameraSection:
+    source: str = checked("0", None, "camera index, video file or folder of images")
+    fps: float = checked(5.0, at_least(0.5), "frames decoded per second")
+
+
+@dataclass(frozen=True)
+class CatalogSection:
+    path: str = checked("", None, "catalogue JSON; empty means the bundled sample catalogue")
+
+
+@dataclass(frozen=True)
+class OutboxSection:
+    path: str = checked("/var/lib/touchpoint/edge.db", None, "SQLite file shared with the sync agent")
+    capacity: int = checked(1_000_000, at_least(1000), "events kept unacknowledged; beyond, new events are refused and counted")
+
+
+@dataclass(frozen=True)
+class SessionSection:
+    kiosk_idle_s: float = checked(60.0, at_least(5), "a kiosk session ends after this long untouched")
+    cabin_empty_s: float = checked(120.0, at_least(5), "a cabin session ends after the cabin is empty this long")
+    survey: str = checked("nps", one_of("nps", "csat", "none"), "question asked when a session ends")
+
+
+@dataclass(frozen=True)
+class StaffSection:
+    pin: str = checked("", lambda v: None if v == "" else pin(v), "PIN for /staff; empty disables the staff screen")
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    url: str = checked("mqtt://127.0.0.1:1883", mqtt_url, "broker; mqtts:// for TLS")
+    protocol: str = checked("5", one_of("5", "3.1.1"), "MQTT protocol version")
+    username: str = checked("", None, "")
+    password: str = checked("", None, "")
+    ca_file: str = checked("", None, "CA certificate for mqtts://")
+    cert_file: str = checked("", None, "client certificate (optional)")
+    key_file: str = checked("", None, "client key (optional)")
+    keepalive_s: int = checked(30, at_least(5), "")
+    session_expiry_s: int = checked(7 * 24 * 3600, at_least(0), "how long the broker keeps our session")
+    batch_events: int = checked(500, at_least(1), "most events in one published batch")
+    batch_bytes: int = checked(256 * 1024, at_least(1024), "most bytes in one published batch")
+    inflight_batches: int = checked(8, at_least(1), "batches published and not yet acknowledged by HQ")
+    ack_timeout_s: float = checked(20.0, at_least(1), "resend what HQ has not acknowledged after this long")
+
+
+@dataclass(frozen=True)
+class DatabaseSection:
+    url: str = checked("sqlite:////var/lib/touchpoint/hq.db", database_url, "HQ storage")
+
+
+@dataclass(frozen=True)
+class HqSection:
+    tokens: dict[str, str] = table("bearer token per channel for POST /v1/events")
+    users: dict[str, str] = table("dashboard users: name = password hash")
+    workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
+
+
+@dataclass(frozen=True)
+class LogSection:
+    level: str = checked("info", one_of("debug", "info", "warning", "error"), "")
+    format: str = checked("auto", one_of("auto", "json", "text"), "auto: text on a terminal, else JSON")
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    device: DeviceSection
+    web: WebSection
+    reader: ReaderSection | None
+    camera: CameraSection | None
+    catalog: CatalogSection
+    outbox: OutboxSection
+    session: SessionSection
+    staff: StaffSection
+    mqtt: MqttSection
+    log: LogSection
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents ``source`` of every event this device emits."""
+        return f"/stores/{self.device.store_id}/devices/{self.device.device_id}"
+
+
+@dataclass(frozen=True)
+class HqConfig:
+    web: WebSection
+    mqtt: MqttSection
+    database: DatabaseSection
+    hq: HqSection
+    log: LogSection
+
+
+def load_edge(path: str | Path | None, env: Mapping[str, str] | None = None) -> EdgeConfig:
+    """Read an edge device's config; raises ConfigError on any bad key or value."""
+    return _load(EdgeConfig, path, os.environ if env is None else env)
+
+
+def load_hq(path: str | Path | None, env: Mapping[str, str] | None = None) -> HqConfig:
+    """Read the HQ service's config; raises ConfigError on any bad key or value."""
+    return _load(HqConfig, path, os.environ if env is None else env)
+
+
+def from_dict(kind: type, document: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Any:
+    """Build ``EdgeConfig`` or ``HqConfig`` from an already-parsed document (tests, demo)."""
+    return _build(kind, document, {} if env is None else env)
+
+
+def _load(kind: type, path: str | Path | None, env: Mapping[str, str]) -> Any:
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("--config", str(path), "an existing TOML file") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError("--config", str(path), f"valid TOML ({error})") from None
+    return _build(kind, document, env)
+
+
+def _build(kind: type, document: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    hints = get_type_hints(kind)
+    unknown = set(document) - set(hints)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ConfigError(name, document[name], "sections " + ", ".join(hints))
+    sections = {}
+    for name, hint in hints.items():
+        section_type, optional = _unwrap_optional(hint)
+        table = document.get(name)
+        overridden = any(key.startswith(f"{ENV_PREFIX}_{name.upper()}_") for key in env)
+        if table is None and optional and not overridden:
+            sections[name] = None
+            continue
+        if table is not None and not isinstance(table, Mapping):
+            raise ConfigError(name, table, "a table")
+        sections[name] = _build_section(name, section_type, table or {}, env)
+    return kind(**sections)
+
+
+def _build_section(section: str, kind: type, table: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    hints = get_type_hints(kind)
+    unknown = set(table) - set(hints)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{section}.{key}", table[key], "keys " + ", ".join(hints))
+    known_env = {f"{ENV_PREFIX}_{section.upper()}_{name.upper()}" for name in hints}
+    for env_name in env:
+        stray = env_name.startswith(f"{ENV_PREFIX}_{section.upper()}_") and env_name not in known_env
+        if stray and not any(env_name.startswith(k + "_") for k in known_env):
+            raise ConfigError(env_name, env[env_name], "variables for keys " + ", ".join(hints))
+    values = {}
+    for spec in dataclasses.fields(kind):
+        key = f"{section}.{spec.name}"
+        env_name = f"{ENV_PREFIX}_{section.upper()}_{spec.name.upper()}"
+        hint = hints[spec.name]
+        if get_origin(hint) is dict:
+            value = dict(table.get(spec.name, {}))
+            prefix = env_name + "_"
+            value.update({k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)})
+            if not all(isinstance(v, str) for v in value.values()):
+                raise ConfigError(key, value, "a table of strings")
+        elif env_name in env:
+            value = _coerce(key, env[env_name], hint)
+        elif spec.name in table:
+            value = _coerce(key, table[spec.name], hint)
+        elif spec.metadata.get("required"):
+            raise ConfigError(key, None, f"a value (set it in the file or in {env_name})")
+        else:
+            continue
+        check = spec.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(key, value, problem)
+        values[spec.name] = value
+    return kind(**values)
+
+
+def _coerce(key: str, value: Any, hint: type) -> Any:
+    """Turn a TOML or environment value into the field's type, or say why not."""
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(key, value, "true or false")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(key, value, f"a number ({hint.__name__})")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, value, f"a number ({hint.__name__})") from None
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(key, value, "a whole number")
+        return number
+    if isinstance(value, (Mapping, list)):
+        raise ConfigError(key, value, "a string")
+    return str(value)
+
+
+def _unwrap_optional(hint: Any) -> tuple[type, bool]:
+    args = get_args(hint)
+    if type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+
+def reference(kind: type) -> list[tuple[str, Any, str]]:
+    """(key, default, help) for every key of a config kind, for the README and `--help`."""
+    rows = []
+    for name, hint in get_type_hints(kind).items():
+        section_type, _ = _unwrap_optional(hint)
+        for spec in dataclasses.fields(section_type):
+            default = spec.default if spec.default is not dataclasses.MISSING else "(required)"
+            if spec.default_factory is not dataclasses.MISSING:
+                default = spec.default_factory()
+            rows.append((f"{name}.{spec.name}", default, spec.metadata.get("doc", "")))
+    return rows
+
+
+__all__ = ["ConfigError", "EdgeConfig", "HqConfig", "load_edge", "load_hq", "from_dict", "reference"]
