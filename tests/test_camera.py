@@ -1,0 +1,261 @@
+"""The camera/QR reader: payload parsing, debouncing, decoding every sample variant, and the
+reader thread against real folders, a real AVI file and sources that cannot be opened."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from drivers import qr_samples
+from drivers.camera import CameraReader, CameraState, CameraStatus, backoff_s
+from drivers.qr import LOYALTY_PREFIX, Debouncer, decode_qr, parse_loyalty_code
+from tests.conftest import edge_config
+
+TOKENS = st.from_regex(r"[A-Za-z0-9_-]{8,64}", fullmatch=True)
+
+
+def wait_for(reader: CameraReader, condition: Callable[[CameraStatus], bool]) -> CameraStatus:
+    """Poll the reader's status until ``condition`` holds; fail after a generous 20 s."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = reader.status()
+        if condition(status):
+            return status
+        time.sleep(0.02)
+    pytest.fail(f"condition never held; last status {reader.status()}")
+
+
+def token(payload: str) -> str:
+    return payload.removeprefix(LOYALTY_PREFIX)
+
+
+# -- the payload format ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("TPC1:abcdEFGH", "abcdEFGH"),
+    ("TPC1:a-b_c-d_1234", "a-b_c-d_1234"),
+    ("TPC1:" + "x" * 64, "x" * 64),
+    ("TPC1:abcdEFG", None),  # 7 characters
+    ("TPC1:" + "x" * 65, None),
+    ("TPC2:abcdEFGH", None),
+    ("tpc1:abcdEFGH", None),
+    ("TPC1:abcdEFGH\n", None),
+    (" TPC1:abcdEFGH", None),
+    ("TPC1:abcd EFGH", None),
+    ("TPC1:abcd\u0663EFGH", None),  # a non-ASCII digit
+    ("https://example.com/TPC1:abcdEFGH", None),
+    ("", None),
+])
+def test_parse_loyalty_code(text: str, expected: str | None) -> None:
+    assert parse_loyalty_code(text) == expected
+
+
+@given(st.text())
+def test_parse_loyalty_code_never_raises_and_accepts_only_the_format(text: str) -> None:
+    parsed = parse_loyalty_code(text)
+    assert parsed is None or LOYALTY_PREFIX + parsed == text
+
+
+@given(TOKENS)
+def test_every_valid_token_round_trips(customer: str) -> None:
+    assert parse_loyalty_code(LOYALTY_PREFIX + customer) == customer
+
+
+@given(st.one_of(st.none(), st.integers(), st.binary()))
+def test_parse_loyalty_code_ignores_non_text(value: object) -> None:
+    assert parse_loyalty_code(value) is None  # type: ignore[arg-type]
+
+
+# -- debouncing ---------------------------------------------------------------------------------
+
+def test_a_code_held_up_is_reported_once_and_again_after_it_left() -> None:
+    debouncer = Debouncer(gone_s=2.0)
+    assert debouncer.update(["A"], now=10.0) == ["A"]
+    assert debouncer.update(["A", "A"], now=10.2) == []
+    assert debouncer.update([], now=10.4) == []  # a missed frame
+    assert debouncer.update(["A", "B"], now=11.9) == ["B"]  # A was gone only 1.7 s
+    assert debouncer.update([], now=12.5) == []
+    assert debouncer.update(["B", "A"], now=13.9) == ["B", "A"]  # both gone 2.0 s
+    assert debouncer.update(["A", "B"], now=14.0) == []
+
+
+FRAMES = st.lists(
+    st.tuples(st.floats(0.0, 3.0), st.lists(st.sampled_from("ABC"), max_size=4)), max_size=40
+)
+
+
+@given(FRAMES)
+def test_debouncer_reports_exactly_the_first_sightings(frames: list[tuple[float, list[str]]]) -> None:
+    """Reported in a frame iff the code is in it and was not seen in the 2 s before."""
+    debouncer = Debouncer(gone_s=2.0)
+    now, history = 0.0, []
+    for step, codes in frames:
+        now += step
+        expected = [
+            code for code in dict.fromkeys(codes)
+            if not any(code in seen and now - when < 2.0 for when, seen in history)
+        ]
+        assert debouncer.update(codes, now) == expected
+        history.append((now, codes))
+
+
+# -- decoding the sample variants ---------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", qr_samples.VARIANTS)
+def test_decode_qr_finds_every_code_of_every_variant(variant: str) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        sample = qr_samples.sample(variant, rng)
+        assert sorted(decode_qr(sample.frame)) == sorted(sample.payloads)
+        assert sorted(decode_qr(qr_samples.to_bgr(sample.frame))) == sorted(sample.payloads)
+
+
+def test_unknown_sample_variant_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown QR sample variant 'sideways'"):
+        qr_samples.sample("sideways", np.random.default_rng(0))
+
+
+def test_backoff_doubles_up_to_a_ceiling() -> None:
+    assert [backoff_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert backoff_s(20) == 30.0
+
+
+# -- the reader thread --------------------------------------------------------------------------
+
+def write_frames(folder: Path, frames: list[np.ndarray]) -> None:
+    folder.mkdir()
+    for number, frame in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"frame-{number:03}.png"), frame)
+
+
+def snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_reader_reports_every_loyalty_code_in_a_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    samples = qr_samples.samples(per_variant=2, seed=3)
+    foreign = qr_samples.render("https://example.com/offer", scale=6)
+    folder = tmp_path / "frames"
+    write_frames(folder, [s.frame for s in samples] + [foreign])
+    (folder / "frame-999.png").write_bytes(b"not a png")
+    expected = [token(p) for s in samples for p in s.payloads]
+    before = snapshot(tmp_path)
+    config = edge_config(tmp_path, camera={"source": str(folder), "fps": 100})
+    received: list[str] = []
+
+    reader = CameraReader(config.camera.source, received.append, fps=config.camera.fps).start()
+    try:
+        status = wait_for(reader, lambda s: s.reopens_total >= 1)
+    finally:
+        reader.stop()
+
+    assert Counter(received[: len(expected)]) == Counter(expected)
+    assert status.frames_total >= len(samples) + 1
+    assert status.ignored_total >= 1
+    assert "frame-999.png: not a readable image" in caplog.text
+    assert "end of video or folder" in (status.last_error or "")
+    assert reader.status().state is CameraState.STOPPED
+    assert snapshot(tmp_path) == before  # the reader wrote nothing anywhere under tmp_path
+
+
+def test_reader_debounces_a_code_across_the_frames_of_a_video(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    first, second = qr_samples.random_payload(rng), qr_samples.random_payload(rng)
+    blank = np.full(qr_samples.FRAME, 220, dtype=np.uint8)
+
+    def framed(payload: str) -> np.ndarray:
+        frame = blank.copy()
+        code = qr_samples.render(payload, scale=6)
+        frame[40:40 + code.shape[0], 40:40 + code.shape[1]] = code
+        return frame
+
+    video = tmp_path / "shoppers.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, blank.shape[::-1], isColor=False)
+    for frame in [blank] * 3 + [framed(first)] * 8 + [blank] * 2 + [framed(first)] * 8 + [framed(second)] * 8:
+        writer.write(frame)
+    writer.release()
+    received: list[str] = []
+
+    reader = CameraReader(str(video), received.append, fps=100).start()
+    try:
+        status = wait_for(reader, lambda s: s.frames_total >= 29)
+    finally:
+        reader.stop()
+
+    assert received[:2] == [token(first), token(second)]  # first's return after 2 frames is no news
+    assert status.ignored_total == 0
+
+
+def test_an_exception_in_on_code_does_not_stop_the_reader(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    samples = [qr_samples.sample("plain", rng) for _ in range(2)]
+    write_frames(tmp_path / "frames", [s.frame for s in samples])
+    received: list[str] = []
+
+    def on_code(customer: str) -> None:
+        received.append(customer)
+        if len(received) == 1:
+            raise RuntimeError("consumer bug")
+
+    reader = CameraReader(str(tmp_path / "frames"), on_code, fps=100).start()
+    try:
+        status = wait_for(reader, lambda s: s.codes_total >= 2)
+    finally:
+        reader.stop()
+
+    assert received[:2] == [token(s.payloads[0]) for s in samples]
+    assert status.frames_total >= 2
+
+
+@pytest.mark.parametrize("source, error", [
+    ("missing.avi", "cannot open video 'missing.avi': no such device or file"),
+    ("9", "cannot open camera 9: no such device or file"),
+    ("empty", "cannot open folder '{tmp}/empty': it holds no"),
+    ("not-a-video.avi", "cannot open video '{tmp}/not-a-video.avi'"),
+])
+def test_an_unopenable_source_leaves_the_reader_disconnected_and_retrying(
+    tmp_path: Path, source: str, error: str
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "not-a-video.avi").write_bytes(b"\x00" * 100)
+    if not source.isdigit() and source != "missing.avi":
+        source = str(tmp_path / source)
+    reader = CameraReader(source, lambda customer: pytest.fail("no code expected"), fps=5).start()
+    try:
+        status = wait_for(reader, lambda s: s.reopens_total >= 1 and s.state is CameraState.DISCONNECTED)
+    finally:
+        reader.stop()
+
+    assert (status.last_error or "").startswith(error.format(tmp=tmp_path))
+    assert status.frames_total == 0
+    assert reader.status().state is CameraState.STOPPED
+
+
+def test_a_reader_that_never_started_stops_cleanly() -> None:
+    reader = CameraReader("0", lambda customer: None)
+    reader.stop()
+    assert reader.status() == CameraStatus(CameraState.STOPPED)
+
+
+def test_fps_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="fps must be positive, got 0"):
+        CameraReader("0", lambda customer: None, fps=0)
+
+
+def test_reader_logs_why_it_reopens(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="drivers.camera")
+    reader = CameraReader(str(tmp_path / "gone.avi"), lambda customer: None).start()
+    try:
+        wait_for(reader, lambda s: s.state is CameraState.DISCONNECTED)
+    finally:
+        reader.stop()
+    assert "gone.avi" in caplog.text and "reopening in 0.5 s" in caplog.text
