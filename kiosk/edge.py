@@ -1,0 +1,376 @@
+"""The running edge device: tag reads become presence, presence and screen actions become sessions
+and outbox events, and every change is published to the screens' event stream.
+
+One lock orders everything (reader thread, ticker thread, web threads), so events enter the
+outbox in the order they happened. Only arrivals and departures are recorded, never raw reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import current_app
+
+from drivers.presence import PresenceChange, PresenceTracker
+from drivers.reader import Reader
+from drivers.types import TagRead
+from kiosk import catalog as catalogue
+from kiosk.sessions import Session, SessionChange, Sessions
+from kiosk.size_requests import RequestQueue, SizeRequest
+from kiosk.stream import Hub
+from sync.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
+from sync.outbox import Outbox
+from touchpoint import systemd
+from touchpoint.config import EdgeConfig
+from touchpoint.errors import TouchpointError
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.2
+CATALOG_REFRESH_S = 30.0
+CUSTOMER_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
+MAX_HANDOFF_GTINS = 20
+
+
+class ActionError(TouchpointError, ValueError):
+    """A screen asked for something invalid; ``field`` names the culprit (HTTP 400)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class NoSession(TouchpointError, LookupError):
+    """The action needs a shopper session and none runs (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class Handoff:
+    token: str
+    url: str
+    gtins: tuple[str, ...]
+
+
+EXTENSION = "touchpoint.edge"  # key of the running Edge in app.extensions
+
+
+def current_edge() -> Edge:
+    """The Edge of the app handling this request."""
+    edge: Edge = current_app.extensions[EXTENSION]
+    return edge
+
+
+def rfc3339(epoch: float) -> str:
+    return utc_now_iso(datetime.fromtimestamp(epoch, timezone.utc))
+
+
+class Edge:
+    """Presence, sessions, the size-request queue and event recording for one device."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        outbox: Outbox,
+        catalog: catalogue.Catalog,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.catalog = catalog
+        self.clock = clock
+        self.role = config.device.role
+        self.zone = config.reader.zone if config.reader else "screen"
+        departure_s = config.reader.departure_s if config.reader else 3.0
+        self.presence = PresenceTracker(departure_s=departure_s)
+        idle_s = config.session.cabin_empty_s if self.role == "mirror" else config.session.kiosk_idle_s
+        self.sessions = Sessions(self.role, idle_s)
+        self.requests = RequestQueue(config.outbox.path)
+        self.hub = Hub()
+        self.recorded: Counter[str] = Counter()  # events stored, by name, for /metrics
+        self.reader: Reader | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    # -- reader and ticker -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the RFID reader (when configured) and the departure/timeout ticker."""
+        if self.config.reader:
+            section = self.config.reader
+            self.reader = Reader(
+                section.protocol, section.url, self.on_read, baudrate=section.baudrate, name=section.zone
+            )
+            self.reader.start()
+        self._ticker = threading.Thread(target=self._tick_loop, name="edge-ticker", daemon=True)
+        self._ticker.start()
+
+    def stop(self) -> None:
+        """Stop reader and ticker, end open streams; the outbox stays open (its owner closes it)."""
+        self._stop.set()
+        if self.reader:
+            self.reader.stop()
+        if self._ticker:
+            self._ticker.join(5)
+        self.hub.close()
+        self.requests.close()
+
+    def _tick_loop(self) -> None:
+        next_refresh = self.clock() + CATALOG_REFRESH_S
+        while not self._stop.wait(TICK_S):
+            now = self.clock()
+            try:
+                self.tick(now)
+                if now >= next_refresh:
+                    next_refresh = now + CATALOG_REFRESH_S
+                    self.refresh_catalog()
+            except Exception:  # a bad tick must not stop departures forever
+                log.exception("edge tick failed")
+            systemd.watchdog()
+
+    def refresh_catalog(self) -> None:
+        """Pick up a newer catalogue from HQ's downlink; a bad one is logged and ignored."""
+        fresh = catalogue.load(self.config.catalog.path, self.config.outbox.path, self.catalog)
+        if fresh is not self.catalog and fresh.version != self.catalog.version:
+            log.info("catalogue %s (%s) replaces %s", fresh.version, fresh.origin, self.catalog.version)
+            self.catalog = fresh
+            self.hub.publish("catalog", {"version": fresh.version})
+
+    def on_read(self, read: TagRead) -> None:
+        """Called by the reader thread for every read; only an arrival records anything."""
+        now = self.clock()
+        with self._lock:
+            change = self.presence.read(self.zone, read.epc, read.rssi, now)
+            if change is not None:
+                self._arrived(change, now)
+
+    def tick(self, now: float) -> None:
+        """Departures of tags not read for ``departure_s``, and session timeouts."""
+        with self._lock:
+            for change in self.presence.expire(now):
+                self._departed(change, now)
+            self._record_sessions(self.sessions.expire(now), now)
+
+    # -- presence ----------------------------------------------------------------------------
+
+    def _gtin(self, change: PresenceChange) -> str | None:
+        return change.gtin or self.catalog.gtin_for_tag(change.epc)
+
+    def _arrived(self, change: PresenceChange, now: float) -> None:
+        started = self.sessions.arrived(now)
+        session = self.sessions.current()
+        gtin = self._gtin(change)
+        items = [_session_item(c) for c in started]
+        items.append(("tag.arrived", {"zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi}))
+        product = self.catalog.get(gtin) if gtin else None
+        if product:
+            items.append(("product.viewed", {"gtin": gtin, "via": "tag"}))
+        self._record(items, session, now)
+        self._publish_sessions(started)
+        self.hub.publish("tag", {
+            "kind": "arrived", "zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi,
+            "since": rfc3339(change.since), "product": product.as_json("de") if product else None,
+        })
+
+    def _departed(self, change: PresenceChange, now: float) -> None:
+        gtin = self._gtin(change)
+        data = {"zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi,
+                "dwell_ms": change.dwell_ms}
+        self._record([("tag.departed", data)], self.sessions.current(), now)
+        if not self.presence.present().get(change.zone):
+            self.sessions.emptied(now)
+        self.hub.publish("tag", {"kind": "departed", **data})
+
+    def presence_json(self) -> dict[str, Any]:
+        """``GET /api/presence`` exactly as DESIGN.md fixes it."""
+        with self._lock:
+            zones = self.presence.present()
+        return {"zones": {
+            zone: [{"epc": t.epc, "gtin": t.gtin or self.catalog.gtin_for_tag(t.epc), "rssi": t.rssi,
+                    "since": rfc3339(t.since)} for t in tags]
+            for zone, tags in zones.items()
+        }}
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _record(self, items: list[tuple[str, dict[str, Any]]], session: Session | None, now: float) -> None:
+        """Store events in one transaction, each tagged with the session (and customer) it belongs to."""
+        if not items:
+            return
+        for name, data in items:
+            if session is not None:
+                data.setdefault("session_id", session.session_id)
+                if session.customer:
+                    data.setdefault("customer", session.customer)
+        stored = self.outbox.append_many(items, at=datetime.fromtimestamp(now, timezone.utc))
+        self.recorded.update(name for name, _ in items[: len(stored)])
+
+    def _record_sessions(self, changes: list[SessionChange], now: float) -> None:
+        for change in changes:
+            self._record([_session_item(change)], change.session, now)
+        self._publish_sessions(changes)
+
+    def _publish_sessions(self, changes: list[SessionChange]) -> None:
+        for change in changes:
+            self.hub.publish("session", {"kind": change.kind, "session_id": change.session.session_id,
+                                         "reason": change.reason})
+
+    # -- screen actions ----------------------------------------------------------------------
+
+    def touch(self) -> Session:
+        """The shopper touched the screen: the running session, or a new one."""
+        now = self.clock()
+        with self._lock:
+            self._record_sessions(self.sessions.touch(now), now)
+            session = self.sessions.current()
+            assert session is not None
+            return session
+
+    def current_session(self) -> Session | None:
+        with self._lock:
+            return self.sessions.current()
+
+    def end_session(self, reason: str = "shopper") -> Session | None:
+        """End the running session; returns it, or None when none ran."""
+        now = self.clock()
+        with self._lock:
+            changes = self.sessions.end(now, reason)
+            self._record_sessions(changes, now)
+            return changes[0].session if changes else None
+
+    def product(self, gtin: str) -> catalogue.Product:
+        """Raises ActionError for an unknown GTIN."""
+        found = self.catalog.get(gtin)
+        if found is None:
+            raise ActionError("gtin", f"{gtin!r} is not in the catalogue")
+        return found
+
+    def view_product(self, gtin: str, via: str) -> catalogue.Product:
+        """The shopper opened a product: a touch plus ``product.viewed``."""
+        if via not in VIA:
+            raise ActionError("via", f"{via!r} is not one of {', '.join(sorted(VIA))}")
+        product = self.product(gtin)
+        session = self.touch()
+        with self._lock:
+            self._record([("product.viewed", {"gtin": gtin, "via": via})], session, self.clock())
+        return product
+
+    def request_size(self, gtin: str, size: str | None, colour: str | None) -> SizeRequest:
+        """Ask staff for ``gtin``'s style in another size and/or colour."""
+        have = self.product(gtin)
+        if not size and not colour:
+            raise ActionError("size", "give a size, a colour or both")
+        want = self.catalog.variant(have.style, colour or have.colour, size or have.size)
+        if want is None:
+            raise ActionError("size", f"{have.style} has no {size or have.size} in {colour or have.colour}")
+        session = self.touch()
+        now = self.clock()
+        with self._lock:
+            request = self.requests.create(
+                session_id=session.session_id, zone=self.zone, gtin=gtin, requested_gtin=want.gtin,
+                size=want.size, colour=want.colour, now=now,
+            )
+            self._record([("size.requested", _request_data(request))], session, now)
+            self.hub.publish("request", request.as_json())
+        return request
+
+    def move_request(self, request_id: str, action: str) -> SizeRequest:
+        """Staff act on a request; ``brought`` records ``size.fulfilled``."""
+        now = self.clock()
+        with self._lock:
+            request = self.requests.move(request_id, action, now)
+            if action == "brought":
+                session = Session(request.session_id, request.created)
+                self._record([("size.fulfilled", _request_data(request))], session, now)
+            self.hub.publish("request", request.as_json())
+        return request
+
+    def submit_feedback(self, scale: str, score: Any, touchpoint: str | None) -> Session:
+        """Record the end-of-session survey answer for the session it rates."""
+        if scale not in FEEDBACK_SCALES:
+            raise ActionError("scale", f"{scale!r} is not nps or csat")
+        if not isinstance(score, int) or isinstance(score, bool) or score not in FEEDBACK_SCALES[scale]:
+            allowed = FEEDBACK_SCALES[scale]
+            raise ActionError("score", f"{score!r} is not a whole number from {allowed[0]} to {allowed[-1]}")
+        now = self.clock()
+        with self._lock:
+            session = self.sessions.to_rate(now)
+            if session is None:
+                raise NoSession("no session to rate: feedback follows a session")
+            data = {"touchpoint": touchpoint or self.role, "scale": scale, "score": score}
+            self._record([("feedback.submitted", data)], session, now)
+        return session
+
+    def create_handoff(self, gtins: list[Any], base_url: str) -> Handoff:
+        """A token the phone opens to continue the session; records ``handoff.created``."""
+        if not isinstance(gtins, list) or not gtins or len(gtins) > MAX_HANDOFF_GTINS:
+            raise ActionError("gtins", f"must be a list of 1 to {MAX_HANDOFF_GTINS} GTINs")
+        for gtin in gtins:
+            self.product(str(gtin))
+        session = self.touch()
+        token = secrets.token_urlsafe(16)
+        handoff = Handoff(token, base_url + token, tuple(gtins))
+        with self._lock:
+            data = {"token": handoff.token, "gtins": list(handoff.gtins)}
+            self._record([("handoff.created", data)], session, self.clock())
+        return handoff
+
+    def identify(self, customer: Any, method: str) -> Session:
+        """Link the session to a pseudonymous customer token (never a name or e-mail address)."""
+        if method not in IDENTIFY_METHODS:
+            raise ActionError("method", f"{method!r} is not one of {', '.join(sorted(IDENTIFY_METHODS))}")
+        if not isinstance(customer, str) or not CUSTOMER_TOKEN.fullmatch(customer):
+            raise ActionError("customer", "must be a pseudonymous token of 8 to 128 letters, digits, _ . : -")
+        self.touch()
+        now = self.clock()
+        with self._lock:
+            session = self.sessions.identify(customer)
+            if session is None:
+                raise NoSession("the session ended before it could be identified")
+            self._record([("customer.identified", {"method": method})], session, now)
+        return session
+
+    def status(self) -> dict[str, Any]:
+        """Reader, outbox and session state for ``/api/status`` and ``/healthz``."""
+        reader = self.reader.status() if self.reader else None
+        stats = self.outbox.stats()
+        return {
+            "device": {"store_id": self.config.device.store_id, "device_id": self.config.device.device_id,
+                       "role": self.role, "zone": self.zone},
+            "reader": None if reader is None else {
+                "protocol": reader.protocol, "url": reader.url, "state": reader.state.value,
+                "frames_total": reader.frames_total, "frames_per_s": reader.frames_per_s,
+                "bad_frames": reader.bad_frames, "reconnects": reader.reconnects,
+                "last_error": reader.last_error,
+            },
+            "outbox": {"depth": stats.depth, "oldest_age_s": round(stats.oldest_age_s, 3),
+                       "last_seq": stats.last_seq, "acked_upto": stats.acked_upto, "dropped": stats.dropped},
+            "catalog": {"version": self.catalog.version, "origin": self.catalog.origin,
+                        "products": len(self.catalog.products)},
+            "stream": {"clients": self.hub.clients},
+            "session": self.current_session() is not None,
+        }
+
+
+def _session_item(change: SessionChange) -> tuple[str, dict[str, Any]]:
+    data: dict[str, Any] = {"session_id": change.session.session_id}
+    if change.kind == "ended":
+        data.update(duration_ms=change.duration_ms, reason=change.reason)
+    return f"session.{change.kind}", data
+
+
+def _request_data(request: SizeRequest) -> dict[str, Any]:
+    return {"request_id": request.id, "gtin": request.gtin, "requested_gtin": request.requested_gtin,
+            "size": request.size, "colour": request.colour, "zone": request.zone}
+
+

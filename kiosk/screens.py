@@ -1,0 +1,26 @@
+"""The shopper's screen at ``/`` (the mirror or the kiosk, by the device's role) and product images."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template, send_from_directory
+
+from kiosk.edge import current_edge
+
+bp = Blueprint("screens", __name__)
+
+
+@bp.get("/")
+def shopper() -> str:
+    """The mirror or kiosk screen."""
+    edge = current_edge()
+    return render_template("edge/shopper.html", role=edge.role, zone=edge.zone,
+                           survey=edge.config.session.survey)
+
+
+@bp.get("/catalog/<path:name>")
+def image(name: str) -> Response:
+    """A catalogue image, from the directory the catalogue came with."""
+    root = current_edge().catalog.image_root
+    if root is None:
+        abort(404)
+    return send_from_directory(root, name, max_age=3600)

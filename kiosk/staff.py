@@ -1,0 +1,81 @@
+"""The staff screen at ``/staff``: a PIN opens it, a signed session cookie keeps it open.
+
+An empty ``[staff] pin`` switches staff access off entirely (404), so a device never exposes an
+unprotected staff screen. Repeated wrong PINs lock the login for a while.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request,
+                   session, url_for)
+
+from kiosk.edge import current_edge
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+View = TypeVar("View", bound=Callable[..., Any])
+FAILURES = "touchpoint.staff_failures"  # app.extensions: list of recent wrong-PIN times
+
+
+def configured_pin() -> str:
+    return current_app.config["TOUCHPOINT"].staff.pin
+
+
+def is_staff() -> bool:
+    return bool(configured_pin()) and session.get("staff") is True
+
+
+def staff_required(view: View) -> View:
+    """404 when staff access is off, 401 (JSON) when the caller has not entered the PIN."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not configured_pin():
+            abort(404)
+        if not is_staff():
+            return jsonify({"error": "staff PIN required", "field": "pin"}), 401
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@bp.before_request
+def staff_enabled() -> None:
+    if not configured_pin():
+        abort(404)
+
+
+@bp.get("/")
+def index() -> str:
+    """The request queue, or the PIN form."""
+    if not is_staff():
+        return render_template("edge/staff_login.html", error=None)
+    return render_template("edge/staff.html", role=current_edge().role)
+
+
+@bp.post("/login")
+def login() -> Any:
+    """Check the PIN; too many wrong ones lock the form for STAFF_LOCK_S."""
+    now = current_edge().clock()
+    failures: list[float] = current_app.extensions.setdefault(FAILURES, [])
+    failures[:] = [t for t in failures if now - t < current_app.config["STAFF_LOCK_S"]]
+    if len(failures) >= current_app.config["STAFF_MAX_ATTEMPTS"]:
+        return render_template("edge/staff_login.html", error="staff.locked"), 429
+    given = request.form.get("pin", "")
+    if not hmac.compare_digest(given.encode(), configured_pin().encode()):
+        failures.append(now)
+        return render_template("edge/staff_login.html", error="staff.wrong_pin"), 403
+    session.clear()
+    session["staff"] = True
+    return redirect(url_for("staff.index"))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Forget the staff login on this browser."""
+    session.pop("staff", None)
+    return redirect(url_for("staff.index"))
