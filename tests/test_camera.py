@@ -259,3 +259,14 @@ def test_reader_logs_why_it_reopens(tmp_path: Path, caplog: pytest.LogCaptureFix
     finally:
         reader.stop()
     assert "gone.avi" in caplog.text and "reopening in 0.5 s" in caplog.text
+
+
+def test_the_qr_benchmark_runs_and_zxing_finds_every_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """Keeps bench/bench_qr.py from rotting; its timings are not asserted."""
+    from bench import bench_qr
+
+    bench_qr.main(["--per-variant", "1", "--seed", "4"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + len(bench_qr.DECODERS)
+    zxing = next(row for row in rows if row.startswith("| zxing-cpp"))
+    assert zxing.split(" | ")[1:12] == ["100%"] * 11 and zxing.split(" | ")[12] == "0"
