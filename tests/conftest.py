@@ -23,9 +23,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """One private PostgreSQL cluster for the whole run (initdb takes about a second)."""
-    with PostgresCluster(workdir=tmp_path_factory.mktemp("postgres")) as cluster:
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One private PostgreSQL cluster for the whole run (initdb takes about a second).
+
+    Its directory is a fresh one under /tmp: as root, the cluster runs as ``postgres``, which
+    cannot enter pytest's private (0700) temporary root.
+    """
+    with PostgresCluster() as cluster:
         yield cluster
 
 

@@ -1,0 +1,78 @@
+"""HQ's database schema as numbered migrations, one text for SQLite and PostgreSQL.
+
+Each migration is a list of statements with ``{type}`` placeholders filled per dialect, applied
+once in its own transaction and recorded in ``schema_version``. Add a feature by appending a
+migration; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TYPES = {
+    "sqlite": {"ts": "TEXT", "json": "TEXT", "bytes": "BLOB", "big": "INTEGER",
+               "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgres": {"ts": "TIMESTAMPTZ", "json": "JSONB", "bytes": "BYTEA", "big": "BIGINT",
+                 "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+}
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "events, devices, seq ranges, dead letters", [
+        # Every touchpoint event HQ holds, edge or digital; (source, id) makes inserts idempotent.
+        # session_id, customer, anonymous_id and gtin are copied out of data for analytics indexes.
+        """CREATE TABLE events (
+            source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, time {ts} NOT NULL,
+            seq {big}, store TEXT, device TEXT, channel TEXT NOT NULL,
+            session_id TEXT, customer TEXT, anonymous_id TEXT, gtin TEXT,
+            data {json} NOT NULL, received_at {ts} NOT NULL,
+            PRIMARY KEY (source, id))""",
+        "CREATE INDEX events_customer_time ON events (customer, time)",
+        "CREATE INDEX events_anonymous_time ON events (anonymous_id, time)",
+        "CREATE INDEX events_session ON events (session_id)",
+        "CREATE INDEX events_gtin_time ON events (gtin, time)",
+        "CREATE INDEX events_type_time ON events (type, time)",
+        "CREATE INDEX events_device_seq ON events (store, device, seq)",
+        # One row per edge device: the seq prefix HQ holds without a hole, counters, last status.
+        """CREATE TABLE devices (
+            store TEXT NOT NULL, device TEXT NOT NULL,
+            contiguous_seq {big} NOT NULL DEFAULT 0, stored {big} NOT NULL DEFAULT 0,
+            last_seen {ts}, state TEXT NOT NULL DEFAULT 'unknown', backlog {big} NOT NULL DEFAULT 0,
+            status {json}, status_at {ts},
+            PRIMARY KEY (store, device))""",
+        # Stored seq ranges above contiguous_seq; the holes between them are the gaps.
+        """CREATE TABLE seq_ranges (
+            store TEXT NOT NULL, device TEXT NOT NULL, lo {big} NOT NULL, hi {big} NOT NULL,
+            PRIMARY KEY (store, device, lo))""",
+        """CREATE TABLE dead_letters (
+            n {serial}, received_at {ts} NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
+            kind TEXT NOT NULL, raw {bytes} NOT NULL, source TEXT, event_id TEXT)""",
+        "CREATE INDEX dead_letters_received ON dead_letters (received_at)",
+    ]),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    title: str
+    statements: tuple[str, ...]
+
+
+def migrations(dialect: str) -> list[Migration]:
+    """The migrations with their types filled in for ``sqlite`` or ``postgres``."""
+    types = TYPES[dialect]
+    return [Migration(v, title, tuple(s.format(**types) for s in stmts)) for v, title, stmts in MIGRATIONS]
+
+
+def pending(dialect: str, current: int) -> list[Migration]:
+    return [m for m in migrations(dialect) if m.version > current]
+
+
+def version_table(dialect: str) -> str:
+    return (
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        f"(version INTEGER PRIMARY KEY, title TEXT NOT NULL, applied_at {TYPES[dialect]['ts']} NOT NULL)"
+    )
+

@@ -1,0 +1,300 @@
+"""The SQL behind :class:`hq.storage.Storage`, once, for SQLite and PostgreSQL.
+
+The two backends differ only in how they connect, how a transaction takes its lock and how
+timestamps and JSON travel; the statements are shared. Several ingest workers are safe: a
+device batch locks that device's row (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN
+IMMEDIATE`` on SQLite) before it merges seq ranges, so concurrent batches of one device
+serialise and ``contiguous_seq`` is always right; inserts are idempotent on ``(source, id)``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hq import schema
+from hq.seqranges import SeqState, merge
+from hq.storage import (
+    BatchOutcome,
+    Cursor,
+    DeadLetter,
+    DeviceBatch,
+    DeviceReport,
+    DeviceStatus,
+    EventRow,
+    Storage,
+    StorageError,
+)
+
+EVENT_COLUMNS = ("source", "id", "type", "time", "seq", "store", "device", "channel", "session_id",
+                 "customer", "anonymous_id", "gtin", "data", "received_at")
+INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+    " ON CONFLICT (source, id) DO NOTHING"
+)
+INSERT_DEAD = (
+    "INSERT INTO dead_letters (received_at, topic, reason, kind, raw, source, event_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SEEN = "last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
+
+
+class SqlStorage(Storage):
+    """Shared statements; subclasses supply connections, locking and value conversion."""
+
+    lock_clause = ""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._guard = threading.Lock()
+        self._migrate()
+
+    # -- backend hooks -------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _begin(self, conn: Any) -> Any:
+        """A context manager around one transaction on ``conn``."""
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _ts(self, moment: datetime) -> Any:
+        return moment
+
+    def _from_ts(self, value: Any) -> datetime | None:
+        return value
+
+    def _lock_schema(self, cursor: Cursor) -> None:
+        """Keep two processes from migrating at once (SQLite's write lock already does)."""
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        conn = self._conn()
+        with self._begin(conn):
+            yield _Cursor(conn, self._sql)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return _Cursor(self._conn(), self._sql).execute(sql, params)
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _migrate(self) -> None:
+        with self.transaction() as cur:
+            self._lock_schema(cur)
+            cur.execute(schema.version_table(self.dialect))
+            (current,) = cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0]
+            for migration in schema.pending(self.dialect, current):
+                for statement in migration.statements:
+                    cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO schema_version (version, title, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.title, self._ts(datetime.now(timezone.utc))),
+                )
+
+    def schema_version(self) -> int:
+        return int(self.fetchall("SELECT MAX(version) FROM schema_version")[0][0])
+
+    # -- writes -------------------------------------------------------------------------------
+    def _event_params(self, row: EventRow) -> tuple[Any, ...]:
+        return (row.source, row.id, row.type, self._ts(row.time), row.seq, row.store, row.device,
+                row.channel, row.session_id, row.customer, row.anonymous_id, row.gtin, row.data,
+                self._ts(row.received_at))
+
+    def _dead_params(self, letter: DeadLetter) -> tuple[Any, ...]:
+        return (self._ts(letter.received_at), letter.topic, letter.reason, letter.kind, letter.raw,
+                letter.source, letter.event_id)
+
+    def store_device_batch(self, batch: DeviceBatch) -> BatchOutcome:
+        key = (batch.device.store, batch.device.device)
+        seen = self._ts(batch.received_at)
+        with self.transaction() as cur:
+            cur.execute("INSERT INTO devices (store, device) VALUES (?, ?) ON CONFLICT DO NOTHING", key)
+            (contiguous,) = cur.execute(
+                "SELECT contiguous_seq FROM devices WHERE store = ? AND device = ?" + self.lock_clause, key
+            )[0]
+            stored = cur.executemany(INSERT_EVENT, [self._event_params(r) for r in batch.events])
+            cur.executemany(INSERT_DEAD, [self._dead_params(d) for d in batch.dead])
+            ranges = cur.execute(
+                "SELECT lo, hi FROM seq_ranges WHERE store = ? AND device = ? ORDER BY lo", key
+            )
+            before = SeqState(int(contiguous), tuple((int(lo), int(hi)) for lo, hi in ranges))
+            after = merge(before, batch.seqs)
+            if after != before:
+                cur.execute("DELETE FROM seq_ranges WHERE store = ? AND device = ?", key)
+                cur.executemany(
+                    "INSERT INTO seq_ranges (store, device, lo, hi) VALUES (?, ?, ?, ?)",
+                    [(*key, lo, hi) for lo, hi in after.ranges],
+                )
+            cur.execute(
+                f"UPDATE devices SET contiguous_seq = ?, stored = stored + ?, {SEEN}"
+                " WHERE store = ? AND device = ?",
+                (after.contiguous, stored, seen, seen, *key),
+            )
+        return BatchOutcome(stored, len(batch.events) - stored, after.contiguous)
+
+    def store_events(self, rows: Sequence[EventRow]) -> int:
+        with self.transaction() as cur:
+            return cur.executemany(INSERT_EVENT, [self._event_params(r) for r in rows])
+
+    def store_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        with self.transaction() as cur:
+            cur.executemany(INSERT_DEAD, [self._dead_params(d) for d in letters])
+
+    def record_status(self, status: DeviceStatus) -> None:
+        seen = self._ts(status.received_at)
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT INTO devices (store, device) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (status.device.store, status.device.device),
+            )
+            cur.execute(
+                f"UPDATE devices SET state = ?, backlog = COALESCE(?, backlog), status = ?,"
+                f" status_at = ?, {SEEN} WHERE store = ? AND device = ?",
+                (status.state, status.backlog, status.raw, seen, seen, seen,
+                 status.device.store, status.device.device),
+            )
+
+    # -- reads --------------------------------------------------------------------------------
+    def devices(self) -> list[DeviceReport]:
+        ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for store, device, lo, hi in self.fetchall(
+            "SELECT store, device, lo, hi FROM seq_ranges ORDER BY store, device, lo"
+        ):
+            ranges.setdefault((store, device), []).append((int(lo), int(hi)))
+        reports = []
+        for store, device, state, last_seen, backlog, stored, contiguous in self.fetchall(
+            "SELECT store, device, state, last_seen, backlog, stored, contiguous_seq"
+            " FROM devices ORDER BY store, device"
+        ):
+            seqs = SeqState(int(contiguous), tuple(ranges.get((store, device), ())))
+            reports.append(DeviceReport(
+                store, device, state == "online", self._from_ts(last_seen), int(backlog),
+                int(stored), int(contiguous), tuple(seqs.gaps()),
+            ))
+        return reports
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        rows = self.fetchall(
+            "SELECT received_at, topic, reason, raw, source, event_id FROM dead_letters"
+            " ORDER BY n DESC LIMIT ?", (limit,)
+        )
+        return [DeadLetter(self._from_ts(at) or datetime.min, topic, reason, bytes(raw), source, eid)
+                for at, topic, reason, raw, source, eid in rows]
+
+
+class SqliteStorage(SqlStorage):
+    """One SQLite file in WAL mode; ``synchronous=FULL`` because an ack promises durability."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path == ":memory:":
+            raise StorageError("HQ needs a database file: each thread opens its own connection")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot open {self.path}: {error}") from None
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    @contextmanager
+    def _begin(self, conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _ts(self, moment: datetime) -> str:
+        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+    def _from_ts(self, value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+
+class PostgresStorage(SqlStorage):
+    """PostgreSQL through psycopg 3: a connection per thread, autocommit outside transactions."""
+
+    dialect = "postgres"
+    lock_clause = " FOR UPDATE"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__()
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, options="-c timezone=UTC")
+        except psycopg.Error as error:
+            raise StorageError(f"cannot connect to PostgreSQL: {error}") from None
+
+    def _begin(self, conn: Any) -> Any:
+        return conn.transaction()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def _lock_schema(self, cursor: Cursor) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(7461636801)")
+
+
+class _Cursor(Cursor):
+    def __init__(self, conn: Any, translate: Any) -> None:
+        self.conn = conn
+        self.translate = translate
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.conn.execute(self.translate(sql), tuple(params))
+        try:
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        cursor = self.conn.cursor()
+        try:
+            cursor.executemany(self.translate(sql), rows)
+            return max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
+
+
+def decode_data(value: Any) -> dict[str, Any]:
+    """``data`` as a dict whichever backend returned it (JSONB arrives parsed, TEXT does not)."""
+    return value if isinstance(value, dict) else json.loads(value)

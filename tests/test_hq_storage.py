@@ -1,0 +1,137 @@
+"""HQ storage: the same behaviour on SQLite and PostgreSQL, idempotent and safe under concurrency."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hq import schema
+from hq.ingest import parse_events, parse_status, to_row
+from hq.sqlstore import SqlStorage, decode_data
+from hq.storage import DeviceBatch, DeviceStatus, Storage, StorageError, open_storage
+from sync.envelope import make_event, parse_time
+
+from tests.conftest import SOURCE
+from tests.hq_support import NOW, events, events_topic, make_storage, payload, storage  # noqa: F401
+
+
+def store(storage: Storage, seqs: list[int], extra: list[object] | None = None) -> int:
+    """Store a batch of the test device's events; returns the contiguous seq after the commit."""
+    batch = parse_events(events_topic(), payload([*events(seqs), *(extra or [])]), NOW)
+    assert isinstance(batch, DeviceBatch)
+    return storage.store_device_batch(batch).contiguous_seq
+
+
+def test_schema_is_versioned_and_reopening_does_not_migrate_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hq.db"
+    with open_storage(url) as first:
+        store(first, [1])
+    with open_storage(url) as again:
+        assert isinstance(again, SqlStorage) and again.schema_version() == schema.LATEST
+        assert again.fetchall("SELECT COUNT(*) FROM schema_version") == [(len(schema.MIGRATIONS),)]
+        assert again.devices()[0].stored == 1
+
+
+def test_memory_databases_and_unknown_urls_are_refused() -> None:
+    with pytest.raises(StorageError, match="database file"):
+        open_storage("sqlite:///:memory:")
+    with pytest.raises(StorageError, match="unsupported"):
+        open_storage("mysql://x")
+
+
+def test_duplicates_are_stored_once(storage: Storage) -> None:
+    batch = parse_events(events_topic(), payload(events([1, 2, 3])), NOW)
+    assert isinstance(batch, DeviceBatch)
+    first = storage.store_device_batch(batch)
+    again = storage.store_device_batch(batch)
+    assert (first.stored, first.duplicates, first.contiguous_seq) == (3, 0, 3)
+    assert (again.stored, again.duplicates, again.contiguous_seq) == (0, 3, 3)
+    assert storage.fetchall("SELECT COUNT(*) FROM events") == [(3,)]
+    assert storage.devices()[0].stored == 3
+
+
+def test_out_of_order_batches_give_gaps_until_filled(storage: Storage) -> None:
+    assert store(storage, [1, 2]) == 2
+    assert store(storage, [6, 7]) == 2
+    assert store(storage, [4]) == 2
+    (device,) = storage.devices()
+    assert (device.contiguous_seq, device.stored, device.gaps) == (2, 5, ((3, 3), (5, 5)))
+    assert device.to_json()["gaps"] == [[3, 3], [5, 5]]
+    assert store(storage, [3, 5]) == 7
+    assert storage.devices()[0].gaps == ()
+
+
+def test_dead_lettered_events_close_their_seq_and_are_readable(storage: Storage) -> None:
+    broken = events([2])[0]
+    broken["data"].pop("via")
+    assert store(storage, [1, 3], [broken]) == 3
+    (letter,) = storage.dead_letters()
+    assert letter.reason.startswith("data.via") and letter.kind == "data.via"
+    assert json.loads(letter.raw)["seq"] == 2 and letter.topic == events_topic()
+    assert (letter.source, letter.received_at) == (SOURCE, NOW)
+    refused = parse_events(events_topic(), b"[oops", NOW + timedelta(seconds=1))
+    storage.store_dead_letters(refused.dead)  # type: ignore[union-attr]
+    newest = storage.dead_letters(limit=1)
+    assert [d.raw for d in newest] == [b"[oops"] and newest[0].to_json()["kind"] == "json"
+    assert storage.devices()[0].stored == 2
+
+
+def test_status_sets_online_backlog_and_last_seen(storage: Storage) -> None:
+    topic = "touchpoint/v1/test-store/mirror-1/status"
+    online = parse_status(topic, b'{"state": "online", "backlog": 12}', NOW)
+    assert isinstance(online, DeviceStatus)
+    storage.record_status(online)
+    (device,) = storage.devices()
+    assert (device.online, device.backlog, device.last_seen, device.stored) == (True, 12, NOW, 0)
+    will = parse_status(topic, b'{"state": "offline"}', NOW + timedelta(minutes=1))
+    assert isinstance(will, DeviceStatus)
+    storage.record_status(will)
+    (device,) = storage.devices()
+    assert (device.online, device.backlog, device.last_seen) == (False, 12, NOW + timedelta(minutes=1))
+
+
+def test_digital_events_are_stored_idempotently_with_their_channel(storage: Storage) -> None:
+    web = make_event("page.viewed", {"anonymous_id": "a1", "customer": "c1"}, source="/channels/web/shop")
+    row = to_row(web, json.dumps(web), None, NOW)
+    assert storage.store_events([row, row]) == 1
+    assert storage.store_events([row]) == 0
+    ((channel, customer, seq, data, time),) = storage.fetchall(
+        "SELECT channel, customer, seq, data, time FROM events WHERE source = ?", (web["source"],)
+    )
+    assert (channel, customer, seq) == ("web", "c1", None)
+    assert decode_data(data) == web["data"]
+    assert (time if isinstance(time, datetime) else datetime.fromisoformat(time)) == parse_time(web["time"])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_concurrent_batches_of_one_device_keep_contiguous_right(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two workers, each with its own connection, store overlapping batches in random order."""
+    storages = [make_storage(backend, tmp_path, request) for _ in range(2)]  # one database
+    total = 400
+    batches = [list(range(first, min(first + 10, total + 1))) for first in range(1, total + 1, 10)]
+    rng = random.Random(7)
+    plans = [rng.sample(batches, len(batches)), rng.sample(batches, len(batches) // 2)]
+    outcomes: list[int] = []
+
+    def work(storage: Storage, plan: list[list[int]]) -> None:
+        for seqs in plan:
+            outcomes.append(store(storage, seqs))
+
+    threads = [threading.Thread(target=work, args=pair) for pair in zip(storages, plans)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (device,) = storages[0].devices()
+    assert (device.contiguous_seq, device.stored, device.gaps) == (total, total, ())
+    assert storages[0].fetchall("SELECT COUNT(*), MIN(seq), MAX(seq) FROM events") == [(total, 1, total)]
+    assert max(outcomes) == total
+    for each in storages:
+        each.close()
