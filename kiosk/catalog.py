@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sync.downlink import DownlinkStore, newer
 from touchpoint.errors import TouchpointError
 
 log = logging.getLogger(__name__)
@@ -205,19 +206,39 @@ def read_file(path: Path, origin: str) -> Catalog:
 
 
 def downlinked(edge_db: str) -> Any:
-    """HQ's retained catalogue as the sync agent stored it, or None (no agent module, none yet)."""
+    """HQ's retained catalogue as the sync agent stored it in the edge's SQLite file, or None."""
+    store = DownlinkStore(edge_db)
     try:
-        from sync.downlink import DownlinkStore
-    except ImportError:
-        return None
-    return DownlinkStore(edge_db).get("catalog")
+        return store.get("catalog")
+    finally:
+        store.close()
+
+
+def choose(base: Catalog, document: Any, current: Catalog | None = None) -> Catalog:
+    """The catalogue to show, given the file's ``base`` and HQ's downlinked ``document``.
+
+    A valid downlink newer than the file wins; a bad one is logged and ignored, so it never
+    replaces a good catalogue (the ``current`` downlinked one stays while it is newer).
+    """
+    candidates = [base]
+    if current is not None and current.origin == "downlink":
+        candidates.append(current)
+    if document is not None:
+        try:
+            candidates.append(parse(document, origin="downlink", image_root=base.image_root))
+        except CatalogError as error:
+            log.error("downlinked catalogue rejected: %s", error)
+    best = base
+    for candidate in candidates[1:]:
+        if newer(candidate.version, best.version):
+            best = candidate
+    return best
 
 
 def load(catalog_path: str, edge_db: str, current: Catalog | None = None) -> Catalog:
-    """The catalogue to show: a newer valid downlink, else the file (or sample), else ``current``.
+    """The catalogue to show: a newer valid downlink, else the file (or the sample when empty).
 
-    A bad downlinked document is logged and ignored; a bad file raises CatalogError unless a
-    ``current`` catalogue is kept instead.
+    Raises CatalogError for a bad file, unless a ``current`` catalogue is there to keep.
     """
     file_path = Path(catalog_path) if catalog_path else sample_path()
     try:
@@ -227,15 +248,4 @@ def load(catalog_path: str, edge_db: str, current: Catalog | None = None) -> Cat
             raise
         log.exception("catalogue file rejected, keeping version %s", current.version)
         base = current
-    document = downlinked(edge_db)
-    if document is not None:
-        try:
-            candidate = parse(document, origin="downlink", image_root=base.image_root)
-        except CatalogError as error:
-            log.error("downlinked catalogue rejected, keeping version %s: %s", base.version, error)
-        else:
-            if candidate.version > base.version:
-                return candidate
-    if current is not None and current.origin == "downlink" and current.version > base.version:
-        return current
-    return base
+    return choose(base, downlinked(edge_db), current)
