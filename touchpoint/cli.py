@@ -136,3 +136,26 @@ def demo(workdir: str, fresh: bool, port: int) -> None:
     from touchpoint.demo import run
 
     sys.exit(run(workdir=workdir, fresh=fresh, port=port))
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(config_path: str | None, as_json: bool) -> None:
+    """Check this device: config, reader port, camera, broker, TLS files, clock, disk, outbox.
+
+    Prints OK, WARN or FAIL with what to do for each; exits 1 when anything failed. Run it as
+    the service's user, since permissions are part of what it checks.
+
+    \b
+    Example:
+      sudo -u touchpoint /opt/touchpoint/bin/touchpoint doctor --config /etc/touchpoint/edge.toml
+      touchpoint doctor --config edge.toml --json
+    """
+    from datetime import datetime, timezone
+
+    from touchpoint import doctor as checks
+
+    findings = checks.examine(config_path, datetime.now(timezone.utc))
+    click.echo(checks.render_json(findings) if as_json else checks.render_text(findings))
+    sys.exit(checks.exit_code(findings))
