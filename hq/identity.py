@@ -15,8 +15,10 @@ if it has one, else its smallest identifier. Guards keep false merges out:
   belongs to one customer is identified as another, ``customers`` otherwise);
 - a person holds at most ``max_identifiers``; a link beyond that is a ``cap`` conflict;
 - a customer whose latest consent is ``denied`` or ``revoked`` is never linked to anything, so
-  their own token's events stay theirs but no anonymous session is stitched to them. Consent is
-  the latest statement by event time and applies to past links too: revoking un-stitches.
+  their own token's events stay theirs but no anonymous session is stitched to them; the
+  sessions and ids they named stay anonymous persons, still counted as theirs by the guards (a
+  second customer cannot take them). Consent is the latest statement by event time and applies
+  to past links too: revoking un-stitches.
 
 Order independence: the links of one raw component (everything any link, accepted or not, ever
 connected) are applied in ``(time, event_id, a, b)`` order, so in a conflict the earliest link
@@ -180,6 +182,7 @@ class IdentityGraph:
         self._person: dict[str, str] = {}
         self._members: dict[str, frozenset[str]] = {}
         self._consent: dict[str, ConsentChange] = {}
+        self._claims: dict[str, str] = {}  # person -> the withheld customer it belongs to
         self._rejected: set[Conflict] = set()
 
     # -- queries -------------------------------------------------------------------------------
@@ -297,27 +300,42 @@ class IdentityGraph:
             self._members.pop(person, None)
         for ident in idents:
             self._person.pop(ident, None)
+            self._claims.pop(ident, None)
         conflicts: list[Conflict] = []
         for link in sorted(self._raw_links[root]):
             self._apply(link, conflicts)
         self._raw_conflicts[root] = conflicts
         return frozenset(i for i in idents if self.person_of(i) != before[i])
 
+    def _owners(self, person: str, members: frozenset[str]) -> set[str]:
+        """The customers a person belongs to: its customer member, or one who withheld consent."""
+        owners = {m for m in members if m.startswith("customer:")}
+        if person in self._claims:
+            owners.add(self._claims[person])
+        return owners
+
     def _apply(self, link: Link, conflicts: list[Conflict]) -> frozenset[str]:
         """Merge the two persons of a link unless a guard refuses; returns who changed person."""
-        if any(self.consent_of(i) in WITHHELD for i in (link.a, link.b)):
-            return frozenset()
         person_a, person_b = self.person_of(link.a), self.person_of(link.b)
         if person_a == person_b:
             return frozenset()
         members_a, members_b = self.members(person_a), self.members(person_b)
-        refusal = self._refusal(link, members_a, members_b)
+        owners = self._owners(person_a, members_a) | self._owners(person_b, members_b)
+        withheld = next((i for i in (link.a, link.b) if self.consent_of(i) in WITHHELD), None)
+        merged = members_a | members_b
+        refusal = self._refusal(link, owners, 0 if withheld else len(merged))
         if refusal is not None:
             conflicts.append(refusal)
             return frozenset()
-        merged = members_a | members_b
+        if withheld is not None:
+            # Not stitched, yet still theirs: no other customer may take this session or id.
+            self._claims[person_b if withheld == link.a else person_a] = withheld
+            return frozenset()
         customers = [m for m in merged if m.startswith("customer:")]
         canonical = customers[0] if customers else min(merged)
+        claim = self._claims.pop(person_a, None) or self._claims.pop(person_b, None)
+        if claim is not None:
+            self._claims[canonical] = claim
         self._members.pop(person_a, None)
         self._members.pop(person_b, None)
         self._members[canonical] = merged
@@ -328,15 +346,14 @@ class IdentityGraph:
             self._person[ident] = canonical
         return frozenset(changed)
 
-    def _refusal(self, link: Link, members_a: frozenset[str], members_b: frozenset[str]) -> Conflict | None:
-        customers = sorted(m for m in members_a | members_b if m.startswith("customer:"))
-        if len(customers) > 1:
+    def _refusal(self, link: Link, owners: set[str], size: int) -> Conflict | None:
+        if len(owners) > 1:
+            customers = sorted(owners)
             session = next((i for i in (link.a, link.b) if i.startswith("session:")), None)
             direct = session is not None and any(i.startswith("customer:") for i in (link.a, link.b))
             kind = "session-customer" if direct else "customers"
             reason = f"would join {customers[0]} and {customers[1]}; the earlier link stands"
             return Conflict(kind, tuple(sorted({link.a, link.b, *customers})), link.event_id, reason)
-        size = len(members_a) + len(members_b)
         if size > self.policy.max_identifiers:
             reason = f"a person of {size} identifiers exceeds the cap of {self.policy.max_identifiers}"
             return Conflict("cap", (link.a, link.b), link.event_id, reason)

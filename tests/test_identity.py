@@ -234,3 +234,62 @@ def test_any_arrival_order_gives_the_same_persons_and_conflicts(
         assert len(customers) <= 1 and len(members) <= cap
         assert person == (customers[0] if customers else min(members))
         assert not any(shuffled.consent_of(c) in ("denied", "revoked") for c in customers)
+
+
+# -- the generated dataset: expected persons computed independently from the generator's truth ----
+
+def expected_persons(edges: list[tuple[str, str]], withheld: set[str]) -> dict[str, str]:
+    """Breadth-first components of the intended links, minus customers who withheld consent."""
+    neighbours: dict[str, set[str]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set())
+        neighbours.setdefault(b, set())
+        if a not in withheld and b not in withheld:
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+    person: dict[str, str] = {}
+    for start in neighbours:
+        if start in person:
+            continue
+        component, frontier = {start}, [start]
+        while frontier:
+            for other in neighbours[frontier.pop()] - component:
+                component.add(other)
+                frontier.append(other)
+        customers = [i for i in component if i.startswith("customer:")]
+        name = customers[0] if len(customers) == 1 else min(component)
+        person.update(dict.fromkeys(component, name))
+    return person
+
+
+@pytest.mark.parametrize("customers", [300, pytest.param(3000, id="large")])
+def test_dataset_persons_match_the_generators_truth(customers: int) -> None:
+    from tests.hq_dataset import generate
+
+    data = generate(seed=11, customers=customers)
+    withheld = {c for c, state in data.consent.items() if state in ("denied", "revoked")}
+    expected = expected_persons(data.edges, withheld)
+    graph = stitch(data.events)
+    assert {i: graph.person_of(i) for i in expected} == expected
+    assert withheld and all(graph.members(c) == {c} for c in withheld)
+    kinds = {c.kind for c in graph.conflicts()}
+    assert kinds == {"blocked", "session-customer"}
+
+
+def test_dataset_in_random_arrival_order_stitches_the_same() -> None:
+    from tests.hq_dataset import generate
+
+    data = generate(seed=5, customers=200)
+    shuffled = list(data.events)
+    random.Random(3).shuffle(shuffled)
+    graph = IdentityGraph()
+    feed(graph, *shuffled)
+    batch = stitch(data.events)
+    assert graph.persons() == batch.persons() and graph.conflicts() == batch.conflicts()
+
+
+def test_a_session_named_by_a_withheld_customer_cannot_join_another() -> None:
+    graph = IdentityGraph()
+    feed(graph, identified("s1", "c1", 1, "e1", consent="denied"), identified("s1", "c2", 2, "e2"))
+    assert graph.person_of("session:s1") == "session:s1"
+    assert [(c.kind, c.event_id) for c in graph.conflicts()] == [("session-customer", "e2")]
