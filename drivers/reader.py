@@ -1,0 +1,224 @@
+"""The transport: a thread that owns one serial port, feeds its framer and reports tag reads.
+
+The port is any pyserial URL (``/dev/ttyUSB0``, ``loop://``, ``socket://host:port``). A reader
+that disappears (USB unplugged: open fails, or a read raises SerialException/OSError) is reopened
+with capped exponential backoff, so a flaky cable never needs a restart. Staff see the state and
+counters through ``status()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+
+from drivers import framing
+from drivers.framing import Framer
+from drivers.types import TagRead
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 0.1  # silence this long ends a partial frame (see Framer.idle)
+KEEPALIVE_S = 30.0  # the M100's multiple poll runs out; re-sent this often
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 10.0
+RATE_WINDOW_S = 5.0
+
+
+class ReaderState(enum.Enum):
+    """Where a reader is in its life: connecting, connected, disconnected (retrying) or stopped."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ReaderStatus:
+    """A snapshot of a reader for the staff screen and /metrics."""
+
+    protocol: str
+    url: str
+    state: ReaderState
+    frames_total: int
+    frames_per_s: float
+    bad_frames: int
+    reconnects: int
+    last_error: str | None
+    name: str = "reader"
+    reads_total: int = 0
+
+
+class Backoff:
+    """Capped exponential delays: initial, 2x, 4x, ... up to maximum; ``reset`` after success."""
+
+    def __init__(self, initial: float = BACKOFF_INITIAL_S, maximum: float = BACKOFF_MAX_S) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+class RateMeter:
+    """Frames per second over a sliding window, from (time, running total) samples."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def update(self, now: float, total: int) -> None:
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
+            self._samples.popleft()
+
+    def rate(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class Reader:
+    """One RFID reader on a pyserial URL, read by its own daemon thread.
+
+    ``on_read`` runs in the reader thread for every tag read; an exception from it is logged and
+    reading goes on. Raises ReaderError at construction for an unknown protocol.
+    """
+
+    def __init__(
+        self,
+        protocol: str,
+        url: str,
+        on_read: Callable[[TagRead], None],
+        *,
+        baudrate: int = 0,
+        name: str = "reader",
+    ) -> None:
+        self._protocol = framing.protocol(protocol)
+        self.url = url
+        self.name = name
+        self.baudrate = baudrate or self._protocol.baudrate
+        self._on_read = on_read
+        self._framer: Framer = self._protocol.new_framer()
+        self._meter = RateMeter()
+        self._lock = threading.Lock()
+        self._state = ReaderState.STOPPED
+        self._reconnects = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the reader thread; it connects in the background."""
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._set_state(ReaderState.CONNECTING)
+        self._thread = threading.Thread(target=self._run, name=f"reader-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop (it sends the protocol's stop command) and wait for it."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._set_state(ReaderState.STOPPED)
+
+    def status(self) -> ReaderStatus:
+        """A consistent-enough snapshot; counters are read without stopping the thread."""
+        framer = self._framer
+        with self._lock:
+            return ReaderStatus(
+                protocol=self._protocol.name,
+                url=self.url,
+                state=self._state,
+                frames_total=framer.frames,
+                frames_per_s=round(self._meter.rate(), 1),
+                bad_frames=framer.bad_frames,
+                reconnects=self._reconnects,
+                last_error=framer.last_error,
+                name=self.name,
+                reads_total=framer.reads,
+            )
+
+    def _set_state(self, state: ReaderState, error: str | None = None) -> None:
+        with self._lock:
+            self._state = state
+            if error is not None:
+                self._framer.last_error = error  # one "most recent problem" for staff, of any kind
+
+    def _run(self) -> None:
+        backoff = Backoff()
+        opened_before = False
+        while not self._stopping.is_set():
+            self._set_state(ReaderState.CONNECTING)
+            try:
+                port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=READ_TIMEOUT_S)
+            except (serial.SerialException, OSError, ValueError) as error:
+                self._lost(f"cannot open {self.url}: {error}", backoff)
+                continue
+            if opened_before:
+                with self._lock:
+                    self._reconnects += 1
+            opened_before = True
+            self._set_state(ReaderState.CONNECTED)
+            log.info("reader %s connected to %s", self.name, self.url)
+            try:
+                self._pump(port, backoff)
+            except (serial.SerialException, OSError) as error:
+                self._lost(f"lost {self.url}: {error}", backoff)
+            finally:
+                self._close(port)
+                self._deliver(self._framer.idle())
+
+    def _lost(self, message: str, backoff: Backoff) -> None:
+        log.warning("reader %s: %s", self.name, message)
+        self._set_state(ReaderState.DISCONNECTED, message)
+        self._stopping.wait(backoff.next())
+
+    def _pump(self, port: serial.SerialBase, backoff: Backoff) -> None:
+        start = self._protocol.start
+        next_keepalive = time.monotonic() + KEEPALIVE_S
+        if start:
+            port.write(start)
+        while not self._stopping.is_set():
+            data = port.read(port.in_waiting or 1)
+            reads = self._framer.feed(data) if data else self._framer.idle()
+            if reads:
+                backoff.reset()
+                self._deliver(reads)
+            now = time.monotonic()
+            self._meter.update(now, self._framer.frames)
+            if start and now >= next_keepalive:
+                port.write(start)
+                next_keepalive = now + KEEPALIVE_S
+
+    def _deliver(self, reads: list[TagRead]) -> None:
+        for read in reads:
+            try:
+                self._on_read(read)
+            except Exception:
+                log.exception("reader %s: on_read failed for %s", self.name, read.epc)
+
+    def _close(self, port: serial.SerialBase) -> None:
+        with contextlib.suppress(serial.SerialException, OSError):
+            if self._protocol.stop:
+                port.write(self._protocol.stop)
+        with contextlib.suppress(serial.SerialException, OSError):
+            port.close()
+
