@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import queue
 import uuid
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hq.metrics import HqMetrics
 from hq.storage import Storage, open_storage
+from hq.worker import Ingestor, IngestWorker
 from sync.envelope import edge_source, make_event
 from sync.mqtt import Message, MqttClient
 from sync.topics import DeviceTopics
@@ -60,15 +64,15 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
     store.close()
 
 
-class Listener:
-    """An MQTT client that queues what it receives on ``topics``."""
+class Peer:
+    """An MQTT client for tests: queues what arrives on ``topics``, publishes and waits for PUBACK."""
 
-    def __init__(self, url: str, topics: list[str], client_id: str = "test-listener", **mqtt: str) -> None:
+    def __init__(self, url: str, topics: Iterable[str] = (), client_id: str = "test-device", **mqtt: str) -> None:
         self.messages: queue.Queue[Message] = queue.Queue()
         self.client = MqttClient(MqttSection(url=url, **mqtt), client_id, on_message=self.messages.put)
         self.client.subscribe([(topic, 1) for topic in topics])
 
-    def __enter__(self) -> Listener:
+    def __enter__(self) -> Peer:
         self.client.start()
         assert self.client.wait_connected(10), self.client.last_error
         return self
@@ -84,3 +88,35 @@ class Listener:
         message = self.next(timeout)
         assert message.topic.endswith("/ack"), message.topic
         return int(json.loads(message.payload)["upto"])
+
+    def send(self, topic: str, body: bytes, retain: bool = False) -> None:
+        assert self.client.publish(topic, body, retain=retain).wait(10), topic
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; a liveness bound, not a speed assertion."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.02)
+
+
+@contextmanager
+def running_worker(url: str, storage: Storage, client_id: str = "hq-test-1",
+                   protocol: str = "5") -> Iterator[IngestWorker]:
+    """An ingest worker whose subscriptions are known to be active when the block starts.
+
+    A retained status message proves it: the broker delivers it only once the subscription exists.
+    """
+    worker = IngestWorker(MqttSection(url=url, protocol=protocol), client_id,
+                          Ingestor(storage, HqMetrics())).start()
+    try:
+        probe = DeviceTopics("probe", client_id.lower().replace("_", "-")[:60])
+        with Peer(url, client_id=f"probe-{client_id}") as publisher:
+            publisher.send(probe.status, b'{"state": "online"}', retain=True)
+            wait_until(lambda: any(d.device == probe.device for d in storage.devices()),
+                       what=f"{client_id} subscribed")
+        yield worker
+    finally:
+        worker.stop()

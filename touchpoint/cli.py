@@ -78,19 +78,22 @@ def sync_command(config_path: str | None) -> None:
 
 @main.group(invoke_without_command=True)
 @CONFIG_OPTION
+@click.option("--role", type=click.Choice(["all", "ingest", "web"]), default="all", show_default=True,
+              help="ingest: only the MQTT ingest workers; web: only the API and dashboard.")
 @click.pass_context
-def hq(ctx: click.Context, config_path: str | None) -> None:
+def hq(ctx: click.Context, config_path: str | None, role: str) -> None:
     """Run HQ: the MQTT ingestor, the HQ API and the dashboard.
 
     \b
     Example:
       touchpoint hq --config /etc/touchpoint/hq.toml
+      touchpoint hq --config hq.toml --role ingest    (one of several ingest processes)
     """
     ctx.obj = config_path
     if ctx.invoked_subcommand is None:
         from hq.server import serve
 
-        serve(_load(configuration.load_hq, config_path))
+        serve(_load(configuration.load_hq, config_path), role)
 
 
 @main.command("simulate-reader")

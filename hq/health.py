@@ -1,0 +1,36 @@
+"""``/healthz`` for load balancers and systemd, ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """200 when the database answers and every registered check passes, else 503."""
+    results = {"database": database_ok()}
+    results.update({name: bool(check()) for name, check in current_app.extensions["hq.checks"].items()})
+    healthy = all(results.values())
+    return jsonify(status="ok" if healthy else "failing", checks=results), 200 if healthy else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format from this app's own registry."""
+    registry = current_app.extensions["hq.metrics"].registry
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def database_ok() -> bool:
+    try:
+        current_app.extensions["hq.storage"].fetchall("SELECT 1")
+    except Exception:  # any driver error means unhealthy, and is worth a log line
+        log.exception("health check: the database does not answer")
+        return False
+    return True

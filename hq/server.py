@@ -1,0 +1,87 @@
+"""``touchpoint hq``: ingest workers and the web app in one process, or either role alone.
+
+Roles: ``all`` (small set-up), ``ingest`` (``[hq] workers`` MQTT clients, no HTTP, so several
+ingest processes can share a machine) and ``web`` (API and health on ``[web] listen``).
+Start-up is reported to systemd once everything runs; the watchdog is pinged only while the
+database answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+
+from cheroot import wsgi
+
+from hq.app import create_app
+from hq.metrics import HqMetrics
+from hq.storage import Storage, open_storage
+from hq.worker import Ingestor, IngestWorker
+from touchpoint import systemd
+from touchpoint.config import HqConfig
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "ingest", "web")
+
+
+def client_id(n: int) -> str:
+    """``hq-<hostname>-<pid>-<n>``: unique per worker, readable in the broker's log."""
+    return f"hq-{socket.gethostname()}-{os.getpid()}-{n}"[:128]
+
+
+def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT, or until ``stop`` is set (tests run it in a thread)."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r}: one of {', '.join(ROLES)}")
+    stop = stop or _stop_on_signals()
+    storage = open_storage(config.database.url)
+    metrics = HqMetrics()
+    workers: list[IngestWorker] = []
+    server: wsgi.Server | None = None
+    try:
+        if role in ("all", "ingest"):
+            ingestor = Ingestor(storage, metrics)
+            workers = [IngestWorker(config.mqtt, client_id(n), ingestor).start()
+                       for n in range(1, config.hq.workers + 1)]
+        if role in ("all", "web"):
+            checks = {"mqtt": lambda: any(w.connected for w in workers)} if workers else {}
+            app = create_app(config, storage, metrics=metrics, checks=checks)
+            host, _, port = config.web.listen.rpartition(":")
+            server = wsgi.Server((host, int(port)), app, numthreads=config.web.threads)
+            server.prepare()
+            threading.Thread(target=server.serve, name="hq-web", daemon=True).start()
+        log.info("hq running: role %s, %d ingest worker(s), web %s", role, len(workers),
+                 config.web.listen if server else "off")
+        systemd.ready(f"role {role}, {len(workers)} worker(s)")
+        _supervise(stop, storage)
+    finally:
+        systemd.stopping()
+        if server is not None:
+            server.stop()
+        for worker in workers:
+            worker.stop()
+        storage.close()
+
+
+def _supervise(stop: threading.Event, storage: Storage) -> None:
+    interval = systemd.watchdog_interval_s() or 5.0
+    while not stop.wait(interval):
+        try:
+            storage.fetchall("SELECT 1")
+        except Exception:  # a dead database must show as a missed watchdog, not a crash loop
+            log.exception("the database does not answer; not pinging the watchdog")
+            continue
+        systemd.watchdog()
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    handler: Callable[[int, object], None] = lambda signum, frame: stop.set()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop

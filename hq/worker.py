@@ -1,0 +1,126 @@
+"""The MQTT ingest worker: uplink messages in, rows committed, acks out.
+
+:class:`Ingestor` is the logic (parse, store, decide the ack) and needs no broker;
+:class:`IngestWorker` connects it to one MQTT client in the shared subscription. Messages are
+handled on the client's network thread, so the broker gets its PUBACK only after the commit:
+several workers are how HQ ingests in parallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from hq.ingest import Refused, parse_events, parse_status
+from hq.metrics import HqMetrics
+from hq.storage import DeadLetter, Storage
+from sync.mqtt import ConnectionState, Message, MqttClient
+from sync.topics import encode_ack, parse
+from touchpoint.config import MqttSection
+
+log = logging.getLogger(__name__)
+
+SHARE_GROUP = "touchpoint-hq"
+EVENTS_SUBSCRIPTION = f"$share/{SHARE_GROUP}/touchpoint/v1/+/+/events"
+STATUS_SUBSCRIPTION = "touchpoint/v1/+/+/status"
+
+
+@dataclass(frozen=True)
+class Ack:
+    """What to publish, retained, once a device batch is committed."""
+
+    topic: str
+    upto: int
+
+    @property
+    def payload(self) -> bytes:
+        return encode_ack(self.upto)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Ingestor:
+    """Stores what one message carries and says which ack, if any, to publish."""
+
+    def __init__(self, storage: Storage, metrics: HqMetrics) -> None:
+        self.storage = storage
+        self.metrics = metrics
+
+    def handle(self, topic: str, payload: bytes, now: datetime) -> Ack | None:
+        """Raises only when the database fails; then nothing is acknowledged."""
+        parsed = parse(topic)
+        if parsed is not None and parsed.kind == "status":
+            status = parse_status(topic, payload, now)
+            if isinstance(status, Refused):
+                self._dead_letters(status.dead)
+            elif status is not None:
+                self.storage.record_status(status)
+            return None
+        batch = parse_events(topic, payload, now)
+        if isinstance(batch, Refused):
+            self._dead_letters(batch.dead)
+            return None
+        outcome = self.storage.store_device_batch(batch)
+        self.metrics.batches.inc()
+        self._count_dead(batch.dead)
+        self.metrics.stored.inc(outcome.stored)
+        self.metrics.duplicates.inc(outcome.duplicates)
+        self.metrics.window.add(outcome.stored, time.monotonic())
+        for row in batch.events:
+            self.metrics.events.labels(row.type).inc()
+        if outcome.contiguous_seq < 1:
+            return None
+        return Ack(batch.device.ack, outcome.contiguous_seq)
+
+    def _dead_letters(self, letters: tuple[DeadLetter, ...]) -> None:
+        self.storage.store_dead_letters(letters)
+        self._count_dead(letters)
+
+    def _count_dead(self, letters: tuple[DeadLetter, ...]) -> None:
+        for letter in letters:
+            log.warning("dead letter from %s: %s", letter.topic, letter.reason)
+            self.metrics.dead_letters.labels(letter.kind).inc()
+
+
+class IngestWorker:
+    """One MQTT client in the shared subscription, feeding an :class:`Ingestor`."""
+
+    def __init__(self, settings: MqttSection, client_id: str, ingestor: Ingestor,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.ingestor = ingestor
+        self.clock = clock
+        # Client ids change with every process, so a kept session would strand shared messages
+        # after a restart; the edge re-sends whatever HQ did not ack, so nothing is lost.
+        self.client = MqttClient(dataclasses.replace(settings, session_expiry_s=0), client_id,
+                                 on_message=self._on_message)
+
+    @property
+    def connected(self) -> bool:
+        return self.client.state is ConnectionState.CONNECTED
+
+    def start(self) -> IngestWorker:
+        self.client.subscribe([(EVENTS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
+        self.client.start()
+        return self
+
+    def stop(self) -> None:
+        self.client.stop()
+
+    def _on_message(self, message: Message) -> None:
+        started = time.monotonic()
+        try:
+            ack = self.ingestor.handle(message.topic, message.payload, self.clock())
+        except Exception:
+            self.ingestor.metrics.storage_errors.inc()
+            log.exception("could not store a message from %s; the device will re-send it", message.topic)
+            return
+        if ack is not None:
+            self.client.publish(ack.topic, ack.payload, qos=1, retain=True)
+            self.ingestor.metrics.ack_latency.observe(time.monotonic() - started)
+
