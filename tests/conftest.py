@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,13 @@ def edge_config(tmp_path: Path, **sections: dict) -> configuration.EdgeConfig:
     for name, table in sections.items():
         document[name] = {**document.get(name, {}), **table}
     return configuration.from_dict(configuration.EdgeConfig, document)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds; the timeout only guards against a hang, never asserts speed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
