@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from drivers import em4100, m100
 from drivers.framing import M100Framer, make_framer, protocol
-from drivers.errors import ReaderError
+from drivers.errors import FrameError, ReaderError
 from drivers.types import TagRead
 
 MANUAL_NOTICE = bytes.fromhex("BB 02 22 00 11 C9 34 00 30 75 1F EB 70 5C 59 04 E3 D5 0D 70 3A 76 EF 7E")
@@ -40,10 +40,6 @@ START = {"m100": m100.HEADER, "rdm6300": em4100.STX, "id12": em4100.STX}
 
 def valid_frame(name: str, epc: str, rssi: int = -50) -> bytes:
     return m100.encode_notice(epc, rssi) if name == "m100" else em4100.encode_frame(epc[:10], name)
-
-
-def read_of(name: str, epc: str, rssi: int = -50) -> TagRead:
-    return TagRead(epc, rssi) if name == "m100" else TagRead(epc[:10], None)
 
 
 @pytest.mark.parametrize("name, frame, reads", CASES)
@@ -224,3 +220,22 @@ def test_framing_through_a_real_serial_port(name: str, transport: Callable) -> N
     reads += framer.idle()
     assert reads == expected
     assert framer.bad_frames == 50
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 1), st.integers(0, 255), st.binary(max_size=30), st.integers(1, 60), st.integers(0, 255))
+def test_m100_framer_accepts_exactly_what_the_codec_accepts(
+    kind: int, command: int, payload: bytes, position: int, value: int
+) -> None:
+    """The framer inlines decode_frame's checks for speed; they must not drift apart."""
+    frame = bytearray(m100.encode_frame(kind, command, payload))
+    frame[position % (len(frame) - 1) + 1] = value  # any byte but the start byte
+    try:
+        m100.decode_frame(bytes(frame))
+        valid = True
+    except FrameError:
+        valid = False
+    framer = M100Framer()
+    framer.feed(bytes(frame))
+    framer.idle()
+    assert (framer.frames == 1) == valid
