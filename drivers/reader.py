@@ -97,7 +97,8 @@ class Reader:
     """One RFID reader on a pyserial URL, read by its own daemon thread.
 
     ``on_read`` runs in the reader thread for every tag read; an exception from it is logged and
-    reading goes on. Raises ReaderError at construction for an unknown protocol.
+    reading goes on. ``baudrate`` 0 means the protocol's; ``keepalive_s`` is how often the start
+    command (M100 multiple poll) is re-sent. Raises ReaderError at construction for an unknown protocol.
     """
 
     def __init__(
@@ -108,11 +109,13 @@ class Reader:
         *,
         baudrate: int = 0,
         name: str = "reader",
+        keepalive_s: float = KEEPALIVE_S,
     ) -> None:
         self._protocol = framing.protocol(protocol)
         self.url = url
         self.name = name
         self.baudrate = baudrate or self._protocol.baudrate
+        self.keepalive_s = keepalive_s
         self._on_read = on_read
         self._framer: Framer = self._protocol.new_framer()
         self._meter = RateMeter()
@@ -193,7 +196,7 @@ class Reader:
 
     def _pump(self, port: serial.SerialBase, backoff: Backoff) -> None:
         start = self._protocol.start
-        next_keepalive = time.monotonic() + KEEPALIVE_S
+        next_keepalive = time.monotonic() + self.keepalive_s
         if start:
             port.write(start)
         while not self._stopping.is_set():
@@ -206,7 +209,7 @@ class Reader:
             self._meter.update(now, self._framer.frames)
             if start and now >= next_keepalive:
                 port.write(start)
-                next_keepalive = now + KEEPALIVE_S
+                next_keepalive = now + self.keepalive_s
 
     def _deliver(self, reads: list[TagRead]) -> None:
         for read in reads:

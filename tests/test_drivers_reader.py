@@ -50,14 +50,16 @@ def test_reads_a_noisy_m100_and_sends_poll_and_stop() -> None:
     with Simulator("m100", rate=100, noise=0.2, seed=7) as sim:
         sim.present(EPC_A, rssi=-60)
         sim.start()
-        reader = Reader("m100", sim.path, collector, name="cabin-1")
+        reader = Reader("m100", sim.path, collector, name="cabin-1", keepalive_s=0.1)
         reader.start()
         try:
             assert wait_for(lambda: len(collector.reads) >= 30 and reader.status().bad_frames >= 1)
+            assert wait_for(lambda: bytes(sim.received).count(m100.multiple_poll()) >= 2)  # re-sent
             status = reader.status()
             assert status.state is ReaderState.CONNECTED
             assert (status.protocol, status.url, status.name) == ("m100", sim.path, "cabin-1")
-            assert status.reconnects == 0 and status.frames_total >= 30
+            assert status.reconnects == 0 and status.frames_total >= 30 and status.frames_per_s > 0
+            assert status.reads_total >= 30
         finally:
             reader.stop()
         sim.stop()
