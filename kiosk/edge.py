@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,6 +28,7 @@ from kiosk.sessions import Session, SessionChange, Sessions
 from kiosk.size_requests import RequestQueue, SizeRequest
 from kiosk.stream import Hub
 from sync.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
+from sync import state as sync_state
 from sync.outbox import Outbox
 from touchpoint import systemd
 from touchpoint.config import EdgeConfig
@@ -126,7 +127,10 @@ class Edge:
         self.requests.close()
 
     def _tick_loop(self) -> None:
+        """Departures and timeouts at 5 Hz; the systemd watchdog is pinged only while ticks succeed."""
         next_refresh = self.clock() + CATALOG_REFRESH_S
+        watchdog_s = systemd.watchdog_interval_s()
+        next_ping = 0.0
         while not self._stop.wait(TICK_S):
             now = self.clock()
             try:
@@ -136,7 +140,10 @@ class Edge:
                     self.refresh_catalog()
             except Exception:  # a bad tick must not stop departures forever
                 log.exception("edge tick failed")
-            systemd.watchdog()
+                continue
+            if watchdog_s and now >= next_ping:
+                systemd.watchdog()
+                next_ping = now + watchdog_s
 
     def refresh_catalog(self) -> None:
         """Pick up a newer catalogue from HQ's downlink; a bad one is logged and ignored."""
@@ -341,9 +348,10 @@ class Edge:
         return session
 
     def status(self) -> dict[str, Any]:
-        """Reader, outbox and session state for ``/api/status`` and ``/healthz``."""
+        """Reader, outbox, catalogue, stream, session and sync-agent state for ``/api/status``."""
         reader = self.reader.status() if self.reader else None
         stats = self.outbox.stats()
+        synced = sync_state.read(self.config.outbox.path)  # written by the separate sync agent
         return {
             "device": {"store_id": self.config.device.store_id, "device_id": self.config.device.device_id,
                        "role": self.role, "zone": self.zone},
@@ -359,6 +367,7 @@ class Edge:
                         "products": len(self.catalog.products)},
             "stream": {"clients": self.hub.clients},
             "session": self.current_session() is not None,
+            "sync": None if synced is None else asdict(synced),
         }
 
 

@@ -17,6 +17,7 @@ from cheroot import wsgi
 from flask import Flask
 
 from kiosk.app import create_app, shutdown
+from kiosk.catalog import CatalogError
 from kiosk.edge import EXTENSION
 from sync.outbox import Outbox
 from touchpoint import systemd
@@ -90,6 +91,8 @@ def serve(config: EdgeConfig) -> None:
         stop.wait()
     except KeyboardInterrupt:
         pass
+    except CatalogError as error:
+        raise SystemExit(f"touchpoint edge: catalogue {config.catalog.path!r}: {error}") from None
     finally:
         systemd.stopping()
         server.stop()

@@ -21,6 +21,7 @@ from kiosk import create_app, shutdown
 from kiosk.edge import EXTENSION, Edge
 from sync.envelope import validate
 from sync.outbox import Outbox
+from sync.state import StateTable, SyncState
 from tests.conftest import edge_config
 
 SHIRT_M = "04012345010015"  # LS-100 blau M; L in blau is 04012345010022
@@ -443,3 +444,14 @@ def test_status_health_and_metrics(client: FlaskClient, app: Flask, outbox: Outb
     outbox.close()  # the disk went away: health must say so
     broken = client.get("/healthz")
     assert broken.status_code == 503 and broken.json["status"] == "unavailable"
+
+
+def test_status_reports_the_sync_agents_state(client: FlaskClient, tmp_path: Path) -> None:
+    assert client.get("/api/status").json["sync"] is None  # no agent has run on this file yet
+    table = StateTable(tmp_path / "edge.db")
+    try:
+        table.write(SyncState("connected", 41, 1.0, 2.0, "", None, 3.0))
+    finally:
+        table.close()
+    synced = client.get("/api/status").json["sync"]
+    assert synced["state"] == "connected" and synced["acked_upto"] == 41
