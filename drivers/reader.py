@@ -185,6 +185,9 @@ class Reader:
                 self._pump(port, backoff)
             except (serial.SerialException, OSError) as error:
                 self._lost(f"lost {self.url}: {error}", backoff)
+            except Exception as error:  # a bug must not leave a dead thread that claims "connected"
+                log.exception("reader %s failed", self.name)
+                self._lost(f"internal error: {error!r}", backoff)
             finally:
                 self._close(port)
                 self._deliver(self._framer.idle())

@@ -151,3 +151,26 @@ def test_rate_meter_over_a_sliding_window() -> None:
     for second in range(11, 20):
         meter.update(100.0 + second, 200)  # reads stopped
     assert meter.rate() == 0.0
+
+
+def test_an_unexpected_error_in_the_loop_reconnects_instead_of_killing_the_thread(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = Collector()
+    with Simulator("rdm6300", rate=100) as sim:
+        sim.present("62E3086CED")
+        sim.start()
+        reader = Reader("rdm6300", sim.path, collector)
+        broken = reader._framer.feed
+
+        def fail_once(data: bytes) -> list[TagRead]:
+            reader._framer.feed = broken  # type: ignore[method-assign]
+            raise RuntimeError("framer bug")
+
+        reader._framer.feed = fail_once  # type: ignore[method-assign]
+        reader.start()
+        try:
+            assert wait_for(lambda: reader.status().reconnects == 1 and len(collector.reads) >= 3)
+            assert "internal error" in caplog.text or "framer bug" in caplog.text
+        finally:
+            reader.stop()
