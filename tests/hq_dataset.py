@@ -70,7 +70,7 @@ class _Generator:
                     body = f"4006381{s:03d}{SIZES.index(size)}{('blau', 'weiss', 'schwarz').index(colour)}0"
                     products.append({"gtin": gtin14(body[:13]), "style": f"ST-{100 + s}", "name": f"Style {s}",
                                      "brand": "Nordlicht", "colour": colour, "size": size,
-                                     "price": f"{19.95 + s:.2f}", "image": "", "stock": 5})
+                                     "price": f"{19.95 + s:.2f}", "image": f"images/st-{s}.svg", "stock": 5})
         return products
 
     def _shopper(self, index: int) -> dict[str, Any]:
