@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,19 +12,9 @@ from drivers import m100
 from drivers.errors import ReaderError
 from drivers.reader import Backoff, RateMeter
 from drivers.simulator import Simulator
+from tests.conftest import wait_until
 
 EPC_A = "3074257BF7194E4000001A85"
-EPC_B = "30751FEB705C5904E3D50D70"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Poll a condition; the timeout only guards against a hang, nothing asserts on speed."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class Collector:
@@ -53,8 +41,8 @@ def test_reads_a_noisy_m100_and_sends_poll_and_stop() -> None:
         reader = Reader("m100", sim.path, collector, name="cabin-1", keepalive_s=0.1)
         reader.start()
         try:
-            assert wait_for(lambda: len(collector.reads) >= 30 and reader.status().bad_frames >= 1)
-            assert wait_for(lambda: bytes(sim.received).count(m100.multiple_poll()) >= 2)  # re-sent
+            assert wait_until(lambda: len(collector.reads) >= 30 and reader.status().bad_frames >= 1)
+            assert wait_until(lambda: bytes(sim.received).count(m100.multiple_poll()) >= 2)  # re-sent
             status = reader.status()
             assert status.state is ReaderState.CONNECTED
             assert (status.protocol, status.url, status.name) == ("m100", sim.path, "cabin-1")
@@ -82,16 +70,16 @@ def test_unplugged_reader_is_reopened_and_reads_again(tmp_path: Path) -> None:
     reader = Reader("rdm6300", str(link), collector)
     reader.start()
     try:
-        assert wait_for(lambda: "62E3086CED" in collector.epcs())
+        assert wait_until(lambda: "62E3086CED" in collector.epcs())
         first.close()
         link.unlink()
-        assert wait_for(lambda: reader.status().state is ReaderState.DISCONNECTED)
+        assert wait_until(lambda: reader.status().state is ReaderState.DISCONNECTED)
         assert "lost" in (reader.status().last_error or "") or "cannot open" in (reader.status().last_error or "")
         with Simulator("rdm6300", rate=50) as second:
             link.symlink_to(second.path)
             second.present("0011223344")
             second.start()
-            assert wait_for(lambda: "0011223344" in collector.epcs())
+            assert wait_until(lambda: "0011223344" in collector.epcs())
             status = reader.status()
             assert status.state is ReaderState.CONNECTED and status.reconnects == 1
     finally:
@@ -103,7 +91,7 @@ def test_a_reader_that_cannot_be_opened_retries_and_says_why(tmp_path: Path) -> 
     reader = Reader("id12", str(tmp_path / "missing"), Collector())
     reader.start()
     try:
-        assert wait_for(lambda: reader.status().state is ReaderState.DISCONNECTED)
+        assert wait_until(lambda: reader.status().state is ReaderState.DISCONNECTED)
         assert "cannot open" in (reader.status().last_error or "")
     finally:
         reader.stop()
@@ -124,7 +112,7 @@ def test_a_failing_callback_does_not_stop_reading(caplog: pytest.LogCaptureFixtu
         reader = Reader("id12", sim.path, on_read)
         reader.start()
         try:
-            assert wait_for(lambda: len(seen) >= 5)
+            assert wait_until(lambda: len(seen) >= 5)
         finally:
             reader.stop()
     assert "on_read failed" in caplog.text
@@ -170,7 +158,7 @@ def test_an_unexpected_error_in_the_loop_reconnects_instead_of_killing_the_threa
         reader._framer.feed = fail_once  # type: ignore[method-assign]
         reader.start()
         try:
-            assert wait_for(lambda: reader.status().reconnects == 1 and len(collector.reads) >= 3)
+            assert wait_until(lambda: reader.status().reconnects == 1 and len(collector.reads) >= 3)
             assert "internal error" in caplog.text or "framer bug" in caplog.text
         finally:
             reader.stop()
