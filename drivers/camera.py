@@ -8,13 +8,13 @@ dropped after decoding; nothing is ever written to disk (the edge stores no imag
 
 A source that cannot be opened, or that stops delivering frames (camera unplugged, end of a
 video or folder), leaves the reader disconnected with the reason in ``last_error``; it is
-reopened after a backoff that doubles from 0.5 s to 30 s, so a finite source replays. Nothing
+reopened with the RFID reader's backoff (0.5 s doubling to 10 s), so a finite source replays.
+States and backoff are the RFID reader's (drivers.reader), so staff see both alike. Nothing
 raises out of the thread.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
@@ -27,36 +27,28 @@ import cv2
 import numpy as np
 
 from drivers.qr import Debouncer, decode_qr, parse_loyalty_code
+from drivers.reader import Backoff, ReaderState
 from touchpoint.errors import TouchpointError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"})
-FIRST_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 30.0
 
 
 class CameraError(TouchpointError, OSError):
-    """The camera source cannot be opened or stopped delivering frames."""
-
-
-class CameraState(enum.Enum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    STOPPED = "stopped"
+    """A camera source cannot be opened: no such device, folder or readable video."""
 
 
 @dataclass(frozen=True)
 class CameraStatus:
     """What the staff screen and /metrics show about the camera."""
 
-    state: CameraState
+    state: ReaderState
     frames_total: int = 0
     codes_total: int = 0  # loyalty codes reported to ``on_code``
     ignored_total: int = 0  # other QR codes seen (debounced like loyalty codes)
-    reopens_total: int = 0
-    last_error: str | None = None
+    reconnects: int = 0  # opened again after having been open
+    last_error: str | None = None  # why it is disconnected; None while connected
 
 
 class FrameSource(Protocol):
@@ -119,11 +111,6 @@ def open_source(source: str) -> FrameSource:
     return CaptureSource(capture)
 
 
-def backoff_s(failures: int) -> float:
-    """Seconds to wait before reopening after ``failures`` consecutive failures (from 1)."""
-    return min(FIRST_BACKOFF_S * 2 ** max(failures - 1, 0), MAX_BACKOFF_S)
-
-
 class CameraReader:
     """Reads frames at ``fps``, decodes QR codes and calls ``on_code(token)`` once per sighting.
 
@@ -140,21 +127,27 @@ class CameraReader:
         self._debouncer = Debouncer()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._status = CameraStatus(CameraState.CONNECTING)
-        self._thread = threading.Thread(target=self._run, name=f"camera {source}", daemon=True)
+        self._status = CameraStatus(ReaderState.STOPPED)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> CameraReader:
-        self._thread.start()
+        """Start the reader thread; it opens the source in the background."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._update(state=ReaderState.CONNECTING)
+            self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+            self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading and release the source; raises CameraError if the thread hangs."""
+        """Stop reading and release the source; a camera hung in a read is logged and left."""
         self._stopping.set()
-        if self._thread.is_alive():
+        if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                raise CameraError(f"camera thread for {self.source!r} did not stop within {timeout} s")
-        self._update(state=CameraState.STOPPED)
+                log.error("camera %s: thread did not stop within %.1f s", self.source, timeout)
+            self._thread = None
+        self._update(state=ReaderState.STOPPED)
 
     def status(self) -> CameraStatus:
         with self._lock:
@@ -169,42 +162,43 @@ class CameraReader:
             self._status = replace(self._status, **{field: getattr(self._status, field) + 1})
 
     def _run(self) -> None:
-        failures = 0
+        backoff = Backoff()
+        opened_before = False
         while not self._stopping.is_set():
-            self._update(state=CameraState.CONNECTING)
+            self._update(state=ReaderState.CONNECTING)
             try:
-                frames = self._read_from(open_source(self.source))
+                source = open_source(self.source)
+                if opened_before:
+                    self._count("reconnects")
+                opened_before = True
+                self._read_from(source, backoff)
                 error = f"no frame from {self.source!r}: end of video or folder, or camera unplugged"
             except CameraError as failure:
-                frames, error = 0, str(failure)
+                error = str(failure)
             except Exception as failure:  # a driver bug must not kill the reader: report, retry
                 log.exception("camera %s failed", self.source)
-                frames, error = 0, f"{type(failure).__name__}: {failure}"
+                error = f"{type(failure).__name__}: {failure}"
             if self._stopping.is_set():
                 break
-            failures = 1 if frames else failures + 1
-            log.warning("camera: %s; reopening in %.1f s", error, backoff_s(failures))
-            self._update(state=CameraState.DISCONNECTED, last_error=error)
-            if self._stopping.wait(backoff_s(failures)):
-                break
-            self._count("reopens_total")
+            delay = backoff.next()
+            log.warning("camera: %s; reopening in %.1f s", error, delay)
+            self._update(state=ReaderState.DISCONNECTED, last_error=error)
+            self._stopping.wait(delay)
 
-    def _read_from(self, source: FrameSource) -> int:
-        """Pump frames until the source runs dry or stop(); returns how many it delivered."""
-        frames = 0
+    def _read_from(self, source: FrameSource, backoff: Backoff) -> None:
+        """Pump frames until the source runs dry or stop() is called."""
         try:
-            self._update(state=CameraState.CONNECTED)
+            self._update(state=ReaderState.CONNECTED, last_error=None)
             while not self._stopping.is_set():
                 due = time.monotonic() + self._period
                 frame = source.read()
                 if frame is None:
-                    return frames
-                frames += 1
+                    return
+                backoff.reset()
                 self._count("frames_total")
                 self._handle(decode_qr(frame), time.monotonic())
                 del frame  # dropped now, not kept until the next read
                 self._stopping.wait(max(0.0, due - time.monotonic()))
-            return frames
         finally:
             source.close()
 

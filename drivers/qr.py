@@ -44,6 +44,8 @@ def decode_qr(frame: np.ndarray) -> list[str]:
 
     zxing-cpp also tries the inverted image, so light-on-dark codes (dark-mode apps) are found.
     """
+    if frame.size == 0:
+        return []
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     found = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.QRCode)
     return list(dict.fromkeys(barcode.text for barcode in found))
