@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -455,3 +457,55 @@ def test_status_reports_the_sync_agents_state(client: FlaskClient, tmp_path: Pat
         table.close()
     synced = client.get("/api/status").json["sync"]
     assert synced["state"] == "connected" and synced["acked_upto"] == 41
+
+
+def test_a_newer_downlinked_catalogue_is_picked_up_live(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    from kiosk import catalog as catalogue
+    from sync.downlink import DownlinkError, DownlinkStore
+
+    edge = edge_of(app)
+    sub = edge.hub.subscribe()
+    document = json.loads(catalogue.sample_path().read_text(encoding="utf-8"))
+    document["version"] = "2026-12-01T00:00:00Z"
+    document["products"][1]["price"] = "29.95"
+    store = DownlinkStore(tmp_path / "edge.db")
+    try:
+        store.apply("catalog", json.dumps(document).encode())
+        edge.refresh_catalog()
+        assert client.get(f"/api/products/{SHIRT_M}").json["price"] == "29.95"
+        assert client.get("/api/status").json["catalog"]["origin"] == "downlink"
+        assert sub.queue.get_nowait().event == "catalog"
+        document["version"] = "2026-12-02T00:00:00Z"
+        document["products"][1]["stock"] = -4  # HQ sends a broken one: the good one stays
+        with pytest.raises(DownlinkError, match=r"products\[1\]\.stock"):
+            store.apply("catalog", json.dumps(document).encode())
+        edge.refresh_catalog()
+        assert client.get("/api/status").json["catalog"]["version"] == "2026-12-01T00:00:00Z"
+    finally:
+        store.close()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=16) | st.sampled_from([SHIRT_M, "L", "nps"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["gtin", "size", "colour", "scale", "score", "gtins", "customer", "method", "touchpoint"]),
+        inner, max_size=4),
+    max_leaves=10,
+)
+POST_ROUTES = ["/api/requests", "/api/feedback", "/api/handoff", "/api/identify", "/api/session/touch",
+               "/api/session/end"]
+
+
+def test_any_json_body_gets_an_answer_never_a_crash(app: Flask, outbox: Outbox) -> None:
+    client = app.test_client()
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from(POST_ROUTES), JSON_VALUES)
+    def post(route: str, body: Any) -> None:
+        answer = client.post(route, json=body)
+        assert answer.status_code in (200, 201, 400, 409), answer.text
+        if answer.status_code == 400:
+            assert answer.json["field"] and answer.json["field"] in answer.json["error"]
+
+    post()
+    events(outbox)  # whatever was stored is a valid event

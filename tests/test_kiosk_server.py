@@ -35,25 +35,21 @@ def test_ready_watchdog_and_clean_sigterm(tmp_path: Path) -> None:
         notify.bind(notify_path)
         notify.settimeout(20)
         env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "400000"}
-        edge = subprocess.Popen([TOUCHPOINT, "edge", "--config", str(write_config(tmp_path, port))],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            messages = [notify.recv(4096).decode()]
-            assert messages[0].startswith("READY=1\nSTATUS=serving http://127.0.0.1:")
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-                assert json.loads(response.read())["components"]["reader"] == "absent"
-            messages.append(notify.recv(4096).decode())
-            assert messages[-1] == "WATCHDOG=1"
-            edge.send_signal(signal.SIGTERM)
-            while messages[-1] != "STOPPING=1":
+        command = [TOUCHPOINT, "edge", "--config", str(write_config(tmp_path, port))]
+        with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as edge:
+            try:
+                messages = [notify.recv(4096).decode()]
+                assert messages[0].startswith("READY=1\nSTATUS=serving http://127.0.0.1:")
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    assert json.loads(response.read())["components"]["reader"] == "absent"
                 messages.append(notify.recv(4096).decode())
-            output, _ = edge.communicate(timeout=20)
-        finally:
-            if edge.poll() is None:
-                edge.kill()
-                edge.wait()
-            if edge.stdout:
-                edge.stdout.close()
+                assert messages[-1] == "WATCHDOG=1"
+                edge.send_signal(signal.SIGTERM)
+                while messages[-1] != "STOPPING=1":
+                    messages.append(notify.recv(4096).decode())
+                output, _ = edge.communicate(timeout=20)
+            finally:
+                edge.kill()  # a no-op once it has exited; Popen's exit closes the pipe and reaps it
     assert edge.returncode == 0, output
     assert f"Touchpoint edge (kiosk) at http://127.0.0.1:{port}/" in output and "Traceback" not in output
 
