@@ -8,15 +8,22 @@ only with exit code 0 *and* nothing on stderr.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import signal
+import socket
+import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from touchpoint.cli import main
+from touchpoint.services import Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT_DIR = ROOT / "systemd"
@@ -164,3 +171,81 @@ def test_exposure_is_low_and_the_readme_says_what_it_is() -> None:
         assert measured[name] <= 2.0, f"{name}: {measured[name]}"
     assert measured["touchpoint-kiosk-browser.service"] <= 5.0
     assert readme_scores() == measured
+
+
+# -- the processes keep the units' promises: Type=notify, WatchdogSec=, NotifyAccess=main ------
+
+WATCHDOG_USEC = 2_000_000  # a ping at least every second
+
+
+def notify_socket(path: Path) -> socket.socket:
+    """A datagram socket like systemd's, telling us the sender's pid of every message."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sock.settimeout(60)  # a guard against hanging, not a measured time
+    return sock
+
+
+def receive(sock: socket.socket) -> tuple[int, set[str]]:
+    """(sender pid, messages) of one datagram."""
+    data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+    pid = next(struct.unpack("3i", d[:12])[0] for level, kind, d in ancillary
+               if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS)
+    return pid, set(data.decode().splitlines())
+
+
+def toml(document: dict[str, dict[str, object]]) -> str:
+    return "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+                   for name, table in document.items())
+
+
+def service_config(kind: str, tmp_path: Path, broker_url: str) -> Path:
+    mqtt = {"url": broker_url, "protocol": "3.1.1"}
+    web = {"listen": f"127.0.0.1:{free_port()}"}
+    if kind == "hq":
+        document = {"web": web, "mqtt": mqtt, "database": {"url": f"sqlite:///{tmp_path}/hq.db"}}
+    else:
+        document = {"device": {"store_id": "test-store", "device_id": "mirror-1"}, "web": web,
+                    "reader": {"protocol": "m100", "url": "loop://"}, "mqtt": mqtt,
+                    "outbox": {"path": str(tmp_path / "edge.db")}}
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(toml(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("unit", "broker_up"),
+    [("touchpoint-edge.service", True), ("touchpoint-sync.service", True),
+     ("touchpoint-sync.service", False), ("touchpoint-hq-web.service", True),
+     ("touchpoint-hq-ingest@.service", True)],
+    ids=["edge", "sync", "sync-broker-down", "hq-web", "hq-ingest"],
+)
+def test_each_service_reports_ready_pings_the_watchdog_and_stops_on_sigterm(
+    unit: str, broker_up: bool, tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Started as its unit starts it, the main process itself sends READY=1 (a sync agent also
+    when the broker is down: a Pi must boot offline), then WATCHDOG=1, and SIGTERM ends it."""
+    if not broker_up:
+        mosquitto.kill()
+    argv = directives(UNIT_DIR / unit)["ExecStart"][0].split()
+    kind = "hq" if "hq" in argv[1] else "edge"
+    config = service_config(kind, tmp_path, mosquitto.url)
+    argv = [str(Path(sys.executable).parent / "touchpoint"), *argv[1:]]
+    argv[argv.index("--config") + 1] = str(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
+    env.update(NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC=str(WATCHDOG_USEC))
+    with notify_socket(tmp_path / "notify") as sock, subprocess.Popen(
+        argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as process:
+        try:
+            seen: set[str] = set()
+            while not {"READY=1", "WATCHDOG=1"} <= seen:
+                pid, messages = receive(sock)
+                assert pid == process.pid, f"{messages} came from pid {pid}, not the main process"
+                seen |= messages
+            process.send_signal(signal.SIGTERM)
+            _, errors = process.communicate(timeout=20)  # the units' TimeoutStopSec
+        finally:
+            process.kill()
+    assert process.returncode in (0, -signal.SIGTERM), errors.decode()[-2000:]
