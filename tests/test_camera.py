@@ -228,21 +228,22 @@ def test_an_exception_in_on_code_does_not_stop_the_reader(tmp_path: Path) -> Non
     ("empty", "cannot open folder '{tmp}/empty': it holds no"),
     ("not-a-video.avi", "cannot open video '{tmp}/not-a-video.avi'"),
 ])
-def test_an_unopenable_source_leaves_the_reader_disconnected_and_retrying(
+def test_an_unopenable_source_leaves_the_reader_disconnected_with_the_reason(
     tmp_path: Path, source: str, error: str
 ) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "not-a-video.avi").write_bytes(b"\x00" * 100)
     if not source.isdigit() and source != "missing.avi":
         source = str(tmp_path / source)
-    reader = CameraReader(source, lambda customer: pytest.fail("no code expected"), fps=5).start()
+    received: list[str] = []
+    reader = CameraReader(source, received.append, fps=5).start()
     try:
         status = wait_for(reader, lambda s: s.state is ReaderState.DISCONNECTED)
     finally:
         reader.stop()
 
     assert (status.last_error or "").startswith(error.format(tmp=tmp_path))
-    assert status.frames_total == status.reconnects == 0
+    assert status.frames_total == status.reconnects == 0 and received == []
     assert reader.status().state is ReaderState.STOPPED
 
 
