@@ -14,6 +14,8 @@ if it has one, else its smallest identifier. Guards keep false merges out:
 - two different customers are never merged (``session-customer`` when a session that already
   belongs to one customer is identified as another, ``customers`` otherwise);
 - a person holds at most ``max_identifiers``; a link beyond that is a ``cap`` conflict;
+- consent is ``data.consent`` (``granted``, ``denied``, ``revoked``) on any of those four link
+  events, usually ``customer.identified``; a customer with no statement is ``unknown``;
 - a customer whose latest consent is ``denied`` or ``revoked`` is never linked to anything, so
   their own token's events stay theirs but no anonymous session is stitched to them; the
   sessions and ids they named stay anonymous persons, still counted as theirs by the guards (a
@@ -136,6 +138,7 @@ _LINK_FIELDS: dict[str, tuple[tuple[tuple[str, str], tuple[str, str]], ...]] = {
     ),
     "customer.logged_in": ((("anon", "anonymous_id"), ("customer", "customer")),),
 }
+LINK_EVENTS = tuple(_LINK_FIELDS)  # the only event names a graph needs to read
 
 
 def evidence(event: Mapping[str, Any], policy: StitchPolicy) -> Evidence:
@@ -157,7 +160,7 @@ def evidence(event: Mapping[str, Any], policy: StitchPolicy) -> Evidence:
         elif x != y:
             links.append(Link.between(x, y, time, event_id))
     consents: list[ConsentChange] = []
-    if "consent" in data and "customer" in data:
+    if "consent" in data and "customer" in data and event_name(event) in _LINK_FIELDS:
         customer = identifier("customer", data["customer"], policy, device)
         if customer is not None and data["consent"] in CONSENT_STATES:
             consents.append(ConsentChange(time, event_id, customer, data["consent"]))

@@ -1,0 +1,89 @@
+"""Analytics over real storage (SQLite and PostgreSQL) give what the pure core gives in memory."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from hq.identity import attributed, stitch
+from hq.ingest import to_row
+from hq.journeys import (
+    CursorError,
+    customer_journey,
+    identity_graph,
+    read_events,
+    recommendation_messages,
+    report_json,
+    touchpoint_report,
+)
+from hq.recommend import Recommender
+from hq.storage import Storage
+from hq.touchpoint_metrics import Window, compute
+from kiosk.catalog import parse
+from tests.hq_dataset import Dataset, generate
+from tests.hq_support import NOW, storage  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return generate(seed=21, customers=120)
+
+
+@pytest.fixture
+def loaded(storage: Storage, dataset: Dataset) -> Storage:  # noqa: F811
+    rows = [to_row(e, json.dumps(e), None, NOW) for e in dataset.events]
+    assert storage.store_events(rows) == len(rows)
+    return storage
+
+
+def test_events_read_back_whole_across_pages(loaded: Storage, dataset: Dataset) -> None:
+    back = list(read_events(loaded, page=700))
+    assert sorted(e["id"] for e in back) == sorted(e["id"] for e in dataset.events)
+    original = {e["id"]: e for e in dataset.events}
+    assert all(e["data"] == original[e["id"]]["data"] and e["time"] == original[e["id"]]["time"] for e in back)
+    window = Window(dataset.start + timedelta(days=10), dataset.start + timedelta(days=20))
+    inside = {e["id"] for e in dataset.events if window.start.isoformat() <= e["time"].replace("Z", "+00:00")
+              < window.end.isoformat()}
+    assert {e["id"] for e in read_events(loaded, start=window.start, end=window.end, page=300)} == inside
+
+
+def test_storage_analytics_equal_the_in_memory_core(loaded: Storage, dataset: Dataset) -> None:
+    graph = identity_graph(loaded)
+    memory = stitch(dataset.events)
+    assert graph.persons() == memory.persons() and graph.conflicts() == memory.conflicts()
+    window = Window(dataset.start + timedelta(days=7), dataset.start + timedelta(days=40))
+    report = touchpoint_report(loaded, window, graph=graph)
+    assert report == compute(attributed(dataset.events, memory), window)
+    document = json.loads(json.dumps(report_json(report)))
+    assert document["touchpoints"][0]["touchpoint"].count("/") == 2
+    assert [s["phase"] for s in document["funnel"]][:2] == ["awareness", "consideration"]
+
+    catalog = parse(dataset.catalog, origin="test", image_root=None)
+    messages = recommendation_messages(loaded, ["berlin-01", "munich-03"], catalog, dataset.end, graph)
+    direct = Recommender(catalog, memory.consent_of, dataset.end)
+    for item in attributed(dataset.events, memory):
+        direct.add(item)
+    assert messages == {store: direct.message(store) for store in ("berlin-01", "munich-03")}
+
+
+def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storage, dataset: Dataset) -> None:
+    graph = identity_graph(loaded)
+    person = max(graph.persons(), key=lambda p: (p.startswith("customer:"), len(graph.members(p)), p))
+    token = person.split(":", 1)[1]
+    expected = sorted((e for e in dataset.events if graph.attribute(e) == person),
+                      key=lambda e: (e["time"], e["source"], e["id"]))
+    pages, cursor = [], None
+    while True:
+        page = customer_journey(loaded, graph, token, cursor=cursor, limit=4)
+        pages.append(page)
+        cursor = page["next"]
+        if cursor is None:
+            break
+    timeline = [e for p in pages for e in p["events"]]
+    assert [e["id"] for e in timeline] == [e["id"] for e in expected] and len(pages) > 2
+    assert {e["channel"] for e in timeline} >= {"store"} and all(p["customer"] == token for p in pages)
+    assert {"phase", "data", "type", "source", "time"} <= set(timeline[0])
+    with pytest.raises(CursorError):
+        customer_journey(loaded, graph, token, cursor="not-a-cursor")
