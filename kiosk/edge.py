@@ -186,7 +186,9 @@ class Edge:
         self._publish_sessions(started)
         self.hub.publish("tag", {
             "kind": "arrived", "zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi,
-            "since": rfc3339(change.since), "product": product.as_json("de") if product else None,
+            "since": rfc3339(change.since),
+            # the screen picks the language: the name goes out with all its translations
+            "product": {**product.as_json(catalogue.LANGUAGES[0]), "name": dict(product.name)} if product else None,
         })
 
     def _departed(self, change: PresenceChange, now: float) -> None:
@@ -357,7 +359,8 @@ class Edge:
                        "role": self.role, "zone": self.zone},
             "reader": None if reader is None else {
                 "protocol": reader.protocol, "url": reader.url, "state": reader.state.value,
-                "frames_total": reader.frames_total, "frames_per_s": reader.frames_per_s,
+                "frames_total": reader.frames_total, "reads_total": reader.reads_total,
+                "frames_per_s": reader.frames_per_s,
                 "bad_frames": reader.bad_frames, "reconnects": reader.reconnects,
                 "last_error": reader.last_error,
             },

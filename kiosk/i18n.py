@@ -12,8 +12,9 @@ from importlib import resources
 
 from flask import Flask, Response, g, request
 
-LANGUAGES = ("de", "en")
-DEFAULT = "de"
+from kiosk.catalog import LANGUAGES
+
+DEFAULT = LANGUAGES[0]
 COOKIE = "lang"
 
 

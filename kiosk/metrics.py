@@ -33,7 +33,8 @@ class EdgeCollector:
         edge = self.app.extensions[EXTENSION]
         status = edge.status()
         reader = status["reader"] or {}
-        yield _counter("reads", "tag frames read by the RFID reader", reader.get("frames_total", 0))
+        yield _counter("reads", "tag reads decoded from the RFID reader", reader.get("reads_total", 0))
+        yield _counter("frames", "frames received from the RFID reader", reader.get("frames_total", 0))
         yield _counter("bad_frames", "frames with a bad checksum or truncated", reader.get("bad_frames", 0))
         yield _counter("reader_reconnects", "times the reader was reopened", reader.get("reconnects", 0))
         state = GaugeMetricFamily(f"{PREFIX}_reader_state", "1 for the reader's current state", labels=["state"])

@@ -135,7 +135,7 @@ def test_a_tag_on_the_pty_reaches_the_browser(server: EdgeServer, simulator: Sim
         arrived = read_event(response, "tag")
         assert session["kind"] == "started"
         assert (arrived["kind"], arrived["zone"], arrived["epc"], arrived["gtin"]) == ("arrived", "cabin-2", epc, SHIRT_M)
-        assert arrived["product"]["style"] == "LS-100"  # type: ignore[index]
+        assert arrived["product"]["name"] == {"de": "Leinenhemd", "en": "Linen shirt"}  # type: ignore[index]
         simulator.remove(epc)
         departed = read_event(response, "tag")  # the ticker notices the silence
         assert (departed["kind"], departed["epc"]) == ("departed", epc)
@@ -146,8 +146,14 @@ def test_a_tag_on_the_pty_reaches_the_browser(server: EdgeServer, simulator: Sim
     try:
         status.request("GET", "/api/status")
         body = json.loads(status.getresponse().read())
-        assert body["reader"]["state"] == "connected" and body["reader"]["frames_total"] > 0
+        assert body["reader"]["state"] == "connected" and body["reader"]["reads_total"] > 0
         assert body["outbox"]["last_seq"] >= 4  # started, arrived, viewed, departed
+        status.request("GET", "/metrics")
+        metrics = status.getresponse().read().decode()
+        assert 'touchpoint_edge_reader_state{state="connected"} 1.0' in metrics
+        assert 'touchpoint_edge_reader_state{state="disconnected"} 0.0' in metrics
+        assert "touchpoint_edge_reads_total 0.0" not in metrics
+        assert 'touchpoint_edge_events_recorded_total{type="tag.departed"} 1.0' in metrics
     finally:
         status.close()
 
