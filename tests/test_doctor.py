@@ -186,6 +186,30 @@ def test_tls_to_a_plain_listener_fails(mosquitto: Mosquitto, pki: Path) -> None:
     assert finding.status is Status.FAIL
 
 
+@pytest.fixture
+def password_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto that admits only user mirror-1 with password right-one."""
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "mirror-1", "right-one"], check=True)
+    # As root, Mosquitto drops to its own user, which cannot read pytest's private tmp; stay root.
+    broker = Mosquitto(workdir=tmp_path / "mosquitto", anonymous=False,
+                       extra_config=f"user root\npassword_file {passwd}\n").start()
+    yield broker
+    broker.kill()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_the_broker_is_asked_whether_it_accepts_our_login(password_broker: Mosquitto, protocol: str) -> None:
+    def login(**credentials: str) -> doctor.Finding:
+        section = configuration.MqttSection(url=password_broker.url, protocol=protocol, **credentials)
+        return doctor.check_mqtt_login(section, "touchpoint-doctor-test")
+
+    assert login(username="mirror-1", password="right-one").status is Status.OK
+    refused = login(username="mirror-1", password="wrong-one")
+    assert refused.status is Status.FAIL and "does not accept user 'mirror-1'" in refused.message
+    assert login().status is Status.FAIL  # anonymous
+
+
 @given(st.from_regex(r"mqtts?://[^/:]+(:\d{1,5})?/?", fullmatch=True) | st.text(max_size=40))
 def test_broker_address_parses_or_says_why_not(url: str) -> None:
     try:
@@ -281,8 +305,8 @@ def test_examine_covers_every_check(tmp_path: Path, pty: str, mosquitto: Mosquit
     path = write_config(tmp_path, reader={"protocol": "m100", "url": pty},
                         camera={"source": str(tmp_path)}, mqtt={"url": mosquitto.url})
     findings = doctor.examine(str(path), datetime.now(timezone.utc))
-    assert [f.check for f in findings] == ["config", "serial", "camera", "broker", "tls", "clock", "disk", "outbox"]
-    assert str(tmp_path) in findings[6].message  # the outbox's file system, found from its folder
+    assert [f.check for f in findings] == ["config", "serial", "camera", "broker", "mqtt", "tls", "clock", "disk", "outbox"]
+    assert str(tmp_path) in findings[7].message  # the outbox's file system, found from its folder
     assert all(f.status is not Status.FAIL for f in findings), findings
 
 

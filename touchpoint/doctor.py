@@ -19,8 +19,9 @@ import sqlite3
 import ssl
 import stat
 import subprocess
+import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -160,6 +161,34 @@ def check_broker(url: str, ca_file: str = "", timeout: float = CONNECT_TIMEOUT_S
                     "and the firewall; events wait in the outbox meanwhile.")
 
 
+def check_mqtt_login(mqtt: configuration.MqttSection, client_id: str, timeout: float = CONNECT_TIMEOUT_S) -> Finding:
+    """A real MQTT CONNECT with the config's protocol, TLS and credentials: does the broker accept us?
+
+    ``client_id`` must differ from the sync agent's, or the broker would drop the agent; with
+    MQTT 5 the session ends at disconnect, with 3.1.1 one fixed id keeps a single session.
+    """
+    from sync.mqtt import ConnectionState, MqttClient, MqttError
+
+    attempted = threading.Event()
+
+    def on_state(state: ConnectionState, error: str) -> None:
+        if state in (ConnectionState.CONNECTED, ConnectionState.DISCONNECTED):
+            attempted.set()
+
+    try:
+        client = MqttClient(replace(mqtt, session_expiry_s=0), client_id, on_state=on_state)
+    except MqttError as error:
+        return fail("mqtt", f"{error}: fix the TLS files (see the tls check).")
+    with client:
+        attempted.wait(timeout)
+        state, error = client.state, client.last_error
+    who = f"user {mqtt.username!r}" if mqtt.username else "anonymous"
+    if state is ConnectionState.CONNECTED:
+        return ok("mqtt", f"the broker accepts {who} (MQTT {mqtt.protocol}).")
+    return fail("mqtt", f"the broker does not accept {who} ({error or 'no answer'}): check [mqtt] username, "
+                "password and protocol against the broker's password file and ACL.")
+
+
 def judge_expiry(name: str, not_after: datetime, now: datetime) -> Finding:
     """A certificate's end date against ``now``."""
     left = not_after - now
@@ -297,7 +326,11 @@ def examine(config_path: str | None, now: datetime) -> list[Finding]:
         findings.append(ok("camera", "no [camera] configured: QR codes are off."))
     else:
         findings.append(check_camera(loaded.camera.source))
-    findings.append(check_broker(loaded.mqtt.url, loaded.mqtt.ca_file))
+    broker = check_broker(loaded.mqtt.url, loaded.mqtt.ca_file)
+    findings.append(broker)
+    if broker.status is Status.OK:
+        client_id = f"touchpoint-doctor-{loaded.device.store_id}-{loaded.device.device_id}"
+        findings.append(check_mqtt_login(loaded.mqtt, client_id))
     findings.extend(check_tls_files(loaded.mqtt, now))
     outbox = Path(loaded.outbox.path)
     recorded = [p.stat().st_mtime for p in outbox.parent.glob(outbox.name + "*")] if outbox.parent.exists() else []
