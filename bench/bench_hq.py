@@ -1,0 +1,189 @@
+"""HQ ingest benchmark: events/s from MQTT into SQLite and PostgreSQL, one and two workers.
+
+    .venv/bin/python -m bench.bench_hq                  # 20,000 events per run
+    .venv/bin/python -m bench.bench_hq --events 5000 --repeat 1   # a quick run
+
+Pre-generated batches of valid edge events from several devices are published through a real
+Mosquitto; the clock runs from the first publish until the last device's ack covers its last
+seq (so it includes validation, the commit and the ack). Baselines in the same run, into the
+same kind of database: the ingest path without MQTT and storage (parsing and validation only),
+and raw ``executemany`` of the same rows, a transaction per batch, without the ingestor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hq.ingest import parse_events
+from hq.metrics import HqMetrics
+from hq.sqlstore import INSERT_EVENT
+from hq.storage import DeviceBatch, EventRow, Storage, open_storage
+from hq.worker import Ingestor, IngestWorker
+from sync.envelope import edge_source, make_event
+from sync.mqtt import MqttClient
+from sync.topics import DeviceTopics
+from touchpoint.config import MqttSection
+from touchpoint.services import Mosquitto, PostgresCluster
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+
+
+def make_batches(store: str, devices: int, per_device: int, batch: int) -> list[tuple[str, bytes]]:
+    """(topic, payload) for every batch, devices interleaved as a fleet would send them."""
+    queues = []
+    for n in range(devices):
+        device = DeviceTopics(store, f"mirror-{n}")
+        source = edge_source(store, device.device)
+        events = [make_event("tag.arrived", {"session_id": f"s{seq // 20}", "zone": "cabin-1",
+                                             "epc": "3074257BF7194E4000001A85", "gtin": "80614141123458",
+                                             "rssi": -52}, source=source, seq=seq, time=NOW)
+                  for seq in range(1, per_device + 1)]
+        queues.append([(device.events, json.dumps(events[i:i + batch]).encode())
+                       for i in range(0, per_device, batch)])
+    return [item for round_ in zip(*queues) for item in round_]
+
+
+def ingest_rate(url: str, mqtt: MqttSection, store: str, batches: list[tuple[str, bytes]],
+                devices: int, per_device: int, workers: int) -> float:
+    """Events/s through ``workers`` ingest workers (one process, one storage, as ``serve`` runs them)."""
+    storage = open_storage(url)
+    ingestor = Ingestor(storage, HqMetrics())
+    running = [IngestWorker(mqtt, f"bench-{store}-{n}", ingestor).start() for n in range(workers)]
+    acked: dict[str, int] = {}
+    done = threading.Event()
+
+    def on_ack(message: Any) -> None:
+        acked[message.topic] = json.loads(message.payload)["upto"]
+        if len(acked) == devices and all(v == per_device for v in acked.values()):
+            done.set()
+
+    listener = MqttClient(mqtt, f"bench-acks-{store}", on_message=on_ack)
+    listener.subscribe([(f"touchpoint/v1/{store}/+/ack", 1)])
+    publisher = MqttClient(mqtt, f"bench-pub-{store}")
+    try:
+        listener.start()
+        publisher.start()
+        for client in (listener, publisher, *(w.client for w in running)):
+            if not client.wait_connected(10):
+                raise RuntimeError(f"{client.client_id}: {client.last_error}")
+        probe = DeviceTopics(store, "probe")
+        publisher.publish(probe.status, b'{"state": "online"}', retain=True).wait(10)
+        wait(lambda: bool(storage.devices()))  # the workers' subscriptions are live
+        started = time.perf_counter()
+        for topic, body in batches:
+            publisher.publish(topic, body)
+        if not done.wait(600):
+            raise RuntimeError(f"acks stopped at {acked}")
+        elapsed = time.perf_counter() - started
+    finally:
+        for client in (publisher, listener):
+            client.stop()
+        for worker in running:
+            worker.stop()
+        storage.close()
+    return devices * per_device / elapsed
+
+
+def wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the ingest workers did not subscribe")
+        time.sleep(0.02)
+
+
+def parse_rate(batches: list[tuple[str, bytes]]) -> tuple[float, list[list[EventRow]]]:
+    """Events/s of parsing and validation alone, and the rows for the raw baseline."""
+    started = time.perf_counter()
+    parsed = [parse_events(topic, body, NOW) for topic, body in batches]
+    elapsed = time.perf_counter() - started
+    rows = [list(batch.events) for batch in parsed if isinstance(batch, DeviceBatch)]
+    return sum(map(len, rows)) / elapsed, rows
+
+
+def raw_rate(url: str, rows: list[list[EventRow]]) -> float:
+    """Events/s of executemany of the same rows, a transaction per batch, straight to the driver."""
+    with open_storage(url) as storage:  # creates the schema
+        dialect = storage.dialect
+    sql = INSERT_EVENT if dialect == "sqlite" else INSERT_EVENT.replace("?", "%s")
+    if dialect == "sqlite":
+        conn: Any = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+    else:
+        import psycopg
+
+        conn = psycopg.connect(url, autocommit=True)
+    to_db: Callable[[datetime], Any] = (lambda t: t.isoformat()) if dialect == "sqlite" else (lambda t: t)
+    params = [[(r.source, r.id, r.type, to_db(r.time), r.seq, r.store, r.device, r.channel, r.session_id,
+                r.customer, r.anonymous_id, r.gtin, r.data, to_db(r.received_at)) for r in batch]
+              for batch in rows]
+    try:
+        started = time.perf_counter()
+        for batch in params:
+            cursor = conn.cursor()
+            cursor.execute("BEGIN")
+            cursor.executemany(sql, batch)
+            cursor.execute("COMMIT")
+            cursor.close()
+        elapsed = time.perf_counter() - started
+    finally:
+        conn.close()
+    return sum(map(len, params)) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events per run (all devices)")
+    parser.add_argument("--devices", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=200, help="events per MQTT message")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each row; the median is shown")
+    args = parser.parse_args()
+    per_device = args.events // args.devices
+    workdir = Path(tempfile.mkdtemp(prefix="tp-bench-hq-"))
+    rows_out = []
+    with Mosquitto(workdir=workdir / "mosquitto", persistence=False) as broker, PostgresCluster() as cluster:
+        mqtt = MqttSection(url=broker.url)
+        for backend in ("sqlite", "postgres"):
+            def fresh(name: str, backend: str = backend) -> str:
+                """A new, empty database of this backend."""
+                return f"sqlite:///{workdir}/{name}.db" if backend == "sqlite" else cluster.create_database(name)
+
+            base = make_batches(f"{backend}-base", args.devices, per_device, args.batch)
+            parses, raws = [], []
+            for n in range(args.repeat):
+                parse, rows = parse_rate(base)
+                parses.append(parse)
+                raws.append(raw_rate(fresh(f"{backend}_raw{n}"), rows))
+            raw = statistics.median(raws)
+            rows_out.append((backend, "raw executemany (baseline)", raw, 1.0))
+            rows_out.append((backend, "parse + validate only", statistics.median(parses),
+                             statistics.median(parses) / raw))
+            for workers in (1, 2):
+                rates = []
+                for n in range(args.repeat):
+                    store = f"{backend}-w{workers}-{n}"
+                    rates.append(ingest_rate(fresh(f"{backend}_w{workers}_{n}"), mqtt, store,
+                                             make_batches(store, args.devices, per_device, args.batch),
+                                             args.devices, per_device, workers))
+                rate = statistics.median(rates)
+                rows_out.append((backend, f"MQTT ingest, {workers} worker(s)", rate, rate / raw))
+    print(f"{args.events} events, {args.devices} devices, {args.batch} events per batch, "
+          f"median of {args.repeat} runs")
+    print("| database | path | events/s | x baseline |\n|---|---|---|---|")
+    for backend, path, rate, ratio in rows_out:
+        print(f"| {backend} | {path} | {rate:,.0f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
