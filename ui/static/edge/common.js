@@ -29,3 +29,9 @@ function el(tag, attributes, ...children) {
   node.append(...children.filter((c) => c !== null && c !== undefined));
   return node;
 }
+
+function nextShopper() {
+  // The language was this shopper's choice; the next one starts from their browser's default.
+  document.cookie = "lang=; max-age=0; path=/";
+  location.assign("/");
+}

@@ -28,6 +28,7 @@ async function open(gtin, via) {
     el("h3", {textContent: T["product.other_sizes"]}), siblings, el("p", {id: "requested", hidden: true}));
   detail.hidden = false;
   detail.dataset.gtin = product.gtin;
+  detail.scrollIntoView({behavior: "smooth"});
 }
 
 async function request(gtin, sibling) {
@@ -60,11 +61,12 @@ async function search(event) {
 }
 
 async function endSession() {
-  await api("POST", "/api/session/end");
+  // The survey shows before the session ends, so its "ended" event does not clear the screen.
   detail.hidden = true;
   screen.hidden = true;
   document.getElementById("survey").hidden = false;
-  if (screen.dataset.survey === "none") setTimeout(() => location.reload(), 3000);
+  await api("POST", "/api/session/end");
+  if (screen.dataset.survey === "none") setTimeout(nextShopper, 3000);
 }
 
 async function answer(event) {
@@ -72,7 +74,7 @@ async function answer(event) {
   if (Number.isNaN(score)) return;
   await api("POST", "/api/feedback", {scale: screen.dataset.survey, score}).catch(() => null);
   document.getElementById("thanks").hidden = false;
-  setTimeout(() => location.assign("/"), 3000);
+  setTimeout(nextShopper, 3000);
 }
 
 async function toPhone() {
@@ -86,11 +88,16 @@ async function toPhone() {
 document.getElementById("end").addEventListener("click", endSession);
 document.getElementById("to-phone").addEventListener("click", toPhone);
 document.getElementById("survey").addEventListener("click", answer);
+function sessionChanged(change) {
+  // Timed out (cabin empty, kiosk idle): clear the screen for the next shopper.
+  if (change.kind === "ended" && document.getElementById("survey").hidden) nextShopper();
+}
+
 if (role === "mirror") {
   showGarments();
-  listen({tag: showGarments, session: (s) => { if (s.kind === "ended") detail.hidden = true; }});
+  listen({tag: showGarments, session: sessionChanged});
 } else {
   document.getElementById("search").addEventListener("submit", search);
   document.body.addEventListener("pointerdown", () => api("POST", "/api/session/touch").catch(() => null));
-  listen({tag: (t) => { if (t.kind === "arrived" && t.gtin) open(t.gtin, "tag"); }});
+  listen({tag: (t) => { if (t.kind === "arrived" && t.gtin) open(t.gtin, "tag"); }, session: sessionChanged});
 }
