@@ -39,7 +39,7 @@ from itertools import combinations
 from typing import Any, Protocol
 
 from hq.identity import AttributedEvent
-from hq.touchpoints import store_of
+from hq.touchpoints import purchased_gtins, store_of
 from sync.envelope import EDGE_SOURCE, event_name, parse_time, utc_now_iso
 
 SEGMENTS = ("new", "returning", "frequent", "lapsed")
@@ -166,7 +166,7 @@ class Recommender:
         if customer is not None and store is not None:
             customer.stores.add(store)
         if name == "purchase.completed":
-            gtins = [i["gtin"] for i in data.get("items", ()) if isinstance(i, dict) and isinstance(i.get("gtin"), str)]
+            gtins = purchased_gtins(data)
             self._orders[str(data.get("order_id"))] = frozenset(item_of(g, self.catalog) for g in gtins)
             if customer is not None:
                 customer.orders.setdefault(str(data.get("order_id")), parse_time(event["time"]))

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from hq.identity import AttributedEvent
-from hq.touchpoints import PHASES, Touchpoint, TouchpointMap, store_of, touchpoint_of
+from hq.touchpoints import PHASES, Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
 from sync.envelope import event_name, parse_time
 
 SEEN_ONE = frozenset({"tag.arrived", "tag.departed", "product.viewed", "size.requested", "page.viewed",
@@ -180,7 +180,8 @@ def csat(scores: list[int]) -> Rating:
 def seen_gtins(name: str, data: dict) -> list[str]:
     """The GTINs an event shows the shopper (none for purchases: buying is not seeing)."""
     if name == "handoff.created":
-        return [g for g in data.get("gtins", ()) if isinstance(g, str)]
+        gtins = data.get("gtins")
+        return [g for g in gtins if isinstance(g, str)] if isinstance(gtins, list) else []
     gtin = data.get("gtin") if name in SEEN_ONE else None
     return [gtin] if isinstance(gtin, str) else []
 
@@ -245,9 +246,7 @@ class MetricsBuilder:
         return session
 
     def _add_purchase(self, person: str | None, store: str | None, time: datetime, data: dict) -> None:
-        items = data.get("items")
-        gtins = frozenset(i["gtin"] for i in items if isinstance(i, dict) and isinstance(i.get("gtin"), str)) \
-            if isinstance(items, list) else frozenset()
+        gtins = frozenset(purchased_gtins(data))
         if person is not None:
             self._purchases.setdefault(person, []).append((time, gtins))
         if store is not None:

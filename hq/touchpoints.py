@@ -169,6 +169,14 @@ def store_of(event: Mapping[str, Any]) -> str | None:
     return store if isinstance(store, str) and PLACE.fullmatch(store) else None
 
 
+def purchased_gtins(data: Mapping[str, Any]) -> list[str]:
+    """The GTINs of a ``purchase.completed``'s items, skipping malformed items."""
+    items = data.get("items")
+    if not isinstance(items, list):
+        return []
+    return [i["gtin"] for i in items if isinstance(i, dict) and isinstance(i.get("gtin"), str)]
+
+
 def purchase_position(time: datetime, purchases: Sequence[datetime], is_purchase: bool) -> str | None:
     """``at``, ``before``, ``after`` or None, given the person's sorted purchase times."""
     if is_purchase:
@@ -203,5 +211,5 @@ def journey(events: Iterable[Mapping[str, Any]], tmap: TouchpointMap) -> list[St
     return steps
 
 
-__all__ = ["PHASES", "Step", "Touchpoint", "TouchpointMap", "journey", "purchase_position",
+__all__ = ["PHASES", "Step", "Touchpoint", "TouchpointMap", "journey", "purchase_position", "purchased_gtins",
            "store_of", "touchpoint_of"]

@@ -252,3 +252,18 @@ def generate(seed: int = 7, customers: int = 300, days: int = 60) -> Dataset:
     consent = {customer: state for _, customer, state in sorted(gen.stated)}
     return Dataset(gen.events, catalog, gen.edges, consent, START, end,
                    {p["gtin"]: p["style"] for p in gen.products})
+
+
+def fuzzed_data() -> Any:
+    """A hypothesis strategy for hostile ``data`` objects: the fields analytics read, any JSON values."""
+    from hypothesis import strategies as st
+
+    fields = ("session_id", "customer", "anonymous_id", "token", "consent", "gtin", "gtins", "items", "store",
+              "order_id", "page", "touchpoint", "scale", "score", "duration_ms", "dwell_ms", "request_id")
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(("gtin", "qty", "x")), inner,
+                                                                    max_size=3),
+        max_leaves=8,
+    )
+    return st.dictionaries(st.sampled_from(fields), values, max_size=8)

@@ -19,6 +19,7 @@ from hq.identity import (
     attributed,
     stitch,
 )
+from tests.hq_dataset import fuzzed_data, generate
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
 MIRROR = "/stores/berlin-01/devices/mirror-03"
@@ -264,8 +265,6 @@ def expected_persons(edges: list[tuple[str, str]], withheld: set[str]) -> dict[s
 
 @pytest.mark.parametrize("customers", [300, pytest.param(3000, id="large")])
 def test_dataset_persons_match_the_generators_truth(customers: int) -> None:
-    from tests.hq_dataset import generate
-
     data = generate(seed=11, customers=customers)
     withheld = {c for c, state in data.consent.items() if state in ("denied", "revoked")}
     expected = expected_persons(data.edges, withheld)
@@ -277,8 +276,6 @@ def test_dataset_persons_match_the_generators_truth(customers: int) -> None:
 
 
 def test_dataset_in_random_arrival_order_stitches_the_same() -> None:
-    from tests.hq_dataset import generate
-
     data = generate(seed=5, customers=200)
     shuffled = list(data.events)
     random.Random(3).shuffle(shuffled)
@@ -293,3 +290,14 @@ def test_a_session_named_by_a_withheld_customer_cannot_join_another() -> None:
     feed(graph, identified("s1", "c1", 1, "e1", consent="denied"), identified("s1", "c2", 2, "e2"))
     assert graph.person_of("session:s1") == "session:s1"
     assert [(c.kind, c.event_id) for c in graph.conflicts()] == [("session-customer", "e2")]
+
+
+@given(st.sampled_from(["customer.identified", "handoff.created", "handoff.redeemed", "customer.logged_in",
+                        "tag.arrived"]), fuzzed_data())
+def test_hostile_data_never_raises_and_links_only_typed_identifiers(name: str, data: dict[str, Any]) -> None:
+    graph = IdentityGraph()
+    graph.add_event(event(name, data, 1, "e1"))
+    for members in graph.persons().values():
+        assert all(m.split(":", 1)[0] in ("session", "anon", "customer", "handoff") for m in members)
+    person = graph.attribute(event(name, data, 1, "e1"))
+    assert person is None or person.split(":", 1)[0] in ("session", "anon", "customer", "handoff")

@@ -10,6 +10,8 @@ from itertools import combinations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hq.identity import AttributedEvent, IdentityGraph, attributed, stitch
 from hq.recommend import (
@@ -23,7 +25,7 @@ from hq.recommend import (
 )
 from kiosk.catalog import parse
 from sync.downlink import parse as parse_downlink
-from tests.hq_dataset import generate
+from tests.hq_dataset import fuzzed_data, generate
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 POLICY = RecommendPolicy()
@@ -160,3 +162,14 @@ def test_dataset_items_match_an_independent_count() -> None:
     assert {f"customer:{token}" for token in message["customers"]} <= granted
     assert len(message["customers"]) > 20
     assert sum(s["customers"] for s in message["segments"].values()) >= len(message["customers"])
+
+
+@given(st.lists(st.tuples(st.sampled_from(["tag.arrived", "purchase.completed"]), fuzzed_data(),
+                          st.sampled_from([None, "customer:c1"])), max_size=10))
+def test_hostile_data_never_raises(items: list[tuple[str, dict[str, Any], str | None]]) -> None:
+    rec = Recommender(CATALOG, lambda _: "granted", NOW, RecommendPolicy(min_support=1))
+    for i, (name, data, person) in enumerate(items):
+        source = "/stores/b-1/devices/mirror-1" if name == "tag.arrived" else "/channels/pos"
+        rec.add(event(name, data, i, source, person))
+    message = rec.message("b-1")
+    assert json.loads(json.dumps(message)) == message

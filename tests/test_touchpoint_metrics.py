@@ -11,11 +11,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hq.identity import AttributedEvent, attributed, stitch
 from hq.touchpoint_metrics import MetricsPolicy, Rating, Summary, Window, compute
 from hq.touchpoints import Touchpoint
-from tests.hq_dataset import Dataset, generate
+from tests.hq_dataset import Dataset, fuzzed_data, generate
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
 WEEK = Window(T0, T0 + timedelta(days=7))
@@ -261,3 +263,14 @@ def test_dataset_mirror_conversion_matches_a_naive_scan(dataset: Dataset, db: sq
         mirror = metrics_of(report, Touchpoint("store", store, "mirror"))
         assert (mirror.product_sessions, mirror.converted) == (product[store], converted[store])
     assert sum(converted.values()) > 50
+
+
+@given(st.lists(st.tuples(st.sampled_from(["tag.arrived", "tag.departed", "purchase.completed", "feedback.submitted",
+                                           "size.requested", "size.fulfilled", "session.ended", "handoff.created",
+                                           "page.viewed"]),
+                          st.sampled_from([MIRROR, "/channels/pos", "/channels/web"]), fuzzed_data(),
+                          st.sampled_from([None, "customer:c1", "session:s1"])), max_size=12))
+def test_hostile_data_never_raises(items: list[tuple[str, str, dict[str, Any], str | None]]) -> None:
+    events = [ev(name, data, i, source, person, eid=f"e{i}") for i, (name, source, data, person) in enumerate(items)]
+    report = compute(events, WEEK)
+    assert all(m.sessions >= 0 and (m.conversion is None or 0 <= m.conversion <= 1) for m in report.touchpoints)
