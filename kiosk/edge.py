@@ -1,5 +1,5 @@
-"""The running edge device: tag reads become presence, presence and screen actions become sessions
-and outbox events, and every change is published to the screens' event stream.
+"""The running edge device: tag reads become presence, presence, loyalty codes and screen actions
+become sessions and outbox events, and every change is published to the screens' event stream.
 
 One lock orders everything (reader thread, ticker thread, web threads), so events enter the
 outbox in the order they happened. Only arrivals and departures are recorded, never raw reads.
@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import current_app
 
+from drivers.camera import CameraReader
 from drivers.presence import PresenceChange, PresenceTracker
 from drivers.reader import Reader
 from drivers.types import TagRead
@@ -99,6 +100,7 @@ class Edge:
         self.hub = Hub()
         self.recorded: Counter[str] = Counter()  # events stored, by name, for /metrics
         self.reader: Reader | None = None
+        self.camera: CameraReader | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -106,7 +108,10 @@ class Edge:
     # -- reader and ticker -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the RFID reader (when configured) and the departure/timeout ticker."""
+        """Start the RFID reader and the camera (when configured) and the departure/timeout ticker."""
+        if self.config.camera:
+            self.camera = CameraReader(self.config.camera.source, self.on_loyalty_code, fps=self.config.camera.fps)
+            self.camera.start()
         if self.config.reader:
             section = self.config.reader
             self.reader = Reader(
@@ -121,6 +126,8 @@ class Edge:
         self._stop.set()
         if self.reader:
             self.reader.stop()
+        if self.camera:
+            self.camera.stop()
         if self._ticker:
             self._ticker.join(5)
         self.hub.close()
@@ -160,6 +167,10 @@ class Edge:
             change = self.presence.read(self.zone, read.epc, read.rssi, now)
             if change is not None:
                 self._arrived(change, now)
+
+    def on_loyalty_code(self, customer: str) -> None:
+        """Called by the camera thread for a loyalty QR code held up to the screen."""
+        self.identify(customer, "qr")
 
     def tick(self, now: float) -> None:
         """Departures of tags not read for ``departure_s``, and session timeouts."""
@@ -269,8 +280,8 @@ class Edge:
         if via not in VIA:
             raise ActionError("via", f"{via!r} is not one of {', '.join(sorted(VIA))}")
         product = self.product(gtin)
-        session = self.touch()
-        with self._lock:
+        with self._lock:  # re-entrant: the touch and its event are one step for the ticker
+            session = self.touch()
             self._record([("product.viewed", {"gtin": gtin, "via": via})], session, self.clock())
         return product
 
@@ -282,9 +293,9 @@ class Edge:
         want = self.catalog.variant(have.style, colour or have.colour, size or have.size)
         if want is None:
             raise ActionError("size", f"{have.style} has no {size or have.size} in {colour or have.colour}")
-        session = self.touch()
-        now = self.clock()
         with self._lock:
+            session = self.touch()
+            now = self.clock()
             request = self.requests.create(
                 session_id=session.session_id, zone=self.zone, gtin=gtin, requested_gtin=want.gtin,
                 size=want.size, colour=want.colour, now=now,
@@ -326,10 +337,10 @@ class Edge:
             raise ActionError("gtins", f"must be a list of 1 to {MAX_HANDOFF_GTINS} GTINs")
         for gtin in gtins:
             self.product(str(gtin))
-        session = self.touch()
         token = secrets.token_urlsafe(16)
         handoff = Handoff(token, base_url + token, tuple(gtins))
         with self._lock:
+            session = self.touch()
             data = {"token": handoff.token, "gtins": list(handoff.gtins)}
             self._record([("handoff.created", data)], session, self.clock())
         return handoff
@@ -340,18 +351,21 @@ class Edge:
             raise ActionError("method", f"{method!r} is not one of {', '.join(sorted(IDENTIFY_METHODS))}")
         if not isinstance(customer, str) or not CUSTOMER_TOKEN.fullmatch(customer):
             raise ActionError("customer", "must be a pseudonymous token of 8 to 128 letters, digits, _ . : -")
-        self.touch()
-        now = self.clock()
         with self._lock:
-            session = self.sessions.identify(customer)
-            if session is None:
-                raise NoSession("the session ended before it could be identified")
-            self._record([("customer.identified", {"method": method})], session, now)
+            session = self.touch()
+            if session.customer not in (None, customer):  # another customer: another shopper
+                now = self.clock()
+                self._record_sessions(self.sessions.end(now, "new-customer"), now)
+                session = self.touch()
+            if session.customer != customer:  # the same code seen again records nothing new
+                session = self.sessions.identify(customer) or session
+                self._record([("customer.identified", {"method": method})], session, self.clock())
         return session
 
     def status(self) -> dict[str, Any]:
         """Reader, outbox, catalogue, stream, session and sync-agent state for ``/api/status``."""
         reader = self.reader.status() if self.reader else None
+        camera = self.camera.status() if self.camera else None
         stats = self.outbox.stats()
         synced = sync_state.read(self.config.outbox.path)  # written by the separate sync agent
         return {
@@ -363,6 +377,11 @@ class Edge:
                 "frames_per_s": reader.frames_per_s,
                 "bad_frames": reader.bad_frames, "reconnects": reader.reconnects,
                 "last_error": reader.last_error,
+            },
+            "camera": None if camera is None else {
+                "state": camera.state.value, "frames_total": camera.frames_total,
+                "codes_total": camera.codes_total, "reconnects": camera.reconnects,
+                "last_error": camera.last_error,
             },
             "outbox": {"depth": stats.depth, "oldest_age_s": round(stats.oldest_age_s, 3),
                        "last_seq": stats.last_seq, "acked_upto": stats.acked_upto, "dropped": stats.dropped},

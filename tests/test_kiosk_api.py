@@ -24,7 +24,7 @@ from kiosk.edge import EXTENSION, Edge
 from sync.envelope import validate
 from sync.outbox import Outbox
 from sync.state import StateTable, SyncState
-from tests.conftest import edge_config
+from tests.conftest import edge_config, wait_until
 
 SHIRT_M = "04012345010015"  # LS-100 blau M; L in blau is 04012345010022
 SHIRT_EPC = encode_sgtin96(SHIRT_M, 17, 7)
@@ -421,6 +421,12 @@ def test_identify_links_later_events_to_the_customer(client: FlaskClient, app: F
     identified = next(e["data"] for e in stored if e["type"] == "touchpoint.customer.identified")
     assert identified["customer"] == "c-7f3a9b2e41" and identified["method"] == "qr"
     assert stored[-1]["data"]["customer"] == "c-7f3a9b2e41"
+    again = client.post("/api/identify", json={"customer": "c-7f3a9b2e41", "method": "qr"})
+    assert again.status_code == 200 and names(outbox).count("customer.identified") == 1
+    other = client.post("/api/identify", json={"customer": "c-0000other", "method": "app"}).json["session"]
+    assert other["session_id"] != answer.json["session"]["session_id"]  # never two customers in one session
+    ended = [e["data"] for e in events(outbox) if e["type"] == "touchpoint.session.ended"]
+    assert [e["reason"] for e in ended] == ["new-customer"]
     for bad, field in (({"customer": "jane@example.com"}, "customer"), ({"customer": "short"}, "customer"),
                        ({"customer": "c-7f3a9b2e41", "method": "fingerprint"}, "method")):
         rejected = client.post("/api/identify", json=bad)
@@ -509,3 +515,27 @@ def test_any_json_body_gets_an_answer_never_a_crash(app: Flask, outbox: Outbox) 
 
     post()
     events(outbox)  # whatever was stored is a valid event
+
+
+def test_a_loyalty_code_at_the_camera_identifies_the_session(tmp_path: Path, outbox: Outbox) -> None:
+    import cv2
+
+    from drivers import qr_samples
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    frame = qr_samples.to_bgr(qr_samples.render("TPC1:c-loyal-4711", scale=6))
+    assert cv2.imwrite(str(folder / "frame-000.png"), frame)
+    config = edge_config(tmp_path, device={"role": "kiosk"}, camera={"source": str(folder), "fps": 20})
+    app = create_app(config, outbox=outbox)  # readers started: the camera thread does the work
+    try:
+        assert wait_until(lambda: "customer.identified" in names(outbox))
+        stored = events(outbox)
+        [identified] = [e["data"] for e in stored if e["type"] == "touchpoint.customer.identified"]
+        assert identified["customer"] == "c-loyal-4711" and identified["method"] == "qr"
+        assert stored[0]["type"] == "touchpoint.session.started"  # showing the code is a touch
+        camera = app.test_client().get("/api/status").json["camera"]
+        assert camera["codes_total"] >= 1 and camera["frames_total"] >= 1
+    finally:
+        shutdown(app)
+    assert not any(tmp_path.rglob("*.jpg")) and sorted(p.name for p in folder.iterdir()) == ["frame-000.png"]
