@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -72,7 +72,7 @@ def current_edge() -> Edge:
 
 
 def rfc3339(epoch: float) -> str:
-    return utc_now_iso(datetime.fromtimestamp(epoch, timezone.utc))
+    return utc_now_iso(datetime.fromtimestamp(epoch, UTC))
 
 
 class Edge:
@@ -227,12 +227,12 @@ class Edge:
         """Store events in one transaction, each tagged with the session (and customer) it belongs to."""
         if not items:
             return
-        for name, data in items:
+        for _, data in items:
             if session is not None:
                 data.setdefault("session_id", session.session_id)
                 if session.customer:
                     data.setdefault("customer", session.customer)
-        stored = self.outbox.append_many(items, at=datetime.fromtimestamp(now, timezone.utc))
+        stored = self.outbox.append_many(items, at=datetime.fromtimestamp(now, UTC))
         self.recorded.update(name for name, _ in items[: len(stored)])
 
     def _record_sessions(self, changes: list[SessionChange], now: float) -> None:

@@ -3,6 +3,7 @@ choice between the file and HQ's downlinked catalogue."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -182,10 +183,8 @@ BASE = sample_document()
 
 @given(JSON)
 def test_any_json_is_accepted_or_rejected_with_catalog_error(document: Any) -> None:
-    try:
+    with contextlib.suppress(CatalogError):
         catalogue.parse(document, origin="fuzz", image_root=None)
-    except CatalogError:
-        pass
 
 
 @given(st.sampled_from(["gtin", "style", "name", "brand", "colour", "size", "price", "image", "stock", "tags"]),
