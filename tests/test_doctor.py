@@ -79,24 +79,34 @@ def pki() -> Iterator[Path]:
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", "server.pem", "-days", "30", "-extfile", "san.ext", cwd=directory)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=mirror-03", cwd=directory)
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "client.pem", "-days", "30", cwd=directory)
     for path in directory.iterdir():
         path.chmod(0o644)
     yield directory
     shutil.rmtree(directory)
 
 
-@pytest.fixture
-def tls_broker(tmp_path: Path, pki: Path) -> Iterator[int]:
-    """A real Mosquitto with a TLS listener using the generated server certificate; yields its port."""
+@pytest.fixture(params=[False, True], ids=["server-cert", "client-cert-required"])
+def tls_broker(request: pytest.FixtureRequest, tmp_path: Path, pki: Path) -> Iterator[tuple[int, bool]]:
+    """A real Mosquitto with a TLS listener (the generated server certificate), with or without
+    requiring client certificates; yields its port and whether it requires them."""
     port = free_port()
     extra = (f"listener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\n"
-             f"certfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n")
+             f"certfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
+             f"require_certificate {'true' if request.param else 'false'}\n")
     broker = Mosquitto(workdir=tmp_path / "mosquitto", extra_config=extra).start()
     try:
         wait_for_port(port)
-        yield port
+        yield port, request.param
     finally:
         broker.kill()
+
+
+def mqtt(url: str, ca_file: str = "") -> configuration.MqttSection:
+    return configuration.MqttSection(url=url, ca_file=ca_file)
 
 
 def write_config(tmp_path: Path, **sections: dict) -> Path:
@@ -169,20 +179,27 @@ def test_camera_failures(tmp_path: Path) -> None:
 
 
 def test_a_running_broker_is_reachable_and_a_closed_port_is_not(mosquitto: Mosquitto) -> None:
-    assert doctor.check_broker(mosquitto.url).status is Status.OK
-    closed = doctor.check_broker(f"mqtt://127.0.0.1:{free_port()}", timeout=2)
+    assert doctor.check_broker(mqtt(mosquitto.url)).status is Status.OK
+    closed = doctor.check_broker(mqtt(f"mqtt://127.0.0.1:{free_port()}"), timeout=2)
     assert closed.status is Status.FAIL and "Connection refused" in closed.message
 
 
-def test_tls_handshake_is_verified_against_ca_file(tls_broker: int, pki: Path) -> None:
-    url = f"mqtts://127.0.0.1:{tls_broker}"
-    assert doctor.check_broker(url, str(pki / "ca.pem")).status is Status.OK
-    wrong = doctor.check_broker(url, str(pki / "other-ca.pem"))
+def test_tls_handshake_is_verified_against_ca_file(tls_broker: tuple[int, bool], pki: Path) -> None:
+    port, needs_client_cert = tls_broker
+    url = f"mqtts://127.0.0.1:{port}"
+    with_cert = configuration.MqttSection(url=url, ca_file=str(pki / "ca.pem"), cert_file=str(pki / "client.pem"),
+                                          key_file=str(pki / "client.key"))
+    assert doctor.check_broker(with_cert).status is Status.OK
+    assert doctor.check_mqtt_login(with_cert, "touchpoint-doctor-test").status is Status.OK
+    # TLS 1.3 refuses a missing client certificate only after the handshake: the login says so.
+    without_cert = doctor.check_mqtt_login(mqtt(url, str(pki / "ca.pem")), "touchpoint-doctor-test")
+    assert without_cert.status is (Status.FAIL if needs_client_cert else Status.OK), without_cert
+    wrong = doctor.check_broker(mqtt(url, str(pki / "other-ca.pem")))
     assert wrong.status is Status.FAIL and "not trusted" in wrong.message
 
 
 def test_tls_to_a_plain_listener_fails(mosquitto: Mosquitto, pki: Path) -> None:
-    finding = doctor.check_broker(f"mqtts://127.0.0.1:{mosquitto.port}", str(pki / "ca.pem"), timeout=2)
+    finding = doctor.check_broker(mqtt(f"mqtts://127.0.0.1:{mosquitto.port}", str(pki / "ca.pem")), timeout=2)
     assert finding.status is Status.FAIL
 
 
@@ -215,16 +232,16 @@ def test_broker_address_parses_or_says_why_not(url: str) -> None:
     try:
         host, port, tls = doctor.broker_address(url)
     except ValueError:
-        assert doctor.check_broker(url).status is Status.FAIL  # and no network is tried
+        assert doctor.check_broker(mqtt(url)).status is Status.FAIL  # and no network is tried
         return
     assert host and 0 < port <= 65535 and tls is url.startswith("mqtts://")
 
 
 def test_an_out_of_range_port_fails_plainly() -> None:
     assert configuration.mqtt_url("mqtt://broker:99999") is None  # the config lets it through
-    finding = doctor.check_broker("mqtt://broker:99999")
+    finding = doctor.check_broker(mqtt("mqtt://broker:99999"))
     assert finding.status is Status.FAIL and "[mqtt] url" in finding.message
-    unencodable = doctor.check_broker("mqtt://" + "a" * 70 + ".example")  # a DNS label over 63
+    unencodable = doctor.check_broker(mqtt("mqtt://" + "a" * 70 + ".example"))  # a DNS label over 63
     assert unencodable.status is Status.FAIL and "cannot reach" in unencodable.message
 
 

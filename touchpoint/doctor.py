@@ -86,7 +86,8 @@ def check_serial(url: str) -> Finding:
     if not stat.S_ISCHR(mode):
         return fail("serial", f"{url} is not a character device: set [reader] url to the reader's port.")
     if not os.access(path, os.R_OK | os.W_OK, effective_ids=True):
-        group = grp.getgrgid(path.stat().st_gid).gr_name
+        gid = path.stat().st_gid
+        group = next((g.gr_name for g in grp.getgrall() if g.gr_gid == gid), str(gid))
         return fail("serial", f"{url} is not readable and writable by this user: add the user to "
                     f"group {group!r} (the service gets it through SupplementaryGroups=).")
     try:
@@ -139,19 +140,26 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port or (8883 if tls else 1883), tls
 
 
-def check_broker(url: str, ca_file: str = "", timeout: float = CONNECT_TIMEOUT_S) -> Finding:
-    """TCP connect to the broker, plus the TLS handshake for mqtts:// (verified against ca_file)."""
+def check_broker(mqtt: configuration.MqttSection, timeout: float = CONNECT_TIMEOUT_S) -> Finding:
+    """TCP connect to the broker, plus for mqtts:// the TLS handshake the sync agent would make.
+
+    Under TLS 1.3 a broker refuses a missing client certificate only after the handshake, so
+    that shows in :func:`check_mqtt_login`, not here.
+    """
+    from sync.mqtt import MqttError, tls_context
+
     try:
-        host, port, tls = broker_address(url)
+        host, port, tls = broker_address(mqtt.url)
     except ValueError as error:
         return fail("broker", f"{error}: fix [mqtt] url.")
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             if not tls:
                 return ok("broker", f"{host}:{port} accepts connections.")
-            context = ssl.create_default_context(cafile=ca_file or None)
-            with context.wrap_socket(sock, server_hostname=host):
+            with tls_context(mqtt).wrap_socket(sock, server_hostname=host):
                 return ok("broker", f"{host}:{port} accepts connections and its TLS certificate is trusted.")
+    except MqttError as error:
+        return fail("broker", f"{error}: fix the TLS files (see the tls check).")
     except ssl.SSLCertVerificationError as error:
         return fail("broker", f"{host}:{port}: the broker's certificate is not trusted ({error.verify_message}): "
                     "set [mqtt] ca_file to the CA that signed it, and use the name in its certificate.")
@@ -326,7 +334,7 @@ def examine(config_path: str | None, now: datetime) -> list[Finding]:
         findings.append(ok("camera", "no [camera] configured: QR codes are off."))
     else:
         findings.append(check_camera(loaded.camera.source))
-    broker = check_broker(loaded.mqtt.url, loaded.mqtt.ca_file)
+    broker = check_broker(loaded.mqtt)
     findings.append(broker)
     if broker.status is Status.OK:
         client_id = f"touchpoint-doctor-{loaded.device.store_id}-{loaded.device.device_id}"
