@@ -87,13 +87,27 @@ class SqlStorage(Storage):
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def _using(self) -> Iterator[Any]:
+        """This thread's connection; one the server dropped is forgotten, so the next call reconnects."""
         conn = self._conn()
-        with self._begin(conn):
+        try:
+            yield conn
+        except Exception:
+            if getattr(conn, "broken", False):
+                self._local.conn = None
+                with self._guard:
+                    self._connections.remove(conn)
+                conn.close()
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self._using() as conn, self._begin(conn):
             yield _Cursor(conn, self._sql)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return _Cursor(self._conn(), self._sql).execute(sql, params)
+        with self._using() as conn:
+            return _Cursor(conn, self._sql).execute(sql, params)
 
     def close(self) -> None:
         with self._guard:

@@ -120,3 +120,10 @@ def running_worker(url: str, storage: Storage, client_id: str = "hq-test-1",
         yield worker
     finally:
         worker.stop()
+
+
+def terminate_other_backends(storage: Storage) -> None:
+    """What a PostgreSQL restart or failover does to every open connection."""
+    with open_storage(storage.url) as admin:  # type: ignore[attr-defined]
+        admin.fetchall("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                       " WHERE datname = current_database() AND pid <> pg_backend_pid()")

@@ -8,18 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from hq.storage import Storage
+from hq.storage import DeviceReport, Storage, open_storage
 from sync.envelope import MAX_EVENT_BYTES
 from sync.topics import DeviceTopics
 from touchpoint.services import Mosquitto
 
 from tests.hq_support import (  # noqa: F401 - storage is a fixture
-    DEVICE, Peer, events, make_storage, payload, running_worker, storage, wait_until,
+    DEVICE, Peer, events, make_storage, payload, running_worker, storage, terminate_other_backends,
+    wait_until,
 )
 
 
-def device_row(storage: Storage, device: DeviceTopics = DEVICE):  # noqa: ANN201 - a DeviceReport
-    return next(d for d in storage.devices() if (d.store, d.device) == (device.store, device.device))
+def report(storage: Storage, device: DeviceTopics = DEVICE) -> DeviceReport | None:
+    """The device's row of GET /v1/devices, None while HQ has not heard of it."""
+    return next((d for d in storage.devices() if (d.store, d.device) == (device.store, device.device)), None)
+
+
+def device_row(storage: Storage, device: DeviceTopics = DEVICE) -> DeviceReport:
+    row = report(storage, device)
+    assert row is not None, device
+    return row
 
 
 def test_a_batch_is_stored_then_acknowledged_retained(mosquitto: Mosquitto, storage: Storage) -> None:
@@ -96,7 +104,8 @@ def test_two_workers_share_the_subscription_and_store_each_event_once(
                 rng.shuffle(batches)
                 for seqs in batches:
                     publisher.send(device.events, payload(events(seqs, device)))
-            wait_until(lambda: all(device_row(storages[0], d).contiguous_seq == per_device for d in devices),
+            wait_until(lambda: all(getattr(report(storages[0], d), "contiguous_seq", 0) == per_device
+                               for d in devices),
                        what="every device contiguous")
         for worker in (one, two):
             assert worker.ingestor.metrics.registry.get_sample_value("touchpoint_hq_batches_total") > 0
@@ -109,3 +118,24 @@ def test_two_workers_share_the_subscription_and_store_each_event_once(
     finally:
         for each in storages:
             each.close()
+
+
+@pytest.mark.postgres
+def test_a_batch_the_database_failed_is_not_acknowledged_and_its_resend_is(
+    mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    storage = make_storage("postgres", tmp_path, request)
+    try:
+        with running_worker(mosquitto.url, storage) as worker, \
+                Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks, Peer(mosquitto.url) as device:
+            device.send(DEVICE.events, payload(events([1, 2])))
+            assert acks.ack() == 2
+            terminate_other_backends(storage)  # the worker's connection dies with the rest
+            device.send(DEVICE.events, payload(events([3, 4])))
+            device.send(DEVICE.events, payload(events([3, 4])))  # the edge's re-send after its ack timeout
+            assert acks.ack() == 4  # no ack came for the failed attempt
+        assert worker.ingestor.metrics.registry.get_sample_value("touchpoint_hq_storage_errors_total") == 1
+    finally:
+        storage.close()
+    with open_storage(storage.url) as check:  # type: ignore[attr-defined]
+        assert check.fetchall("SELECT COUNT(*) FROM events WHERE device = 'mirror-1'") == [(4,)]

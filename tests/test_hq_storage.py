@@ -8,6 +8,7 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hq import schema
@@ -17,7 +18,9 @@ from hq.storage import DeviceBatch, DeviceStatus, Storage, StorageError, open_st
 from sync.envelope import make_event, parse_time
 
 from tests.conftest import SOURCE
-from tests.hq_support import NOW, events, events_topic, make_storage, payload, storage  # noqa: F401
+from tests.hq_support import (  # noqa: F401 - storage is a fixture
+    NOW, events, events_topic, make_storage, payload, storage, terminate_other_backends,
+)
 
 
 def store(storage: Storage, seqs: list[int], extra: list[object] | None = None) -> int:
@@ -135,3 +138,19 @@ def test_concurrent_batches_of_one_device_keep_contiguous_right(
     assert max(outcomes) == total
     for each in storages:
         each.close()
+
+
+@pytest.mark.postgres
+def test_a_dropped_postgres_connection_fails_one_call_then_reconnects(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    storage = make_storage("postgres", tmp_path, request)
+    try:
+        assert store(storage, [1]) == 1
+        terminate_other_backends(storage)
+        with pytest.raises(psycopg.OperationalError):
+            store(storage, [2])
+        assert store(storage, [2, 3]) == 3
+    finally:
+        storage.close()
+
