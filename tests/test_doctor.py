@@ -281,6 +281,25 @@ def test_disk_thresholds(free_mb: int, total_mb: int, status: Status) -> None:
     assert doctor.judge_disk(free_mb * doctor.MB, total_mb * doctor.MB, "/var/lib").status is status
 
 
+SEVERITY = {Status.OK: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+@given(st.integers(0, 2**44), st.integers(0, 2**44), st.integers(1, 2**44))
+def test_more_free_space_never_looks_worse(free: int, more: int, total: int) -> None:
+    worse = doctor.judge_disk(min(free, total), total, "/")
+    better = doctor.judge_disk(min(free + more, total), total, "/")
+    assert SEVERITY[better.status] <= SEVERITY[worse.status]
+
+
+@given(st.floats(0, 2e9), st.lists(st.floats(0, 2e9), max_size=5), st.sampled_from([True, False, None]))
+def test_the_clock_fails_exactly_when_it_is_behind_its_own_records(
+    now: float, recorded: list[float], synced: bool | None
+) -> None:
+    finding = doctor.judge_clock(now, recorded, synced)
+    behind = any(now + doctor.CLOCK_SLACK_S < t for t in recorded)
+    assert (finding.status is Status.FAIL) == behind
+
+
 def test_an_outbox_with_events_is_intact(outbox: Outbox) -> None:
     outbox.append("session.started", {"session_id": "s-1"})
     finding = doctor.check_outbox(outbox.path)
