@@ -67,10 +67,10 @@ class SqlStorage(Storage):
     def _sql(self, sql: str) -> str:
         return sql
 
-    def _ts(self, moment: datetime) -> Any:
+    def time_param(self, moment: datetime) -> Any:
         return moment
 
-    def _from_ts(self, value: Any) -> datetime | None:
+    def time_value(self, value: Any) -> datetime | None:
         return value
 
     def _lock_schema(self, cursor: Cursor) -> None:
@@ -126,7 +126,7 @@ class SqlStorage(Storage):
                     cur.execute(statement)
                 cur.execute(
                     "INSERT INTO schema_version (version, title, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.title, self._ts(datetime.now(timezone.utc))),
+                    (migration.version, migration.title, self.time_param(datetime.now(timezone.utc))),
                 )
 
     def schema_version(self) -> int:
@@ -134,17 +134,17 @@ class SqlStorage(Storage):
 
     # -- writes -------------------------------------------------------------------------------
     def _event_params(self, row: EventRow) -> tuple[Any, ...]:
-        return (row.source, row.id, row.type, self._ts(row.time), row.seq, row.store, row.device,
+        return (row.source, row.id, row.type, self.time_param(row.time), row.seq, row.store, row.device,
                 row.channel, row.session_id, row.customer, row.anonymous_id, row.gtin, row.data,
-                self._ts(row.received_at))
+                self.time_param(row.received_at))
 
     def _dead_params(self, letter: DeadLetter) -> tuple[Any, ...]:
-        return (self._ts(letter.received_at), letter.topic, letter.reason, letter.kind, letter.raw,
+        return (self.time_param(letter.received_at), letter.topic, letter.reason, letter.kind, letter.raw,
                 letter.source, letter.event_id)
 
     def store_device_batch(self, batch: DeviceBatch) -> BatchOutcome:
         key = (batch.device.store, batch.device.device)
-        seen = self._ts(batch.received_at)
+        seen = self.time_param(batch.received_at)
         with self.transaction() as cur:
             cur.execute("INSERT INTO devices (store, device) VALUES (?, ?) ON CONFLICT DO NOTHING", key)
             (contiguous,) = cur.execute(
@@ -179,7 +179,7 @@ class SqlStorage(Storage):
             cur.executemany(INSERT_DEAD, [self._dead_params(d) for d in letters])
 
     def record_status(self, status: DeviceStatus) -> None:
-        seen = self._ts(status.received_at)
+        seen = self.time_param(status.received_at)
         with self.transaction() as cur:
             cur.execute(
                 "INSERT INTO devices (store, device) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -206,7 +206,7 @@ class SqlStorage(Storage):
         ):
             seqs = SeqState(int(contiguous), tuple(ranges.get((store, device), ())))
             reports.append(DeviceReport(
-                store, device, state == "online", self._from_ts(last_seen), int(backlog),
+                store, device, state == "online", self.time_value(last_seen), int(backlog),
                 int(stored), int(contiguous), tuple(seqs.gaps()),
             ))
         return reports
@@ -216,7 +216,7 @@ class SqlStorage(Storage):
             "SELECT received_at, topic, reason, raw, source, event_id FROM dead_letters"
             " ORDER BY n DESC LIMIT ?", (limit,)
         )
-        return [DeadLetter(self._from_ts(at) or datetime.min, topic, reason, bytes(raw), source, eid)
+        return [DeadLetter(self.time_value(at) or datetime.min, topic, reason, bytes(raw), source, eid)
                 for at, topic, reason, raw, source, eid in rows]
 
 
@@ -251,10 +251,10 @@ class SqliteStorage(SqlStorage):
             raise
         conn.execute("COMMIT")
 
-    def _ts(self, moment: datetime) -> str:
+    def time_param(self, moment: datetime) -> str:
         return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
-    def _from_ts(self, value: Any) -> datetime | None:
+    def time_value(self, value: Any) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
 
 

@@ -145,6 +145,14 @@ class Storage(abc.ABC):
         """Run a read query outside any explicit transaction."""
 
     @abc.abstractmethod
+    def time_param(self, moment: datetime) -> Any:
+        """A time as a query parameter (SQLite keeps sortable UTC ISO text, PostgreSQL timestamptz)."""
+
+    @abc.abstractmethod
+    def time_value(self, value: Any) -> datetime | None:
+        """A time column as read back, as an aware UTC datetime."""
+
+    @abc.abstractmethod
     def store_device_batch(self, batch: DeviceBatch) -> BatchOutcome:
         """Store a device's events idempotently and advance its seq ranges, in one transaction."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -108,7 +108,10 @@ def test_digital_events_are_stored_idempotently_with_their_channel(storage: Stor
     )
     assert (channel, customer, seq) == ("web", "c1", None)
     assert decode_data(data) == web["data"]
-    assert (time if isinstance(time, datetime) else datetime.fromisoformat(time)) == parse_time(web["time"])
+    assert storage.time_value(time) == parse_time(web["time"])
+    after = parse_time(web["time"]) + timedelta(microseconds=1)
+    assert storage.fetchall("SELECT COUNT(*) FROM events WHERE time < ?", (storage.time_param(after),)) == [(1,)]
+    assert storage.fetchall("SELECT COUNT(*) FROM events WHERE time >= ?", (storage.time_param(after),)) == [(0,)]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
