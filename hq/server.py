@@ -23,6 +23,7 @@ from hq.storage import Storage, open_storage
 from hq.worker import Ingestor, IngestWorker
 from touchpoint import systemd
 from touchpoint.config import HqConfig
+from touchpoint.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
     """Run until SIGTERM/SIGINT, or until ``stop`` is set (tests run it in a thread)."""
     if role not in ROLES:
         raise ValueError(f"role {role!r}: one of {', '.join(ROLES)}")
+    if not config.hq.share_group and config.hq.workers > 1:
+        raise ConfigError("hq.workers", config.hq.workers, "1 when hq.share_group is empty")
     stop = stop or _stop_on_signals()
     storage = open_storage(config.database.url)
     metrics = HqMetrics()
@@ -46,7 +49,7 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
     try:
         if role in ("all", "ingest"):
             ingestor = Ingestor(storage, metrics)
-            workers = [IngestWorker(config.mqtt, client_id(n), ingestor).start()
+            workers = [IngestWorker(config.mqtt, client_id(n), ingestor, share_group=config.hq.share_group).start()
                        for n in range(1, config.hq.workers + 1)]
         if role in ("all", "web"):
             checks = {"mqtt": lambda: any(w.connected for w in workers)} if workers else {}

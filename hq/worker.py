@@ -24,9 +24,13 @@ from touchpoint.config import MqttSection
 
 log = logging.getLogger(__name__)
 
-SHARE_GROUP = "touchpoint-hq"
-EVENTS_SUBSCRIPTION = f"$share/{SHARE_GROUP}/touchpoint/v1/+/+/events"
-STATUS_SUBSCRIPTION = "touchpoint/v1/+/+/status"
+EVENTS = "touchpoint/v1/+/+/events"
+STATUS = "touchpoint/v1/+/+/status"
+
+
+def events_subscription(share_group: str) -> str:
+    """Shared, so the broker hands each batch to one worker of the group; plain when no group."""
+    return f"$share/{share_group}/{EVENTS}" if share_group else EVENTS
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,10 @@ class Ingestor:
 class IngestWorker:
     """One MQTT client in the shared subscription, feeding an :class:`Ingestor`."""
 
-    def __init__(self, settings: MqttSection, client_id: str, ingestor: Ingestor,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, settings: MqttSection, client_id: str, ingestor: Ingestor, *,
+                 share_group: str = "touchpoint-hq", clock: Callable[[], datetime] = utc_now) -> None:
         self.ingestor = ingestor
+        self.subscription = events_subscription(share_group)
         self.clock = clock
         # Client ids change with every process, so a kept session would strand shared messages
         # after a restart; the edge re-sends whatever HQ did not ack, so nothing is lost.
@@ -105,7 +110,7 @@ class IngestWorker:
         return self.client.state is ConnectionState.CONNECTED
 
     def start(self) -> IngestWorker:
-        self.client.subscribe([(EVENTS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
+        self.client.subscribe([(self.subscription, 1), (STATUS, 1)])
         self.client.start()
         return self
 

@@ -104,13 +104,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str =
 
 @contextmanager
 def running_worker(url: str, storage: Storage, client_id: str = "hq-test-1",
-                   protocol: str = "5") -> Iterator[IngestWorker]:
+                   protocol: str = "5", share_group: str = "touchpoint-hq") -> Iterator[IngestWorker]:
     """An ingest worker whose subscriptions are known to be active when the block starts.
 
     A retained status message proves it: the broker delivers it only once the subscription exists.
     """
     worker = IngestWorker(MqttSection(url=url, protocol=protocol), client_id,
-                          Ingestor(storage, HqMetrics())).start()
+                          Ingestor(storage, HqMetrics()), share_group=share_group).start()
     try:
         probe = DeviceTopics("probe", client_id.lower().replace("_", "-")[:60])
         with Peer(url, client_id=f"probe-{client_id}") as publisher:

@@ -20,6 +20,7 @@ from hq.server import serve
 from hq.storage import DeviceBatch, DeviceStatus, Storage, open_storage
 from touchpoint import config as configuration
 from touchpoint.cli import main
+from touchpoint.errors import ConfigError
 from touchpoint.services import Mosquitto, free_port, wait_for_port
 
 from tests.hq_support import DEVICE, NOW, Peer, events, payload, wait_until
@@ -160,9 +161,11 @@ def test_ingest_role_stores_without_a_web_server(tmp_path: Path, mosquitto: Mosq
     assert not thread.is_alive()
 
 
-def test_serve_refuses_an_unknown_role(tmp_path: Path) -> None:
+def test_serve_refuses_an_unknown_role_and_workers_without_a_share_group(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="role"):
         serve(hq_config(tmp_path), "everything", threading.Event())
+    with pytest.raises(ConfigError, match="hq.workers"):
+        serve(hq_config(tmp_path, hq={"workers": 2, "share_group": ""}), "all", threading.Event())
 
 
 def test_cli_hq_has_a_documented_role_option() -> None:

@@ -47,8 +47,12 @@ def test_a_batch_is_stored_then_acknowledged_retained(mosquitto: Mosquitto, stor
     assert message.retain and json.loads(message.payload) == {"upto": 5}
 
 
-def test_out_of_order_batches_are_acknowledged_only_up_to_the_gap(mosquitto: Mosquitto, storage: Storage) -> None:
-    with running_worker(mosquitto.url, storage), Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks, \
+@pytest.mark.parametrize("share_group", ["touchpoint-hq", ""])
+def test_out_of_order_batches_are_acknowledged_only_up_to_the_gap(
+    mosquitto: Mosquitto, storage: Storage, share_group: str
+) -> None:
+    """Also with a plain subscription, for brokers without shared subscriptions (amqtt)."""
+    with running_worker(mosquitto.url, storage, share_group=share_group), Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks, \
             Peer(mosquitto.url) as device:
         device.send(DEVICE.events, payload(events([1, 2])))
         assert acks.ack() == 2

@@ -148,6 +148,9 @@ class HqSection:
     tokens: dict[str, str] = table("bearer token per channel for POST /v1/events")
     users: dict[str, str] = table("dashboard users: name = password hash")
     workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
+    share_group: str = checked("touchpoint-hq", lambda v: None if v == "" else identifier(v),
+                               "MQTT shared-subscription group of all ingest workers; empty for a broker "
+                               "without shared subscriptions (amqtt), with one worker in all")
 
 
 @dataclass(frozen=True)
