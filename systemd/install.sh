@@ -177,6 +177,10 @@ start_units() {
     "$SYSTEMCTL" daemon-reload
     "$SYSTEMCTL" --quiet enable "${UNITS[@]}"
     "$SYSTEMCTL" restart "${UNITS[@]}"
+    if [ "$BROWSER_UNIT" -eq 1 ] && [ "$("$SYSTEMCTL" get-default 2>/dev/null)" = graphical.target ]; then
+        say "warning: a desktop owns the screen; for the kiosk browser boot to the console:" \
+            "sudo raspi-config nonint do_boot_behaviour B1 && sudo reboot"
+    fi
     say "running: ${UNITS[*]}; check with: sudo -u touchpoint $VENV/bin/touchpoint doctor --config $CONFIG"
 }
 
