@@ -1,0 +1,88 @@
+"""`touchpoint sync` as a real process: SIGKILL at random moments loses nothing; SIGTERM goes offline."""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sync import topics
+from sync.mqtt import Message, MqttClient
+from sync.outbox import Outbox
+from touchpoint.config import MqttSection
+from touchpoint.services import Mosquitto
+
+from tests.acknowledger import Acknowledger
+from tests.conftest import wait_until
+
+DEVICE = topics.DeviceTopics("test-store", "mirror-1")
+
+
+def start_agent(tmp_path: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        '[device]\nstore_id = "test-store"\ndevice_id = "mirror-1"\n'
+        f'[outbox]\npath = "{tmp_path / "edge.db"}"\n'
+        f'[mqtt]\nurl = "{broker.url}"\nbatch_events = 50\nack_timeout_s = 1\n'
+    )
+    log = (tmp_path / "agent.log").open("ab")
+    try:
+        return subprocess.Popen([str(Path(sys.executable).parent / "touchpoint"), "sync", "--config", str(config)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()  # the child holds its own descriptor
+
+
+def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox) -> None:
+    rng = random.Random(20261123)
+    statuses: queue.Queue[Message] = queue.Queue()
+    watcher = MqttClient(MqttSection(url=mosquitto.url), "watcher", on_message=statuses.put)
+    watcher.subscribe([(DEVICE.status, 1)])
+    total = 0
+    with Acknowledger(mosquitto.url) as hq, watcher:
+        for _ in range(4):  # 4 x 2000 stays below the fixture outbox's capacity
+            outbox.append_many([("session.started", {"session_id": "k"})] * 2000)
+            total += 2000
+            agent = start_agent(tmp_path, mosquitto)
+            received = hq.received
+            # Kill somewhere inside the stream: once it flows, after a random extra number of events.
+            assert wait_until(lambda: hq.received > received + rng.randrange(1, 1000))  # noqa: B023
+            agent.send_signal(signal.SIGKILL)
+            assert agent.wait(10) == -signal.SIGKILL
+            assert outbox.stats().depth > 0  # it died with work left
+            # The broker announces the death with our will, retained.
+            while json.loads(statuses.get(timeout=10).payload) != {"state": "offline"}:
+                pass
+        agent = start_agent(tmp_path, mosquitto)
+        try:
+            assert hq.wait_for(lambda: hq.contiguous.get(DEVICE.ack) == total, timeout=60)
+            assert wait_until(lambda: outbox.stats().depth == 0)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            exit_code = agent.wait(20)
+    assert exit_code == 0, (tmp_path / "agent.log").read_text()[-2000:]
+    assert hq.seqs() == list(range(1, total + 1))  # every seq exactly once after dedupe by id
+    assert outbox.stats().acked_upto == total
+
+
+def test_sigterm_publishes_offline_status_and_exits_cleanly(tmp_path: Path, mosquitto: Mosquitto,
+                                                            outbox: Outbox) -> None:
+    outbox.append_many([("session.started", {"session_id": "t"})] * 3)
+    statuses: queue.Queue[Message] = queue.Queue()
+    watcher = MqttClient(MqttSection(url=mosquitto.url), "watcher", on_message=statuses.put)
+    watcher.subscribe([(DEVICE.status, 1)])
+    with watcher:
+        agent = start_agent(tmp_path, mosquitto)
+        try:
+            online = json.loads(statuses.get(timeout=20).payload)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            assert agent.wait(20) == 0
+        offline = json.loads(statuses.get(timeout=10).payload)
+    assert (online["state"], online["backlog"], online["last_seq"]) == ("online", 3, 3)
+    # Not the bare will: a full status saying what is left, since nobody acknowledged here.
+    assert (offline["state"], offline["backlog"]) == ("offline", 3)
