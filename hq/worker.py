@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -75,9 +76,9 @@ class Ingestor:
         self._count_dead(batch.dead)
         self.metrics.stored.inc(outcome.stored)
         self.metrics.duplicates.inc(outcome.duplicates)
-        self.metrics.window.add(outcome.stored, time.monotonic())
-        for row in batch.events:
-            self.metrics.events.labels(row.type).inc()
+        self.metrics.window.add(outcome.stored, now.timestamp())
+        for name, count in Counter(row.type for row in batch.events).items():
+            self.metrics.events.labels(name).inc(count)
         if outcome.contiguous_seq < 1:
             return None
         return Ack(batch.device.ack, outcome.contiguous_seq)

@@ -86,6 +86,8 @@ def test_bad_input_is_dead_lettered_and_ingestion_goes_on(mosquitto: Mosquitto, 
     registry = worker.ingestor.metrics.registry
     assert registry.get_sample_value("touchpoint_hq_dead_letters_total", {"reason": "json"}) == 1
     assert registry.get_sample_value("touchpoint_hq_events_stored_total") == 5
+    assert registry.get_sample_value("touchpoint_hq_events_ingested_total", {"type": "touchpoint.product.viewed"}) == 5
+    assert registry.get_sample_value("touchpoint_hq_ingest_rate") == 5 / 60  # within the last minute
 
 
 @pytest.mark.postgres
