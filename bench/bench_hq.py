@@ -27,7 +27,7 @@ from typing import Any
 from hq.ingest import parse_events
 from hq.metrics import HqMetrics
 from hq.sqlstore import INSERT_EVENT
-from hq.storage import DeviceBatch, EventRow, Storage, open_storage
+from hq.storage import DeviceBatch, EventRow, open_storage
 from hq.worker import Ingestor, IngestWorker
 from sync.envelope import edge_source, make_event
 from sync.mqtt import MqttClient
