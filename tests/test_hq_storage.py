@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import random
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hq import schema
 from hq.ingest import parse_events, parse_status, to_row
@@ -157,3 +160,39 @@ def test_a_dropped_postgres_connection_fails_one_call_then_reconnects(
     finally:
         storage.close()
 
+
+
+any_text = st.text(st.characters(exclude_categories=()), max_size=12)
+json_data = st.dictionaries(any_text, st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3), max_leaves=8,
+), max_size=4)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=json_data, text=any_text | st.integers(), moment=st.datetimes(timezones=st.timezones()))
+def test_whatever_validation_accepts_the_database_stores(
+    storage: Storage, data: dict[str, object], text: object, moment: datetime
+) -> None:
+    """Odd text (NUL, lone surrogates), huge numbers and far-off times never stop ingestion."""
+    (seq,) = storage.fetchall("SELECT COUNT(*) + 1 FROM events")[0]
+    event = events([int(seq)])[0]
+    event["data"] = {**data, "session_id": text, "customer": text, "gtin": text, "via": "tag"}
+    event["time"] = moment.isoformat()
+    batch = parse_events(events_topic(), payload([event]), NOW)
+    assert isinstance(batch, DeviceBatch) and len(batch.events) + len(batch.dead) == 1
+    storage.store_device_batch(batch)
+    if batch.events:
+        ((stored_data,),) = storage.fetchall("SELECT data FROM events WHERE id = ?", (event["id"],))
+        assert exact(decode_data(stored_data)) == exact(json.loads(batch.events[0].data))
+
+
+def exact(value: object) -> object:
+    """Numbers as decimals: JSONB keeps a number's decimal value, not whether it was written as a float."""
+    if isinstance(value, dict):
+        return {k: exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [exact(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(repr(value))
+    return value
