@@ -16,11 +16,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
-from drivers.camera import CameraReader
 from drivers.presence import PresenceChange, PresenceTracker
 from drivers.reader import Reader
 from drivers.types import TagRead
@@ -34,6 +33,9 @@ from sync.outbox import Outbox
 from touchpoint import systemd
 from touchpoint.config import EdgeConfig
 from touchpoint.errors import TouchpointError
+
+if TYPE_CHECKING:
+    from drivers.camera import CameraReader
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,8 @@ class Edge:
     def start(self) -> None:
         """Start the RFID reader and the camera (when configured) and the departure/timeout ticker."""
         if self.config.camera:
+            from drivers.camera import CameraReader  # OpenCV costs ~17 MB: only where a camera is
+
             self.camera = CameraReader(self.config.camera.source, self.on_loyalty_code, fps=self.config.camera.fps)
             self.camera.start()
         if self.config.reader:
