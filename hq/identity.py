@@ -139,19 +139,23 @@ _LINK_FIELDS: dict[str, tuple[tuple[tuple[str, str], tuple[str, str]], ...]] = {
     "customer.logged_in": ((("anon", "anonymous_id"), ("customer", "customer")),),
 }
 LINK_EVENTS = tuple(_LINK_FIELDS)  # the only event names a graph needs to read
+NO_EVIDENCE = Evidence((), (), ())
 
 
 def evidence(event: Mapping[str, Any], policy: StitchPolicy) -> Evidence:
     """The links and consent statements one (validated) event carries, and what was refused."""
+    name = event_name(event)
+    if name not in _LINK_FIELDS:
+        return NO_EVIDENCE
     data = event.get("data") or {}
     event_id = str(event["id"])
     time = parse_time(event["time"])
     device = device_of(event)
     links: list[Link] = []
     rejected: list[Conflict] = []
-    for (kind_a, field_a), (kind_b, field_b) in _LINK_FIELDS.get(event_name(event), ()):
-        if field_a not in data or field_b not in data:
-            continue
+    for (kind_a, field_a), (kind_b, field_b) in _LINK_FIELDS[name]:
+        if data.get(field_a) is None or data.get(field_b) is None:
+            continue  # absent or JSON null: nothing claimed, nothing to refuse
         x = identifier(kind_a, data[field_a], policy, device)
         y = identifier(kind_b, data[field_b], policy, device)
         if x is None or y is None:
@@ -160,7 +164,7 @@ def evidence(event: Mapping[str, Any], policy: StitchPolicy) -> Evidence:
         elif x != y:
             links.append(Link.between(x, y, time, event_id))
     consents: list[ConsentChange] = []
-    if "consent" in data and "customer" in data and event_name(event) in _LINK_FIELDS:
+    if "consent" in data and "customer" in data:
         customer = identifier("customer", data["customer"], policy, device)
         if customer is not None and data["consent"] in CONSENT_STATES:
             consents.append(ConsentChange(time, event_id, customer, data["consent"]))
@@ -230,39 +234,57 @@ class IdentityGraph:
         """Apply one event's evidence; returns the identifiers whose person changed."""
         return self.add_evidence(evidence(event, self.policy))
 
-    def add_evidence(self, found: Evidence) -> frozenset[str]:
-        """Apply consents, then links in the given order; returns who changed person."""
-        self._rejected.update(found.rejected)
-        changed: set[str] = set()
-        for consent in found.consents:
-            changed |= self.set_consent(consent)
-        for link in found.links:
-            changed |= self.add_link(link)
-        return frozenset(changed)
+    def add_events(self, events: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+        """Apply a batch (an uplink message); each component replays at most once for it."""
+        found = [evidence(event, self.policy) for event in events]
+        return self.add_evidence(Evidence(
+            tuple(link for f in found for link in f.links),
+            tuple(consent for f in found for consent in f.consents),
+            tuple(conflict for f in found for conflict in f.rejected),
+        ))
 
     def set_consent(self, change: ConsentChange) -> frozenset[str]:
         """Record a consent statement; re-stitches the customer's component if stitching flips."""
-        current = self._consent.get(change.customer)
-        if current is not None and current >= change:
-            return frozenset()
-        self._consent[change.customer] = change
-        was_withheld = current is not None and current.state in WITHHELD
-        if was_withheld == (change.state in WITHHELD) or change.customer not in self._raw_parent:
-            return frozenset()
-        return self._replay(self._raw_find(change.customer))
+        return self.add_evidence(Evidence((), (change,), ()))
 
     def add_link(self, link: Link) -> frozenset[str]:
         """Apply one link; returns the identifiers whose person changed (to re-attribute)."""
-        root_a, root_b = self._raw_find(link.a), self._raw_find(link.b)
-        if link in self._raw_links[root_a]:
-            return frozenset()
-        late = any(r in self._raw_last and link < self._raw_last[r] for r in (root_a, root_b))
-        root = self._raw_union(root_a, root_b)
-        self._raw_links[root].add(link)
-        self._raw_last[root] = max(self._raw_last.get(root, link), link)
-        if late:
-            return self._replay(root)
-        return self._apply(link, self._raw_conflicts[root])
+        return self.add_evidence(Evidence((link,), (), ()))
+
+    def add_evidence(self, found: Evidence) -> frozenset[str]:
+        """Apply consents, then links in time order: a link later than everything its components
+        hold merges at once, an earlier one marks them for one replay at the end of the batch.
+        Returns the identifiers whose person changed."""
+        self._rejected.update(found.rejected)
+        before: dict[str, str] = {}
+        replay: list[str] = []
+        for change in found.consents:
+            if self._record_consent(change) and change.customer in self._raw_parent:
+                replay.append(change.customer)
+        for link in sorted(set(found.links)):
+            root_a, root_b = self._raw_find(link.a), self._raw_find(link.b)
+            if link in self._raw_links[root_a]:
+                continue
+            late = any(r in self._raw_last and link < self._raw_last[r] for r in (root_a, root_b))
+            root = self._raw_union(root_a, root_b)
+            self._raw_links[root].add(link)
+            self._raw_last[root] = max(self._raw_last.get(root, link), link)
+            if late:
+                replay.append(link.a)
+            else:
+                self._apply(link, self._raw_conflicts[root], before)
+        for root in {self._raw_find(ident) for ident in replay}:
+            self._replay(root, before)
+        return frozenset(ident for ident, person in before.items() if self.person_of(ident) != person)
+
+    def _record_consent(self, change: ConsentChange) -> bool:
+        """Keep the latest statement; True when it flips whether the customer may be stitched."""
+        current = self._consent.get(change.customer)
+        if current is not None and current >= change:
+            return False
+        self._consent[change.customer] = change
+        was_withheld = current is not None and current.state in WITHHELD
+        return was_withheld != (change.state in WITHHELD)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -295,20 +317,20 @@ class IdentityGraph:
             self._raw_last[a] = max(self._raw_last.get(a, last_b), last_b)
         return a
 
-    def _replay(self, root: str) -> frozenset[str]:
+    def _replay(self, root: str, before: dict[str, str]) -> None:
         """Rebuild one raw component's persons from its links in time order."""
         idents = self._raw_members[root]
-        before = {ident: self.person_of(ident) for ident in idents}
-        for person in set(before.values()):
+        for ident in idents:
+            before.setdefault(ident, self.person_of(ident))
+        for person in {self.person_of(ident) for ident in idents}:
             self._members.pop(person, None)
         for ident in idents:
             self._person.pop(ident, None)
             self._claims.pop(ident, None)
         conflicts: list[Conflict] = []
         for link in sorted(self._raw_links[root]):
-            self._apply(link, conflicts)
+            self._apply(link, conflicts, before)
         self._raw_conflicts[root] = conflicts
-        return frozenset(i for i in idents if self.person_of(i) != before[i])
 
     def _owners(self, person: str, members: frozenset[str]) -> set[str]:
         """The customers a person belongs to: its customer member, or one who withheld consent."""
@@ -317,11 +339,11 @@ class IdentityGraph:
             owners.add(self._claims[person])
         return owners
 
-    def _apply(self, link: Link, conflicts: list[Conflict]) -> frozenset[str]:
-        """Merge the two persons of a link unless a guard refuses; returns who changed person."""
+    def _apply(self, link: Link, conflicts: list[Conflict], before: dict[str, str]) -> None:
+        """Merge the two persons of a link unless a guard refuses; notes old persons in ``before``."""
         person_a, person_b = self.person_of(link.a), self.person_of(link.b)
         if person_a == person_b:
-            return frozenset()
+            return
         members_a, members_b = self.members(person_a), self.members(person_b)
         owners = self._owners(person_a, members_a) | self._owners(person_b, members_b)
         withheld = next((i for i in (link.a, link.b) if self.consent_of(i) in WITHHELD), None)
@@ -329,11 +351,11 @@ class IdentityGraph:
         refusal = self._refusal(link, owners, 0 if withheld else len(merged))
         if refusal is not None:
             conflicts.append(refusal)
-            return frozenset()
+            return
         if withheld is not None:
             # Not stitched, yet still theirs: no other customer may take this session or id.
             self._claims[person_b if withheld == link.a else person_a] = withheld
-            return frozenset()
+            return
         customers = [m for m in merged if m.startswith("customer:")]
         canonical = customers[0] if customers else min(merged)
         claim = self._claims.pop(person_a, None) or self._claims.pop(person_b, None)
@@ -342,12 +364,9 @@ class IdentityGraph:
         self._members.pop(person_a, None)
         self._members.pop(person_b, None)
         self._members[canonical] = merged
-        changed = set()
         for ident in merged:
-            if self._person.get(ident, ident) != canonical:
-                changed.add(ident)
+            before.setdefault(ident, self.person_of(ident))
             self._person[ident] = canonical
-        return frozenset(changed)
 
     def _refusal(self, link: Link, owners: set[str], size: int) -> Conflict | None:
         if len(owners) > 1:
@@ -366,15 +385,7 @@ class IdentityGraph:
 def stitch(events: Iterable[Mapping[str, Any]], policy: StitchPolicy | None = None) -> IdentityGraph:
     """A graph from a batch of events: links applied once, in time order, with no replays."""
     graph = IdentityGraph(policy)
-    links: set[Link] = set()
-    consents: list[ConsentChange] = []
-    rejected: list[Conflict] = []
-    for event in events:
-        found = evidence(event, graph.policy)
-        links.update(found.links)
-        consents.extend(found.consents)
-        rejected.extend(found.rejected)
-    graph.add_evidence(Evidence(tuple(sorted(links)), tuple(consents), tuple(rejected)))
+    graph.add_events(events)
     return graph
 
 

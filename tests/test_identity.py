@@ -279,10 +279,17 @@ def test_dataset_in_random_arrival_order_stitches_the_same() -> None:
     data = generate(seed=5, customers=200)
     shuffled = list(data.events)
     random.Random(3).shuffle(shuffled)
-    graph = IdentityGraph()
-    feed(graph, *shuffled)
     batch = stitch(data.events)
-    assert graph.persons() == batch.persons() and graph.conflicts() == batch.conflicts()
+    one_by_one = IdentityGraph()
+    feed(one_by_one, *shuffled)
+    in_batches = IdentityGraph()
+    replica: dict[str, str] = {}
+    for i in range(0, len(shuffled), 500):
+        changed = in_batches.add_events(shuffled[i:i + 500])
+        replica.update({ident: in_batches.person_of(ident) for ident in changed})
+    for graph in (one_by_one, in_batches):
+        assert graph.persons() == batch.persons() and graph.conflicts() == batch.conflicts()
+    assert all(replica.get(i, i) == batch.person_of(i) for members in batch.persons().values() for i in members)
 
 
 def test_a_session_named_by_a_withheld_customer_cannot_join_another() -> None:
@@ -301,3 +308,10 @@ def test_hostile_data_never_raises_and_links_only_typed_identifiers(name: str, d
         assert all(m.split(":", 1)[0] in ("session", "anon", "customer", "handoff") for m in members)
     person = graph.attribute(event(name, data, 1, "e1"))
     assert person is None or person.split(":", 1)[0] in ("session", "anon", "customer", "handoff")
+
+
+def test_a_null_customer_is_no_claim_and_no_conflict() -> None:
+    graph = IdentityGraph()
+    feed(graph, event("handoff.redeemed", {"token": "h1", "anonymous_id": "a1", "customer": None}, 1, "e1", WEB))
+    assert graph.person_of("handoff:h1") == "anon:a1"
+    assert graph.conflicts() == ()
