@@ -58,7 +58,12 @@ def create_app(
 
     owned = outbox is None
     box = outbox or Outbox(config.outbox.path, config.source, config.outbox.capacity)
-    catalog = catalogue.load(config.catalog.path, config.outbox.path)
+    try:  # after the outbox, which creates the directory the downlinked catalogue lives in
+        catalog = catalogue.load(config.catalog.path, config.outbox.path)
+    except catalogue.CatalogError:
+        if owned:
+            box.close()
+        raise
     edge = Edge(config, box, catalog, clock=clock or time.time)
     app.extensions[EXTENSION] = edge
     app.extensions[OWNED_OUTBOX] = box if owned else None

@@ -539,3 +539,14 @@ def test_a_loyalty_code_at_the_camera_identifies_the_session(tmp_path: Path, out
     finally:
         shutdown(app)
     assert not any(tmp_path.rglob("*.jpg")) and sorted(p.name for p in folder.iterdir()) == ["frame-000.png"]
+
+
+def test_a_bad_catalogue_file_fails_the_factory_with_the_row_named(tmp_path: Path) -> None:
+    from kiosk.catalog import CatalogError
+
+    bad = tmp_path / "catalog.json"
+    bad.write_text('{"version": "1", "products": [{"gtin": "04012345010015"}]}', encoding="utf-8")
+    config = edge_config(tmp_path / "device", catalog={"path": str(bad)})
+    with pytest.raises(CatalogError, match=r"products\[0\]\.name"):
+        create_app(config, start_readers=False)
+    assert (tmp_path / "device" / "edge.db").exists()  # the outbox made its directory first
