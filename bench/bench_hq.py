@@ -16,6 +16,8 @@ import argparse
 import json
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -53,12 +55,9 @@ def make_batches(store: str, devices: int, per_device: int, batch: int) -> list[
     return [item for round_ in zip(*queues) for item in round_]
 
 
-def ingest_rate(url: str, mqtt: MqttSection, store: str, batches: list[tuple[str, bytes]],
-                devices: int, per_device: int, workers: int) -> float:
-    """Events/s through ``workers`` ingest workers (one process, one storage, as ``serve`` runs them)."""
-    storage = open_storage(url)
-    ingestor = Ingestor(storage, HqMetrics())
-    running = [IngestWorker(mqtt, f"bench-{store}-{n}", ingestor).start() for n in range(workers)]
+def until_acked(mqtt: MqttSection, store: str, batches: list[tuple[str, bytes]], devices: int,
+                per_device: int, subscribed: Callable[[], bool]) -> float:
+    """Publish every batch at once; events/s until each device's ack covers its last seq."""
     acked: dict[str, int] = {}
     done = threading.Event()
 
@@ -73,12 +72,12 @@ def ingest_rate(url: str, mqtt: MqttSection, store: str, batches: list[tuple[str
     try:
         listener.start()
         publisher.start()
-        for client in (listener, publisher, *(w.client for w in running)):
+        for client in (listener, publisher):
             if not client.wait_connected(10):
                 raise RuntimeError(f"{client.client_id}: {client.last_error}")
         probe = DeviceTopics(store, "probe")
         publisher.publish(probe.status, b'{"state": "online"}', retain=True).wait(10)
-        wait(lambda: bool(storage.devices()))  # the workers' subscriptions are live
+        wait(subscribed)
         started = time.perf_counter()
         for topic, body in batches:
             publisher.publish(topic, body)
@@ -88,10 +87,39 @@ def ingest_rate(url: str, mqtt: MqttSection, store: str, batches: list[tuple[str
     finally:
         for client in (publisher, listener):
             client.stop()
+    return devices * per_device / elapsed
+
+
+def in_process(url: str, mqtt: MqttSection, store: str, workers: int, batches: list[tuple[str, bytes]],
+               devices: int, per_device: int) -> float:
+    """``workers`` ingest workers in this process sharing one storage, as ``serve`` runs them."""
+    storage = open_storage(url)
+    ingestor = Ingestor(storage, HqMetrics())
+    running = [IngestWorker(mqtt, f"bench-{store}-{n}", ingestor).start() for n in range(workers)]
+    try:
+        return until_acked(mqtt, store, batches, devices, per_device, lambda: bool(storage.devices()))
+    finally:
         for worker in running:
             worker.stop()
         storage.close()
-    return devices * per_device / elapsed
+
+
+def in_processes(url: str, mqtt: MqttSection, store: str, processes: int, batches: list[tuple[str, bytes]],
+                 devices: int, per_device: int) -> float:
+    """``processes`` separate ``touchpoint hq --role ingest`` processes of one worker each."""
+    with tempfile.TemporaryDirectory(prefix="tp-bench-hq-") as workdir:
+        config = Path(workdir) / "hq.toml"
+        config.write_text(f'[database]\nurl = "{url}"\n[mqtt]\nurl = "{mqtt.url}"\n[log]\nlevel = "warning"\n')
+        command = [str(Path(sys.executable).parent / "touchpoint"), "hq", "--role", "ingest", "--config", str(config)]
+        children = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(processes)]
+        storage = open_storage(url)
+        try:
+            return until_acked(mqtt, store, batches, devices, per_device, lambda: bool(storage.devices()))
+        finally:
+            for child in children:
+                child.terminate()
+                child.wait(30)
+            storage.close()
 
 
 def wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -142,6 +170,13 @@ def raw_rate(url: str, rows: list[list[EventRow]]) -> float:
     return sum(map(len, params)) / elapsed
 
 
+SETUPS = (
+    ("MQTT ingest, 1 worker", in_process, 1),
+    ("MQTT ingest, 2 workers in 1 process", in_process, 2),
+    ("MQTT ingest, 2 processes of 1 worker", in_processes, 2),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="events per run (all devices)")
@@ -151,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     per_device = args.events // args.devices
     workdir = Path(tempfile.mkdtemp(prefix="tp-bench-hq-"))
-    rows_out = []
+    rows_out: list[tuple[str, str, float, float]] = []
     with Mosquitto(workdir=workdir / "mosquitto", persistence=False) as broker, PostgresCluster() as cluster:
         mqtt = MqttSection(url=broker.url)
         for backend in ("sqlite", "postgres"):
@@ -169,15 +204,15 @@ def main() -> None:
             rows_out.append((backend, "raw executemany (baseline)", raw, 1.0))
             rows_out.append((backend, "parse + validate only", statistics.median(parses),
                              statistics.median(parses) / raw))
-            for workers in (1, 2):
+            for label, setup, count in SETUPS:
                 rates = []
                 for n in range(args.repeat):
-                    store = f"{backend}-w{workers}-{n}"
-                    rates.append(ingest_rate(fresh(f"{backend}_w{workers}_{n}"), mqtt, store,
-                                             make_batches(store, args.devices, per_device, args.batch),
-                                             args.devices, per_device, workers))
+                    store = f"{backend}-{setup.__name__.replace('_', '-')}-{count}-{n}"
+                    batches = make_batches(store, args.devices, per_device, args.batch)
+                    rates.append(setup(fresh(store.replace("-", "_")), mqtt, store, count, batches,
+                                       args.devices, per_device))
                 rate = statistics.median(rates)
-                rows_out.append((backend, f"MQTT ingest, {workers} worker(s)", rate, rate / raw))
+                rows_out.append((backend, label, rate, rate / raw))
     print(f"{args.events} events, {args.devices} devices, {args.batch} events per batch, "
           f"median of {args.repeat} runs")
     print("| database | path | events/s | x baseline |\n|---|---|---|---|")
