@@ -70,7 +70,9 @@ def test_devices_lists_exactly_the_documented_fields(client: FlaskClient, hq_sto
     assert isinstance(batch, DeviceBatch) and isinstance(status, DeviceStatus)
     hq_storage.store_device_batch(batch)
     hq_storage.record_status(status)
-    assert client.get("/v1/devices").get_json() == [{
+    response = client.get("/v1/devices")
+    assert response.get_data(as_text=True).startswith('[{"store":"test-store","device":"mirror-1","online":true,')
+    assert response.get_json() == [{
         "store": "test-store", "device": "mirror-1", "online": True, "last_seen": "2026-11-23T14:00:00.000Z",
         "backlog": 3, "stored": 3, "contiguous_seq": 2, "gaps": [[3, 3]],
     }]
