@@ -24,9 +24,12 @@ if it has one, else its smallest identifier. Guards keep false merges out:
 
 Order independence: the links of one raw component (everything any link, accepted or not, ever
 connected) are applied in ``(time, event_id, a, b)`` order, so in a conflict the earliest link
-wins, whatever order the links arrived in. A link that arrives late for its raw component
-replays that component alone; ``add_link`` returns the identifiers whose person changed, so
-storage re-attributes only their events.
+wins, whatever order the links arrived in. "Earliest" trusts the devices' clocks: a skewed
+clock can make the wrong one of two conflicting links win, but every HQ process picks the same.
+A link that arrives late for its raw component replays that component alone (once per batch
+with ``add_events``); ``add_link``/``add_events`` return the identifiers whose person changed, so
+storage re-attributes only their events. A hub (one card scanned in thousands of sessions) makes
+a large raw component, and each late batch touching it replays all of it: see bench/RESULTS.md.
 """
 
 from __future__ import annotations
