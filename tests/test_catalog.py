@@ -197,3 +197,15 @@ def test_any_value_in_any_field_is_accepted_or_named(field: str, value: Any) -> 
     except CatalogError as error:
         assert f"products[1].{field}" in str(error)
 
+
+
+def test_the_sample_is_what_its_generator_makes() -> None:
+    """kiosk/sample/generate.py is the source of the sample: data and images must not drift from it."""
+    from kiosk.sample import generate
+
+    catalog_text, images = generate.build()
+    folder = catalogue.sample_path().parent
+    assert catalogue.sample_path().read_text(encoding="utf-8") == catalog_text
+    assert {f"images/{p.name}" for p in (folder / "images").iterdir()} == set(images)
+    for relative, text in images.items():
+        assert (folder / relative).read_text(encoding="utf-8") == text

@@ -75,12 +75,14 @@ def slug(text: str) -> str:
     return text.lower().replace("ß", "ss")
 
 
-def build() -> dict:
+def build() -> tuple[str, dict[str, str]]:
+    """The catalogue's JSON text and the SVG images (relative path -> text) it refers to."""
     products = []
+    images = {}
     for s, (style, name, brand, shape, price, colours, sizes) in enumerate(STYLES):
         for c, colour in enumerate(colours):
             image = f"images/{slug(style)}-{slug(colour)}.svg"
-            (HERE / image).write_text(svg(shape, COLOURS[colour]), encoding="utf-8")
+            images[image] = svg(shape, COLOURS[colour])
             for z, size in enumerate(sizes):
                 row = {
                     "gtin": gtin(s, c, z), "style": style, "name": name, "brand": brand,
@@ -90,11 +92,13 @@ def build() -> dict:
                 if c == 0 and z == 1:  # one 125 kHz tag per style, for kiosks with a reader pad
                     row["tags"] = [f"62E3086C{s:02X}"]
                 products.append(row)
-    return {"version": VERSION, "currency": "EUR", "products": products}
+    document = {"version": VERSION, "currency": "EUR", "products": products}
+    return json.dumps(document, ensure_ascii=False, indent=1) + "\n", images
 
 
 if __name__ == "__main__":
-    document = build()
-    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
-    (HERE / "catalog.json").write_text(text, encoding="utf-8")
-    print(f"{len(document['products'])} rows written to {HERE / 'catalog.json'}")
+    catalog_text, image_texts = build()
+    for relative, text in image_texts.items():
+        (HERE / relative).write_text(text, encoding="utf-8")
+    (HERE / "catalog.json").write_text(catalog_text, encoding="utf-8")
+    print(f"{len(image_texts)} images and {HERE / 'catalog.json'} written")
