@@ -49,7 +49,7 @@ def staff_enabled() -> None:
         abort(404)
 
 
-@bp.get("/")
+@bp.get("/", strict_slashes=False)
 def index() -> str:
     """The request queue, or the PIN form."""
     if not is_staff():

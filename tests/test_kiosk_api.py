@@ -341,7 +341,7 @@ def test_bad_size_requests_name_the_field(client: FlaskClient, outbox: Outbox, b
 
 
 def test_staff_screen_needs_the_pin(client: FlaskClient, clock: Clock) -> None:
-    assert 'name="pin"' in client.get("/staff/").text
+    assert 'name="pin"' in client.get("/staff").text  # DESIGN.md's address, no redirect
     assert client.post("/staff/login", data={"pin": "0000"}).status_code == 403
     login(client)
     assert 'id="requests"' in client.get("/staff/").text
@@ -361,6 +361,7 @@ def test_empty_pin_turns_staff_off(tmp_path: Path, outbox: Outbox, clock: Clock)
     app = build(tmp_path, outbox, clock, pin="")
     try:
         client = app.test_client()
+        assert client.get("/staff").status_code == 404
         assert client.get("/staff/").status_code == 404
         assert client.post("/staff/login", data={"pin": ""}).status_code == 404
         assert client.get("/api/requests").status_code == 404
