@@ -185,6 +185,9 @@ class MqttClient:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
         self._client.on_subscribe = self._handle_subscribe
+        # With this set, paho leaves writing to our network thread's loop() instead of sending
+        # inline on the publishing thread, so the caller prepares its next message meanwhile.
+        self._client.on_socket_register_write = lambda client, userdata, sock: None
         self._subscribe_mid = -1
 
     # -- public API -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,14 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
+@dataclass(frozen=True)
+class TlsBroker:
+    port: int  # the TLS listener
+    ca: Path
+
+
 @pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, Path]]:
+def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
     """Mosquitto with a TLS listener, a test CA and a password file (user device, secret s3cret)."""
     ca_key, ca, key, csr, cert = (tmp_path / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=touchpoint-test-ca",
@@ -125,14 +132,12 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, Path]]:
     extra = (f"user root\npassword_file {passwords}\nlistener {tls_port} 127.0.0.1\n"
              f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
     broker = Mosquitto(workdir=tmp_path / "broker", extra_config=extra, anonymous=False).start()
-    broker.tls_port = tls_port  # type: ignore[attr-defined]
-    yield broker, ca
+    yield TlsBroker(tls_port, ca)
     broker.kill()
 
 
-def test_tls_with_a_password_connects_and_delivers(tls_broker: tuple[Mosquitto, Path]) -> None:
-    broker, ca = tls_broker
-    settings = MqttSection(url=f"mqtts://localhost:{broker.tls_port}", ca_file=str(ca),  # type: ignore[attr-defined]
+def test_tls_with_a_password_connects_and_delivers(tls_broker: TlsBroker) -> None:
+    settings = MqttSection(url=f"mqtts://localhost:{tls_broker.port}", ca_file=str(tls_broker.ca),
                            username="device", password="s3cret")
     subscriber, received = collecting(settings, "tls-sub", "secure/#")
     with subscriber, MqttClient(settings, "tls-pub") as publisher:
@@ -142,18 +147,16 @@ def test_tls_with_a_password_connects_and_delivers(tls_broker: tuple[Mosquitto, 
         assert received.get(timeout=10).payload == b"sealed"
 
 
-def test_wrong_password_is_refused_with_a_reason(tls_broker: tuple[Mosquitto, Path]) -> None:
-    broker, ca = tls_broker
-    settings = MqttSection(url=f"mqtts://localhost:{broker.tls_port}", ca_file=str(ca),  # type: ignore[attr-defined]
+def test_wrong_password_is_refused_with_a_reason(tls_broker: TlsBroker) -> None:
+    settings = MqttSection(url=f"mqtts://localhost:{tls_broker.port}", ca_file=str(tls_broker.ca),
                            username="device", password="wrong")
     errors: queue.Queue[str] = queue.Queue()
     with MqttClient(settings, "intruder", on_state=lambda s, e: errors.put(e) if e else None):
         assert "refused" in errors.get(timeout=10)
 
 
-def test_tls_without_the_ca_fails_verification(tls_broker: tuple[Mosquitto, Path]) -> None:
-    broker, _ = tls_broker
-    settings = MqttSection(url=f"mqtts://localhost:{broker.tls_port}", username="device", password="s3cret")
+def test_tls_without_the_ca_fails_verification(tls_broker: TlsBroker) -> None:
+    settings = MqttSection(url=f"mqtts://localhost:{tls_broker.port}", username="device", password="s3cret")
     errors: queue.Queue[str] = queue.Queue()
     with MqttClient(settings, "trusting", on_state=lambda s, e: errors.put(e) if e else None):
         assert "CERTIFICATE_VERIFY_FAILED" in errors.get(timeout=10)
