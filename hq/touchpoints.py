@@ -33,7 +33,6 @@ from sync.envelope import CHANNEL_SOURCE, EDGE_SOURCE, event_name, parse_time
 from touchpoint.errors import ConfigError
 
 PHASES = ("awareness", "consideration", "purchase", "service", "loyalty")
-POSITIONS = ("before", "at", "after")
 PLACE = re.compile(r"[a-z0-9-]{1,64}")
 PATTERN = re.compile(r"(\*|[a-z0-9-]{1,64})/(\*|[a-z0-9-]{1,64})/(\*|[a-z0-9-]{1,64})")
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hq.identity import (
     BLOCKED_VALUES,
+    IDENTIFIER_KINDS,
     ConsentChange,
     IdentityGraph,
     Link,
@@ -305,9 +306,9 @@ def test_hostile_data_never_raises_and_links_only_typed_identifiers(name: str, d
     graph = IdentityGraph()
     graph.add_event(event(name, data, 1, "e1"))
     for members in graph.persons().values():
-        assert all(m.split(":", 1)[0] in ("session", "anon", "customer", "handoff") for m in members)
+        assert all(m.split(":", 1)[0] in IDENTIFIER_KINDS for m in members)
     person = graph.attribute(event(name, data, 1, "e1"))
-    assert person is None or person.split(":", 1)[0] in ("session", "anon", "customer", "handoff")
+    assert person is None or person.split(":", 1)[0] in IDENTIFIER_KINDS
 
 
 def test_a_null_customer_is_no_claim_and_no_conflict() -> None:
