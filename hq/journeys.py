@@ -16,7 +16,7 @@ import base64
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from hq.identity import LINK_EVENTS, IdentityGraph, StitchPolicy, attributed, stitch
@@ -36,18 +36,10 @@ class CursorError(TouchpointError, ValueError):
     """A journey cursor that this module did not hand out."""
 
 
-def _ts(storage: Storage, moment: datetime) -> Any:
-    """A time as a query parameter: SQLite stores ISO text, PostgreSQL a timestamptz."""
-    if storage.dialect == "sqlite":
-        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
-    return moment
-
-
-def _envelope(row: Sequence[Any]) -> dict[str, Any]:
+def _envelope(storage: Storage, row: Sequence[Any]) -> dict[str, Any]:
     source, event_id, kind, time, seq, channel, data = row
-    moment = time if isinstance(time, datetime) else datetime.fromisoformat(time)
     event = {"specversion": "1.0", "id": event_id, "source": source, "type": kind,
-             "time": utc_now_iso(moment), "channel": channel, "data": decode_data(data)}
+             "time": utc_now_iso(storage.time_value(time)), "channel": channel, "data": decode_data(data)}
     if seq is not None:
         event["seq"] = seq
     return event
@@ -59,10 +51,10 @@ def read_events(storage: Storage, *, start: datetime | None = None, end: datetim
     where, params = [], []
     if start is not None:
         where.append("time >= ?")
-        params.append(_ts(storage, start))
+        params.append(storage.time_param(start))
     if end is not None:
         where.append("time < ?")
-        params.append(_ts(storage, end))
+        params.append(storage.time_param(end))
     if names is not None:
         types = [TYPE_PREFIX + n for n in names]
         where.append(f"type IN ({', '.join('?' * len(types))})")
@@ -75,7 +67,7 @@ def read_events(storage: Storage, *, start: datetime | None = None, end: datetim
             sql += " WHERE " + " AND ".join(clauses)
         rows = storage.fetchall(f"{sql} ORDER BY source, id LIMIT {int(page)}", [*params, *(last or ())])
         for row in rows:
-            yield _envelope(row)
+            yield _envelope(storage, row)
         if len(rows) < page:
             return
         last = (rows[-1][0], rows[-1][1])
@@ -138,7 +130,7 @@ def person_events(storage: Storage, graph: IdentityGraph, person: str) -> list[d
     if not clauses:
         return []
     rows = storage.fetchall(f"SELECT {COLUMNS} FROM events WHERE {' OR '.join(clauses)}", params)
-    return [e for e in map(_envelope, rows) if graph.attribute(e) == person]
+    return [e for e in (_envelope(storage, row) for row in rows) if graph.attribute(e) == person]
 
 
 def customer_journey(storage: Storage, graph: IdentityGraph, customer: str, *, tmap: TouchpointMap | None = None,
