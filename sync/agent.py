@@ -21,7 +21,7 @@ from types import FrameType
 from sync import topics
 from sync.downlink import DownlinkError, DownlinkStore
 from sync.envelope import BATCH_CONTENT_TYPE, utc_now_iso
-from sync.mqtt import ConnectionState, Message, MqttClient, PublishError, Will
+from sync.mqtt import ConnectionState, Message, MqttClient, MqttError, PublishError, Will
 from sync.outbox import Outbox, OutboxStats
 from sync.state import StateTable, SyncState
 from sync.window import SendWindow
@@ -69,11 +69,8 @@ class Agent:
         self.config = config
         settings = config.mqtt
         self.topics = topics.DeviceTopics(config.device.store_id, config.device.device_id)
-        self.outbox = Outbox(config.outbox.path, config.source, config.outbox.capacity)
-        self.downlink = DownlinkStore(config.outbox.path)
-        self.state_table = StateTable(config.outbox.path)
         self.inbox: queue.Queue[Message | _StateChange] = queue.Queue()
-        self.window = SendWindow(self.outbox.stats().acked_upto, settings.inflight_batches, settings.ack_timeout_s)
+        # First, so a bad TLS file fails before any database is open.
         self.client = MqttClient(
             settings,
             self.topics.client_id,
@@ -81,6 +78,10 @@ class Agent:
             on_message=self.inbox.put,
             on_state=lambda state, error: self.inbox.put(_StateChange(state, error)),
         )
+        self.outbox = Outbox(config.outbox.path, config.source, config.outbox.capacity)
+        self.downlink = DownlinkStore(config.outbox.path)
+        self.state_table = StateTable(config.outbox.path)
+        self.window = SendWindow(self.outbox.stats().acked_upto, settings.inflight_batches, settings.ack_timeout_s)
         self.client.subscribe(
             [(self.topics.ack, 1)] + [(self.topics.downlink(kind), 1) for kind in topics.DOWNLINK_KINDS]
         )
@@ -145,8 +146,7 @@ class Agent:
             self.window.rearm(time.monotonic())  # paho resends what was in flight
             self._status_at = None  # announce ourselves at once
         elif change.state is ConnectionState.DISCONNECTED:
-            log.warning("not connected: %s", change.error)
-            self._error(change.error)
+            self._error(f"not connected: {change.error}")
         if not self._ready and change.state in (ConnectionState.CONNECTED, ConnectionState.DISCONNECTED):
             self._ready = True
             systemd.ready(f"mqtt {change.state.value}")
@@ -274,4 +274,8 @@ def run(config: EdgeConfig) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    Agent(config).run(stop)
+    try:
+        agent = Agent(config)
+    except MqttError as error:
+        raise SystemExit(f"touchpoint sync: {error}") from None
+    agent.run(stop)

@@ -120,10 +120,14 @@ def tls_context(settings: MqttSection) -> ssl.SSLContext:
     """Verify the broker against ``ca_file`` (else the system CAs); present a client cert if set."""
     try:
         context = ssl.create_default_context(cafile=settings.ca_file or None)
-        if settings.cert_file:
-            context.load_cert_chain(settings.cert_file, settings.key_file or None)
     except (OSError, ssl.SSLError) as error:
-        raise MqttError(f"TLS set-up from [mqtt] ca_file/cert_file/key_file failed: {error}") from None
+        raise MqttError(f"[mqtt] ca_file {settings.ca_file!r} is not a readable CA file: {error}") from None
+    if settings.cert_file:
+        try:
+            context.load_cert_chain(settings.cert_file, settings.key_file or None)
+        except (OSError, ssl.SSLError) as error:
+            raise MqttError(f"[mqtt] cert_file {settings.cert_file!r} / key_file {settings.key_file!r}: "
+                            f"not a readable certificate and key: {error}") from None
     context.sslsocket_class = _ClosingSSLSocket
     return context
 

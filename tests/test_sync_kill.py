@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import random
 import signal
@@ -86,3 +87,17 @@ def test_sigterm_publishes_offline_status_and_exits_cleanly(tmp_path: Path, mosq
     assert (online["state"], online["backlog"], online["last_seq"]) == ("online", 3, 3)
     # Not the bare will: a full status saying what is left, since nobody acknowledged here.
     assert (offline["state"], offline["backlog"]) == ("offline", 3)
+
+
+def test_a_missing_ca_file_stops_start_up_with_a_clear_message(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    agent = start_agent(tmp_path, mosquitto)
+    agent.kill()
+    agent.wait()
+    environment = {**os.environ, "TOUCHPOINT_MQTT_URL": "mqtts://127.0.0.1:8883",
+                   "TOUCHPOINT_MQTT_CA_FILE": str(tmp_path / "missing-ca.pem")}
+    result = subprocess.run([str(Path(sys.executable).parent / "touchpoint"), "sync", "--config",
+                             str(tmp_path / "edge.toml")], env=environment, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "ca_file" in result.stderr and "missing-ca.pem" in result.stderr
+    assert "Traceback" not in result.stderr
