@@ -118,19 +118,25 @@ def _decode_cursor(cursor: str) -> tuple[str, str, str]:
     return key[0], key[1], key[2]
 
 
-def person_events(storage: Storage, graph: IdentityGraph, person: str) -> list[dict[str, Any]]:
-    """Every stored event attributed to a person, found through the indexed identifier columns."""
-    members = sorted(graph.members(person))
+def events_naming(storage: Storage, identifiers: Iterable[str]) -> list[dict[str, Any]]:
+    """Every stored event that carries one of these typed identifiers in an indexed column: after
+    ``changed = graph.add_events(batch)``, these are the events to re-attribute."""
+    idents = sorted(set(identifiers))
     clauses, params = [], []
     for kind, column in (("customer", "customer"), ("session", "session_id"), ("anon", "anonymous_id")):
-        values = [m.split(":", 1)[1] for m in members if m.startswith(kind + ":")]
+        values = [i.split(":", 1)[1] for i in idents if i.startswith(kind + ":")]
         if values:
             clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
             params.extend(values)
     if not clauses:
         return []
     rows = storage.fetchall(f"SELECT {COLUMNS} FROM events WHERE {' OR '.join(clauses)}", params)
-    return [e for e in (_envelope(storage, row) for row in rows) if graph.attribute(e) == person]
+    return [_envelope(storage, row) for row in rows]
+
+
+def person_events(storage: Storage, graph: IdentityGraph, person: str) -> list[dict[str, Any]]:
+    """Every stored event attributed to a person."""
+    return [e for e in events_naming(storage, graph.members(person)) if graph.attribute(e) == person]
 
 
 def customer_journey(storage: Storage, graph: IdentityGraph, customer: str, *, tmap: TouchpointMap | None = None,

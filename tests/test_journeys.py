@@ -12,6 +12,7 @@ from hq.ingest import to_row
 from hq.journeys import (
     CursorError,
     customer_journey,
+    events_naming,
     identity_graph,
     read_events,
     recommendation_messages,
@@ -87,3 +88,19 @@ def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storag
     assert {"phase", "data", "type", "source", "time"} <= set(timeline[0])
     with pytest.raises(CursorError):
         customer_journey(loaded, graph, token, cursor="not-a-cursor")
+
+
+def test_a_late_link_names_exactly_the_events_to_reattribute(loaded: Storage, dataset: Dataset) -> None:
+    graph = identity_graph(loaded)
+    linked = {e["data"]["session_id"] for e in dataset.events
+              if e["type"] in ("touchpoint.customer.identified", "touchpoint.handoff.created")}
+    session = next(e["data"]["session_id"] for e in dataset.events if e["type"] == "touchpoint.session.started"
+                   and e["data"]["session_id"] not in linked)
+    late = {"id": "late-1", "source": "/stores/berlin-01/devices/mirror-01", "type": "touchpoint.customer.identified",
+            "time": "2026-09-01T00:00:00.000Z", "data": {"session_id": session, "customer": "new-card", "method": "qr"}}
+    changed = graph.add_event(late)
+    assert changed == {f"session:{session}"}
+    moved = [e for e in events_naming(loaded, changed) if graph.attribute(e) == "customer:new-card"]
+    assert moved and {e["data"]["session_id"] for e in moved} == {session}
+    assert len(moved) == sum(1 for e in dataset.events if e["data"].get("session_id") == session
+                             and "customer" not in e["data"])
