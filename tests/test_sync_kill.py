@@ -7,6 +7,7 @@ import os
 import queue
 import random
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.conftest import wait_until
 DEVICE = topics.DeviceTopics("test-store", "mirror-1")
 
 
-def start_agent(tmp_path: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
+def start_agent(tmp_path: Path, broker: Mosquitto, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     config = tmp_path / "edge.toml"
     config.write_text(
         '[device]\nstore_id = "test-store"\ndevice_id = "mirror-1"\n'
@@ -33,7 +34,7 @@ def start_agent(tmp_path: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
     log = (tmp_path / "agent.log").open("ab")
     try:
         return subprocess.Popen([str(Path(sys.executable).parent / "touchpoint"), "sync", "--config", str(config)],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     finally:
         log.close()  # the child holds its own descriptor
 
@@ -76,14 +77,20 @@ def test_sigterm_publishes_offline_status_and_exits_cleanly(tmp_path: Path, mosq
     statuses: queue.Queue[Message] = queue.Queue()
     watcher = MqttClient(MqttSection(url=mosquitto.url), "watcher", on_message=statuses.put)
     watcher.subscribe([(DEVICE.status, 1)])
-    with watcher:
-        agent = start_agent(tmp_path, mosquitto)
+    with watcher, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(tmp_path / "notify.sock"))
+        systemd.settimeout(20)
+        agent = start_agent(tmp_path, mosquitto, {"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
         try:
             online = json.loads(statuses.get(timeout=20).payload)
+            notices = {systemd.recv(1024).decode().split("\n")[0] for _ in range(2)}
         finally:
             agent.send_signal(signal.SIGTERM)
             assert agent.wait(20) == 0
         offline = json.loads(statuses.get(timeout=10).payload)
+        while (notice := systemd.recv(1024).decode()) != "STOPPING=1":
+            assert notice == "WATCHDOG=1"
+    assert notices == {"READY=1", "WATCHDOG=1"}
     assert (online["state"], online["backlog"], online["last_seq"]) == ("online", 3, 3)
     # Not the bare will: a full status saying what is left, since nobody acknowledged here.
     assert (offline["state"], offline["backlog"]) == ("offline", 3)
