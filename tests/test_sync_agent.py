@@ -192,3 +192,24 @@ def test_status_is_due_on_start_periodically_and_on_big_backlog_moves() -> None:
     assert not status_due(0.5, 0, 100, 0)  # at most once a second
     assert status_due(30, 0, 0, 0)
     assert not status_due(10, 0, 10_500, 10_000) and status_due(10, 0, 11_000, 10_000)
+
+
+def test_offline_the_agent_keeps_the_events_and_says_why(tmp_path: Path, mosquitto: Mosquitto,
+                                                         outbox: Outbox) -> None:
+    mosquitto.stop()
+    with running(tmp_path, mosquitto):
+        fill(outbox, 200)
+
+        def offline_recorded() -> bool:
+            recorded = state.read(tmp_path / "edge.db")
+            return recorded is not None and "Connection refused" in recorded.last_error
+
+        assert wait_until(offline_recorded)
+        recorded = state.read(tmp_path / "edge.db")
+        assert recorded is not None and not recorded.connected and recorded.last_publish_at is None
+        assert outbox.stats().depth == 200
+        mosquitto.start()
+        with Acknowledger(mosquitto.url) as hq:
+            assert hq.wait_for(lambda: hq.contiguous.get(DEVICE.ack) == 200, timeout=60)
+            assert emptied(outbox)
+            assert wait_until(lambda: (s := state.read(tmp_path / "edge.db")) is not None and s.connected)
