@@ -75,11 +75,15 @@ class Outbox:
             self.db["events"].create(
                 {"seq": int, "id": str, "created": float, "body": bytes}, pk="seq", if_not_exists=True
             )
-            self.db["outbox_meta"].create({"key": str, "value": int}, pk="key", if_not_exists=True)
-            for key, value in (("seq", 0), ("acked", 0), ("dropped", 0), ("schema", SCHEMA_VERSION)):
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO outbox_meta(key, value) VALUES (?, ?)", (key, value)
-                )
+            # One row of counters, so an append is a single UPDATE ... RETURNING plus its INSERT.
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS outbox_counters (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                " seq INTEGER NOT NULL, acked INTEGER NOT NULL, dropped INTEGER NOT NULL,"
+                " schema INTEGER NOT NULL)"
+            )
+            self.conn.execute(
+                "INSERT OR IGNORE INTO outbox_counters VALUES (1, 0, 0, 0, ?)", (SCHEMA_VERSION,)
+            )
 
     def _transaction(self) -> Any:
         return _Immediate(self.conn)
@@ -99,15 +103,16 @@ class Outbox:
         with self._lock:
             try:
                 with self._transaction():
-                    depth = self._depth()
-                    if depth + len(events) > self.capacity:
+                    # (UPDATE ... RETURNING costs twice as much as UPDATE then SELECT here.)
+                    allocated = self.conn.execute(
+                        "UPDATE outbox_counters SET seq = seq + ?1 WHERE seq + ?1 - acked <= ?2",
+                        (len(events), self.capacity),
+                    ).rowcount
+                    if not allocated:
                         self._count_dropped(len(events))
-                        log.warning("outbox full (%d events): refused %d", depth, len(events))
+                        log.warning("outbox full (%d events): refused %d", self.capacity, len(events))
                         return []
-                    (last,) = self.conn.execute(
-                        "UPDATE outbox_meta SET value = value + ? WHERE key = 'seq' RETURNING value",
-                        (len(events),),
-                    ).fetchone()
+                    (last,) = self.conn.execute("SELECT seq FROM outbox_counters").fetchone()
                     first = last - len(events) + 1
                     rows = []
                     for offset, event in enumerate(events):
@@ -124,14 +129,9 @@ class Outbox:
                 return []
         return events
 
-    def _depth(self) -> int:
-        """Waiting events, in O(1): acks are contiguous, so it is the seq counter minus the ack."""
-        meta = dict(self.conn.execute("SELECT key, value FROM outbox_meta").fetchall())
-        return meta["seq"] - min(meta["acked"], meta["seq"])
-
     def _count_dropped(self, count: int) -> None:
         count += self._unsaved_drops
-        self.conn.execute("UPDATE outbox_meta SET value = value + ? WHERE key = 'dropped'", (count,))
+        self.conn.execute("UPDATE outbox_counters SET dropped = dropped + ?", (count,))
         self._unsaved_drops = 0
 
     def pending(self, after_seq: int = 0, limit: int = 500, max_bytes: int = 256 * 1024) -> list[PendingEvent]:
@@ -156,22 +156,21 @@ class Outbox:
         """Forget every event with ``seq <= upto``; returns how many were removed."""
         with self._lock, self._transaction():
             removed = self.conn.execute("DELETE FROM events WHERE seq <= ?", (upto,)).rowcount
-            self.conn.execute(
-                "UPDATE outbox_meta SET value = max(value, ?) WHERE key = 'acked'", (upto,)
-            )
+            self.conn.execute("UPDATE outbox_counters SET acked = max(acked, ?)", (upto,))
         return removed
 
     def stats(self) -> OutboxStats:
         with self._lock:
             oldest = self.conn.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
-            meta = dict(self.conn.execute("SELECT key, value FROM outbox_meta").fetchall())
-            depth = self._depth()
+            seq, acked, dropped = self.conn.execute(
+                "SELECT seq, acked, dropped FROM outbox_counters"
+            ).fetchone()
         return OutboxStats(
-            depth=depth,
+            depth=seq - min(acked, seq),  # acks are contiguous, so this is O(1)
             oldest_age_s=max(0.0, time.time() - oldest[0]) if oldest else 0.0,
-            last_seq=meta["seq"],
-            acked_upto=meta["acked"],
-            dropped=meta["dropped"] + self._unsaved_drops,
+            last_seq=seq,
+            acked_upto=acked,
+            dropped=dropped + self._unsaved_drops,
         )
 
     def close(self) -> None:
