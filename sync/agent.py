@@ -143,6 +143,7 @@ class Agent:
     def _connection_changed(self, change: _StateChange) -> None:
         if change.state is ConnectionState.CONNECTED:
             log.info("connected to %s:%d", self.client.host, self.client.port)
+            self._last_error = ""  # last_error_at keeps when the last one happened
             self.window.rearm(time.monotonic())  # paho resends what was in flight
             self._status_at = None  # announce ourselves at once
         elif change.state is ConnectionState.DISCONNECTED:

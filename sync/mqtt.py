@@ -301,6 +301,8 @@ class MqttClient:
                 return
             if error:
                 self.last_error = error
+            elif state is ConnectionState.CONNECTED:
+                self.last_error = ""
             changed = state is not self._state
             self._state = state
             self._changed.notify_all()

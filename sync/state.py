@@ -26,7 +26,7 @@ class SyncState:
     acked_upto: int  # highest seq HQ has acknowledged
     last_ack_at: float | None
     last_publish_at: float | None
-    last_error: str  # empty when the last attempt went well
+    last_error: str  # the latest problem since the last successful connect, else empty
     last_error_at: float | None
     updated_at: float
 

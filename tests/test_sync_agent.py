@@ -213,3 +213,5 @@ def test_offline_the_agent_keeps_the_events_and_says_why(tmp_path: Path, mosquit
             assert hq.wait_for(lambda: hq.contiguous.get(DEVICE.ack) == 200, timeout=60)
             assert emptied(outbox)
             assert wait_until(lambda: (s := state.read(tmp_path / "edge.db")) is not None and s.connected)
+            recorded = state.read(tmp_path / "edge.db")
+            assert recorded is not None and recorded.last_error == "" and recorded.last_error_at is not None
