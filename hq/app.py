@@ -29,7 +29,7 @@ def create_app(
     test_config: Mapping[str, Any] | None = None,
 ) -> Flask:
     """Build the app; opens ``[database] url`` unless ``storage`` is given (the caller closes it)."""
-    from hq import api, health
+    from hq import api, customers, dashboard, events_api, health
 
     app = Flask("hq")
     app.json.sort_keys = False  # type: ignore[attr-defined]  # rows keep DESIGN.md's field order
@@ -45,4 +45,8 @@ def create_app(
     app.extensions[CHECKS] = dict(checks or {})
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(events_api.bp)
+    customers.init_app(app)
+    app.register_blueprint(customers.bp)
+    dashboard.init_app(app)
     return app

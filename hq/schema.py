@@ -48,6 +48,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             kind TEXT NOT NULL, raw {bytes} NOT NULL, source TEXT, event_id TEXT)""",
         "CREATE INDEX dead_letters_received ON dead_letters (received_at)",
     ]),
+    (2, "consent statements; link events by arrival", [
+        # Consent given or withdrawn through the API (PUT /v1/customers/{customer}/consent), the
+        # latest per customer; consent carried by link events stays in those events.
+        """CREATE TABLE consents (
+            customer TEXT PRIMARY KEY, state TEXT NOT NULL, time {ts} NOT NULL, id TEXT NOT NULL)""",
+        # The identity graph catches up on link events that arrived since its last look.
+        "CREATE INDEX events_type_received ON events (type, received_at)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

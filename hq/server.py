@@ -18,7 +18,9 @@ from collections.abc import Callable
 from cheroot import wsgi
 
 from hq.app import create_app
+from hq.customers import RECOMPUTE
 from hq.metrics import HqMetrics
+from hq.publisher import Recomputer
 from hq.storage import Storage, open_storage
 from hq.worker import Ingestor, IngestWorker
 from touchpoint import systemd
@@ -46,6 +48,7 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
     metrics = HqMetrics()
     workers: list[IngestWorker] = []
     server: wsgi.Server | None = None
+    recomputer: Recomputer | None = None
     try:
         if role in ("all", "ingest"):
             ingestor = Ingestor(storage, metrics)
@@ -54,6 +57,7 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
         if role in ("all", "web"):
             checks = {"mqtt": lambda: any(w.connected for w in workers)} if workers else {}
             app = create_app(config, storage, metrics=metrics, checks=checks)
+            recomputer = app.extensions[RECOMPUTE] = Recomputer(config, storage).start()
             host, _, port = config.web.listen.rpartition(":")
             server = wsgi.Server((host, int(port)), app, numthreads=config.web.threads)
             server.prepare()
@@ -66,6 +70,8 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
         systemd.stopping()
         if server is not None:
             server.stop()
+        if recomputer is not None:
+            recomputer.stop()
         for worker in workers:
             worker.stop()
         storage.close()

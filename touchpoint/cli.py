@@ -7,13 +7,14 @@ package that does the work, so the CLI stays thin and every command is testable 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
 
 from touchpoint import config as configuration
 from touchpoint import logs
-from touchpoint.errors import ConfigError
+from touchpoint.errors import ConfigError, TouchpointError
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -94,6 +95,66 @@ def hq(ctx: click.Context, config_path: str | None, role: str) -> None:
         from hq.server import serve
 
         serve(_load(configuration.load_hq, config_path), role)
+
+
+@hq.command()
+@CONFIG_OPTION
+@click.pass_context
+def recompute(ctx: click.Context, config_path: str | None) -> None:
+    """Recompute recommendations and publish each store's retained message now.
+
+    Reads every stored event, rebuilds item-to-item pairs, segments and (for consenting
+    customers only) personal size hints, and publishes touchpoint/v1/{store}/recommendations,
+    retained, QoS 1. `touchpoint hq` also does this every [hq] recompute_interval_s.
+
+    \b
+    Example:
+      touchpoint hq recompute --config /etc/touchpoint/hq.toml
+    """
+    from datetime import datetime, timezone
+
+    from hq import publisher
+    from hq.people import stores
+    from hq.storage import open_storage
+
+    config = _load(configuration.load_hq, config_path or ctx.obj)
+    try:
+        catalog = publisher.catalog_of(config)
+        with open_storage(config.database.url) as storage:
+            steps = 2 * len(stores(storage)) or 1  # each store is built, then published
+            with click.progressbar(length=steps, label="recommendations: build and publish per store") as bar:
+                done = publisher.recompute(config, storage, catalog, datetime.now(timezone.utc),
+                                           building=lambda names: _advancing(bar, names),
+                                           publishing=lambda names: _advancing(bar, names))
+    except TouchpointError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"published recommendations to {len(done.stores)} store(s); "
+               f"personal hints for {done.customers} consenting customer(s)")
+
+
+def _advancing(bar: Any, names: Iterable[str]) -> Iterator[str]:
+    """Advance a click progress bar over the stores as they are done."""
+    for name in list(names):
+        yield name
+        bar.update(1)
+
+
+@hq.command("add-user")
+@click.argument("name")
+@click.password_option(help="The new user's password (asked twice when not given).")
+def add_user(name: str, password: str) -> None:
+    """Print a dashboard user line (name = password hash) to paste under [hq.users].
+
+    \b
+    Example:
+      touchpoint hq add-user anna >> /etc/touchpoint/hq.toml   (below the [hq.users] table)
+    """
+    from hq.users import hash_line
+
+    try:
+        click.echo(hash_line(name, password))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @main.command("simulate-reader")

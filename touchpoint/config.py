@@ -146,7 +146,11 @@ class DatabaseSection:
 @dataclass(frozen=True)
 class HqSection:
     tokens: dict[str, str] = table("bearer token per channel for POST /v1/events")
-    users: dict[str, str] = table("dashboard users: name = password hash")
+    users: dict[str, str] = table("dashboard users: name = password hash (touchpoint hq add-user)")
+    api_token: str = checked("", None, "bearer token for the read and erasure API; empty: dashboard login only")
+    secret_key: str = checked("", None, "signs dashboard sessions; empty: random per start (logins end on restart)")
+    catalog: str = checked("", None, "catalogue JSON for recommendations; empty means the bundled sample")
+    recompute_interval_s: int = checked(3600, at_least(0), "seconds between recommendation publishes; 0 = off")
     workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
     share_group: str = checked("touchpoint-hq", lambda v: None if v == "" else identifier(v),
                                "MQTT shared-subscription group of all ingest workers; empty for a broker "

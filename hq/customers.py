@@ -1,0 +1,142 @@
+"""The customer and touchpoint API: journeys, consent, erasure, touchpoint metrics.
+
+Every route needs a dashboard session or the ``[hq] api_token`` bearer token
+(``hq.users.reader_required``). The numbers come from the analytics core through
+``hq.journeys``; the identity graph is the app's :class:`hq.people.GraphCache`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from hq import people
+from hq.journeys import CursorError, customer_journey, report_json, touchpoint_report
+from hq.touchpoint_metrics import Report, Window
+from hq.users import reader_required
+
+GRAPHS = "hq.graphs"
+RECOMPUTE = "hq.recompute"  # an object with request(), set by the server when MQTT publishing runs
+CUSTOMER = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+MAX_LIMIT = 1000
+MAX_WINDOW = timedelta(days=400)
+
+bp = Blueprint("customers", __name__, url_prefix="/v1")
+log = logging.getLogger(__name__)
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its identity graph cache (one per web process)."""
+    app.extensions[GRAPHS] = people.GraphCache(app.extensions["hq.storage"], lambda: datetime.now(timezone.utc))
+
+
+def _bad(message: str) -> tuple[Response, int]:
+    return jsonify(error=message), 400
+
+
+@bp.get("/customers/<customer>/journey")
+@reader_required
+def journey(customer: str) -> Response | tuple[Response, int]:
+    """Every touchpoint of the person behind a customer token, in time order, a page at a time."""
+    if not CUSTOMER.fullmatch(customer):
+        return _bad("customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        return _bad(f"limit: a whole number from 1 to {MAX_LIMIT}")
+    storage = current_app.extensions["hq.storage"]
+    with current_app.extensions[GRAPHS].use() as graph:
+        try:
+            return jsonify(customer_journey(storage, graph, customer, cursor=request.args.get("cursor"),
+                                            limit=int(limit)))
+        except CursorError as error:
+            return _bad(f"cursor: {error}")
+
+
+@bp.put("/customers/<customer>/consent")
+@reader_required
+def consent(customer: str) -> Response | tuple[Response, int]:
+    """Record ``{"consent": "granted"|"denied"|"revoked"}``; it governs stitching and hints."""
+    if not CUSTOMER.fullmatch(customer):
+        return _bad("customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _bad('body: a JSON object like {"consent": "granted"}')
+    try:
+        change = people.set_consent(current_app.extensions["hq.storage"], customer, body.get("consent"),
+                                    datetime.now(timezone.utc))
+    except ValueError as error:
+        return _bad(str(error))
+    _republish()
+    return jsonify(customer=customer, consent=change.state)
+
+
+@bp.delete("/customers/<customer>")
+@reader_required
+def erase(customer: str) -> Response | tuple[Response, int]:
+    """Erase the customer and everything linked to them; the stores' messages are rebuilt."""
+    if not CUSTOMER.fullmatch(customer):
+        return _bad("customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
+    graphs = current_app.extensions[GRAPHS]
+    with graphs.use() as graph:
+        done = people.erase(current_app.extensions["hq.storage"], graph, customer)
+    graphs.forget()
+    log.info("erased a customer: %d events, %d dead letters, %d identifiers",
+             done.events, done.dead_letters, done.identifiers)
+    republish = _republish()
+    return jsonify(customer=customer, events=done.events, dead_letters=done.dead_letters,
+                   identifiers=done.identifiers, republish=republish)
+
+
+def _republish() -> str:
+    recompute = current_app.extensions.get(RECOMPUTE)
+    if recompute is None:
+        return "off"
+    recompute.request()
+    return "scheduled"
+
+
+def parse_window(args: dict[str, str], now: datetime) -> Window:
+    """``from``/``to`` as RFC 3339 dates or times (default: the last 30 days); ValueError names
+    the parameter."""
+    def moment(name: str, default: datetime) -> datetime:
+        text = args.get(name)
+        if not text:
+            return default
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{name}: {text[:40]!r} is not an RFC 3339 date or time") from None
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    end = moment("to", now)
+    start = moment("from", end - timedelta(days=30))
+    if not start < end:
+        raise ValueError("from: must be before to")
+    if end - start > MAX_WINDOW:
+        raise ValueError(f"from: at most {MAX_WINDOW.days} days before to")
+    return Window(start, end)
+
+
+def report_for(args: dict[str, str], now: datetime) -> Report:
+    """The touchpoint report a request asks for; raises ValueError naming the bad parameter."""
+    window = parse_window(args, now)
+    store = args.get("store") or None
+    if store is not None and not re.fullmatch(r"[a-z0-9-]{1,64}", store):
+        raise ValueError("store: 1 to 64 of a-z, 0-9 and '-'")
+    storage = current_app.extensions["hq.storage"]
+    with current_app.extensions[GRAPHS].use() as graph:
+        return touchpoint_report(storage, window, store, graph=graph)
+
+
+@bp.get("/touchpoints")
+@reader_required
+def touchpoints() -> Response | tuple[Response, int]:
+    """Per-touchpoint reach, engagement, conversion, NPS, CSAT, size-request times, funnel, paths."""
+    try:
+        report = report_for(request.args, datetime.now(timezone.utc))
+    except ValueError as error:
+        return _bad(str(error))
+    return jsonify(report_json(report))

@@ -1,0 +1,225 @@
+"""The HQ dashboard at ``/``: touchpoints with trends, funnel, ratings, journeys, devices, dead letters.
+
+Server-rendered HTML with inline SVG charts (``hq.charts``), system fonts, no script. Login is
+by ``[hq] users`` (``hq.users``), failed attempts are throttled; the session cookie is
+``SameSite=Strict`` and ``HttpOnly`` and every form POST carries a per-session CSRF token.
+German and English strings live in ``ui/translations/hq/{lang}.json``: ``kiosk.i18n`` reads
+only the edge's folder, so this module picks the language the same way (``?lang=``, cookie,
+browser) from its own folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from flask import (Blueprint, Flask, Response, abort, current_app, g, redirect, render_template, request, session,
+                   url_for)
+
+from hq import charts, people
+from hq.customers import CUSTOMER, GRAPHS, report_for
+from hq.journeys import customer_journey, read_events
+from hq.touchpoint_metrics import Report, Window
+from hq.touchpoints import TouchpointMap, touchpoint_of
+from hq.users import LoginThrottle, verify
+
+LANGUAGES = ("de", "en")
+LANG_COOKIE = "hq-lang"
+REPORT_TTL_S = 60.0  # the overview's report is reused this long; at a million events it takes seconds
+THROTTLE = "hq.login-throttle"
+
+bp = Blueprint("dashboard", __name__, template_folder=str(resources.files("ui") / "templates"),
+               static_folder=str(resources.files("ui") / "static" / "hq"), static_url_path="/static/hq")
+
+
+@cache
+def strings(lang: str) -> dict[str, str]:
+    """The dashboard's strings in ``lang`` (one of LANGUAGES)."""
+    return json.loads((resources.files("ui") / "translations" / "hq" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def language() -> str:
+    if "hq_lang" not in g:
+        chosen = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+        g.hq_lang = chosen if chosen in LANGUAGES else (request.accept_languages.best_match(LANGUAGES) or "de")
+    return g.hq_lang
+
+
+def t(key: str) -> str:
+    """The string for ``key`` in the request's language; the key itself when missing."""
+    return strings(language()).get(key, key)
+
+
+def init_app(app: Flask) -> None:
+    """Register the dashboard: session settings, login throttle, strings, CSRF check."""
+    app.secret_key = app.config["HQ"].hq.secret_key or secrets.token_hex(32)
+    app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True,
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
+    app.extensions[THROTTLE] = LoginThrottle()
+    app.extensions["hq.report-cache"] = ReportCache()
+    app.register_blueprint(bp)
+
+
+@bp.app_context_processor
+def _context() -> dict[str, Any]:
+    return {"t": t, "lang": language(), "languages": LANGUAGES, "csrf": csrf_token(),
+            "user": session.get("user")}
+
+
+@bp.after_app_request
+def _remember_language(response: Response) -> Response:
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES and request.cookies.get(LANG_COOKIE) != chosen:
+        response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Strict", httponly=True)
+    return response
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def _check_csrf() -> None:
+    given = request.form.get("csrf", "")
+    if not given or not hmac.compare_digest(given, session.get("csrf", "")):
+        abort(400, description="csrf: the form is stale; reload the page and try again")
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not session.get("user"):
+            return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+# -- login ------------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The login form; five failed attempts per name or address within five minutes lock it."""
+    error = None
+    if request.method == "POST":
+        _check_csrf()
+        name, password = request.form.get("name", "").strip(), request.form.get("password", "")
+        keys = [f"name:{name.lower()}", f"addr:{request.remote_addr}"]
+        throttle: LoginThrottle = current_app.extensions[THROTTLE]
+        if throttle.blocked(keys, time.monotonic()):
+            return render_template("hq/login.html", error=t("login.throttled")), 429
+        if verify(current_app.config["HQ"].hq.users, name, password):
+            session.clear()
+            session["user"] = name
+            session.permanent = True
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("dashboard.overview"))
+        throttle.failed(keys, time.monotonic())
+        error = t("login.failed")
+    return render_template("hq/login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    _check_csrf()
+    session.clear()
+    return redirect(url_for("dashboard.login"))
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+def daily_reach(events: Iterable[Mapping[str, Any]], window: Window, store: str | None,
+                tmap: TouchpointMap) -> dict[str, list[int]]:
+    """Touchpoint -> distinct visitors (session, anonymous id, else event) per day of the window."""
+    days = max((window.end - window.start).days, 1)
+    seen: dict[str, list[set[str]]] = defaultdict(lambda: [set() for _ in range(days)])
+    for event in events:
+        point = touchpoint_of(event, tmap)
+        if point is None or (store is not None and point.place != store):
+            continue
+        moment = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+        day = min((moment - window.start).days, days - 1)
+        data = event["data"]
+        seen[str(point)][day].add(str(data.get("session_id") or data.get("anonymous_id") or event["id"]))
+    return {point: [len(visitors) for visitors in per_day] for point, per_day in seen.items()}
+
+
+class ReportCache:
+    """The overview's report and trends per (window, store) for REPORT_TTL_S seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[Any, ...], tuple[float, Report, dict[str, list[int]]]] = {}
+
+    def get(self, args: Mapping[str, str], now: datetime, clock: float) -> tuple[Report, dict[str, list[int]]]:
+        key = (args.get("from", ""), args.get("to", ""), args.get("store", ""), now.date())
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit and clock - hit[0] < REPORT_TTL_S:
+                return hit[1], hit[2]
+        report = report_for(args, now)
+        events = read_events(current_app.extensions["hq.storage"], start=report.window.start, end=report.window.end)
+        trends = daily_reach(events, report.window, report.store, TouchpointMap())
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if clock - v[0] < REPORT_TTL_S}
+            self._entries[key] = (clock, report, trends)
+        return report, trends
+
+
+@bp.get("/")
+@login_required
+def overview() -> Any:
+    """Touchpoints with trends, NPS and CSAT; the funnel; size-request times; top paths."""
+    now = datetime.now(timezone.utc)
+    try:
+        report, trends = current_app.extensions["hq.report-cache"].get(request.args, now, time.monotonic())
+    except ValueError as error:
+        return render_template("hq/overview.html", error=str(error), report=None,
+                               stores=people.stores(current_app.extensions["hq.storage"])), 400
+    funnel = charts.bars([(t(f"phase.{s.phase}"), s.persons, f"{s.persons:,}") for s in report.funnel])
+    return render_template("hq/overview.html", report=report, trends=trends, funnel=funnel, charts=charts,
+                           error=None, stores=people.stores(current_app.extensions["hq.storage"]),
+                           start=report.window.start.date().isoformat(),
+                           end=report.window.end.date().isoformat())
+
+
+@bp.get("/journey")
+@login_required
+def journey() -> Any:
+    """A customer's timeline across channels, found by their pseudonymous token."""
+    customer = request.args.get("customer", "").strip()
+    if not customer:
+        return render_template("hq/journey.html", customer="", timeline=None, error=None)
+    if not CUSTOMER.fullmatch(customer):
+        return render_template("hq/journey.html", customer=customer, timeline=None, error=t("journey.bad")), 400
+    with current_app.extensions[GRAPHS].use() as graph:
+        timeline = customer_journey(current_app.extensions["hq.storage"], graph, customer, limit=500)
+    return render_template("hq/journey.html", customer=customer, timeline=timeline, error=None)
+
+
+@bp.get("/devices")
+@login_required
+def devices() -> Any:
+    """Stores and their devices: online, last seen, backlog, stored events, gaps."""
+    by_store: dict[str, list[Any]] = defaultdict(list)
+    for device in current_app.extensions["hq.storage"].devices():
+        by_store[device.store].append(device)
+    return render_template("hq/devices.html", stores=dict(sorted(by_store.items())))
+
+
+@bp.get("/dead-letters")
+@login_required
+def dead_letters() -> Any:
+    """The newest refused payloads with their reasons."""
+    letters = current_app.extensions["hq.storage"].dead_letters(200)
+    return render_template("hq/dead_letters.html", letters=letters)
