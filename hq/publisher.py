@@ -68,13 +68,14 @@ def build(storage: Storage, catalog: ProductLookup, now: datetime, *,
     return recommendation_messages(storage, progress(stores(storage)), catalog, now, graph=graph)
 
 
-def publish(settings: MqttSection, messages: dict[str, dict], *, progress: Progress = lambda stores: stores) -> None:
+def publish(settings: MqttSection, messages: dict[str, dict], *, progress: Progress = lambda stores: stores,
+            connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Publish each store's document retained with QoS 1; raises PublishFailed unless every one
     was acknowledged by the broker."""
     client = MqttClient(settings, f"hq-recommend-{socket.gethostname()}-{os.getpid()}"[:128])
     client.start()
     try:
-        if not client.wait_connected(CONNECT_TIMEOUT_S):
+        if not client.wait_connected(connect_timeout_s):
             raise PublishFailed(f"broker {settings.url} unreachable: {client.last_error or 'no answer'}")
         for store in progress(sorted(messages)):
             payload = json.dumps(messages[store], ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,130 @@
+"""The customer and touchpoint API over a generated dataset: journeys, pages, auth, consent, parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from hq.identity import stitch
+from hq.journeys import person_events
+from hq.storage import Storage
+
+from tests.hq_dataset import Dataset, generate
+from tests.hq_web_support import API_TOKEN, WEB_TOKEN, bearer, hq_app, load, logged_in
+
+API = bearer(API_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return generate(seed=5, customers=60)
+
+
+@pytest.fixture
+def app(tmp_path: Path, dataset: Dataset) -> Iterator[Flask]:
+    with hq_app(tmp_path) as app:
+        load(app.extensions["hq.storage"], dataset)
+        yield app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def busiest_customer(dataset: Dataset) -> str:
+    """The customer token with the most stitched events in the dataset, computed in memory."""
+    graph = stitch(dataset.events)
+    counts = {person: sum(1 for e in dataset.events if graph.attribute(e) == person)
+              for person in graph.persons() if person.startswith("customer:")}
+    return max(counts, key=lambda p: (counts[p], p)).split(":", 1)[1]
+
+
+def test_journey_pages_through_every_stitched_event_in_time_order(client: FlaskClient, app: Flask,
+                                                                   dataset: Dataset) -> None:
+    customer = busiest_customer(dataset)
+    graph = stitch(dataset.events)
+    expected = {e["id"] for e in dataset.events if graph.attribute(e) == f"customer:{customer}"}
+    seen: list[dict] = []
+    cursor = None
+    while True:
+        query = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/v1/customers/{customer}/journey", query_string=query, headers=API).get_json()
+        assert page["customer"] == customer and len(page["events"]) <= 7
+        seen.extend(page["events"])
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert {e["id"] for e in seen} == expected and len(seen) == len(expected)
+    assert [e["time"] for e in seen] == sorted(e["time"] for e in seen)
+    assert list(seen[0]) == ["id", "source", "type", "time", "channel", "phase", "data"]
+    assert len({e["channel"] for e in seen}) >= 2  # across channels
+    storage: Storage = app.extensions["hq.storage"]
+    assert len(person_events(storage, stitch(dataset.events), f"customer:{customer}")) == len(expected)
+
+
+def test_an_unknown_customer_has_an_empty_journey(client: FlaskClient) -> None:
+    answer = client.get("/v1/customers/nobody-here/journey", headers=API).get_json()
+    assert answer == {"customer": "nobody-here", "events": [], "next": None}
+
+
+@pytest.mark.parametrize("query, named", [({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"),
+                                          ({"limit": "1001"}, "limit"), ({"cursor": "!!"}, "cursor")])
+def test_journey_parameters_are_checked(client: FlaskClient, dataset: Dataset, query: dict, named: str) -> None:
+    answer = client.get(f"/v1/customers/{busiest_customer(dataset)}/journey", query_string=query, headers=API)
+    assert answer.status_code == 400 and answer.get_json()["error"].startswith(named)
+
+
+@pytest.mark.parametrize("method, path", [("get", "/v1/customers/c/journey"), ("get", "/v1/touchpoints"),
+                                          ("put", "/v1/customers/c/consent"), ("delete", "/v1/customers/c")])
+@pytest.mark.parametrize("headers", [{}, bearer("nope"), bearer(WEB_TOKEN)])
+def test_the_read_api_needs_the_api_token_or_a_session(client: FlaskClient, method: str, path: str,
+                                                       headers: dict) -> None:
+    answer = getattr(client, method)(path, headers=headers, json={"consent": "granted"})
+    assert answer.status_code == 401
+    assert client.get("/v1/customers/c/journey").status_code == 401
+
+
+def test_a_dashboard_session_reads_the_api(app: Flask) -> None:
+    assert logged_in(app).get("/v1/customers/c/journey").status_code == 200
+
+
+def test_touchpoints_report_and_its_parameters(client: FlaskClient, dataset: Dataset) -> None:
+    start, end = dataset.start.date().isoformat(), (dataset.start + timedelta(days=30)).date().isoformat()
+    report = client.get("/v1/touchpoints", query_string={"from": start, "to": end}, headers=API).get_json()
+    assert report["window"]["start"].startswith(start) and report["store"] is None
+    kinds = {t["touchpoint"].split("/")[2] for t in report["touchpoints"]}
+    assert {"mirror", "kiosk", "page"} <= kinds
+    first = report["touchpoints"][0]
+    assert {"sessions", "persons", "conversion", "nps", "csat"} <= set(first) and "n" in first["nps"]
+    assert report["funnel"] and report["size_requests"] and report["paths"]
+    one = client.get("/v1/touchpoints", query_string={"from": start, "to": end, "store": "berlin-01"},
+                     headers=API).get_json()
+    assert one["store"] == "berlin-01" and {r["store"] for r in one["size_requests"]} <= {"berlin-01"}
+    for query, named in [({"from": "yesterday"}, "from"), ({"to": "2026-13-01"}, "to"),
+                         ({"from": end, "to": start}, "from"), ({"store": "Berlin 01"}, "store"),
+                         ({"from": "2020-01-01", "to": "2026-01-01"}, "from")]:
+        answer = client.get("/v1/touchpoints", query_string=query, headers=API)
+        assert answer.status_code == 400 and answer.get_json()["error"].startswith(named), query
+
+
+def test_consent_through_the_api_governs_stitching(client: FlaskClient, dataset: Dataset) -> None:
+    customer = busiest_customer(dataset)
+    before = client.get(f"/v1/customers/{customer}/journey", query_string={"limit": 1000}, headers=API).get_json()
+    answer = client.put(f"/v1/customers/{customer}/consent", json={"consent": "denied"}, headers=API)
+    assert answer.get_json() == {"customer": customer, "consent": "denied"}
+    after = client.get(f"/v1/customers/{customer}/journey", query_string={"limit": 1000}, headers=API).get_json()
+    # Denied: only the events carrying their own token stay theirs; nothing is stitched to them.
+    assert 0 < len(after["events"]) < len(before["events"])
+    assert all(e["data"].get("customer") == customer for e in after["events"])
+    client.put(f"/v1/customers/{customer}/consent", json={"consent": "granted"}, headers=API)
+    again = client.get(f"/v1/customers/{customer}/journey", query_string={"limit": 1000}, headers=API).get_json()
+    assert again == before
+    for body in ({"consent": "maybe"}, {}, []):
+        bad = client.put(f"/v1/customers/{customer}/consent", json=body, headers=API)
+        assert bad.status_code == 400
