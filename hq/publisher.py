@@ -69,13 +69,13 @@ def build(storage: Storage, catalog: ProductLookup, now: datetime, *,
 
 
 def publish(settings: MqttSection, messages: dict[str, dict], *, progress: Progress = lambda stores: stores,
-            connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+            connect_timeout_s: float | None = None) -> None:
     """Publish each store's document retained with QoS 1; raises PublishFailed unless every one
     was acknowledged by the broker."""
     client = MqttClient(settings, f"hq-recommend-{socket.gethostname()}-{os.getpid()}"[:128])
     client.start()
     try:
-        if not client.wait_connected(connect_timeout_s):
+        if not client.wait_connected(connect_timeout_s or CONNECT_TIMEOUT_S):
             raise PublishFailed(f"broker {settings.url} unreachable: {client.last_error or 'no answer'}")
         for store in progress(sorted(messages)):
             payload = json.dumps(messages[store], ensure_ascii=False, separators=(",", ":")).encode()

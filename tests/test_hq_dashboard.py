@@ -1,0 +1,170 @@
+"""The dashboard: login (throttled, CSRF-checked), every page with a generated dataset, languages,
+inline SVG charts; and one Playwright screenshot per page into docs/screenshots."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from hq import charts
+from hq.dashboard import daily_reach, strings
+from hq.storage import DeadLetter, DeviceStatus
+from hq.touchpoint_metrics import Window
+from hq.touchpoints import TouchpointMap
+from sync.topics import DeviceTopics
+
+from tests.hq_dataset import Dataset, generate
+from tests.hq_support import NOW
+from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return generate(seed=9, customers=80)
+
+
+def fill(app: Flask, dataset: Dataset) -> None:
+    storage = app.extensions["hq.storage"]
+    load(storage, dataset)
+    storage.record_status(DeviceStatus(DeviceTopics("berlin-01", "mirror-01"), "online", 3, "{}", NOW))
+    storage.record_status(DeviceStatus(DeviceTopics("hamburg-02", "kiosk-01"), "offline", None, "{}", NOW))
+    storage.store_dead_letters([DeadLetter(NOW, "touchpoint/v1/berlin-01/mirror-01/events",
+                                           "data.gtin: required for tag.arrived", b'{"type": "x"}')])
+
+
+@pytest.fixture
+def app(tmp_path: Path, dataset: Dataset) -> Iterator[Flask]:
+    with hq_app(tmp_path) as app:
+        fill(app, dataset)
+        yield app
+
+
+def period(dataset: Dataset) -> str:
+    return f"from={dataset.start.date()}&to={(dataset.start + timedelta(days=45)).date()}"
+
+
+def test_every_page_needs_a_login(app: Flask) -> None:
+    client = app.test_client()
+    for path in ("/", "/journey", "/devices", "/dead-letters"):
+        answer = client.get(path)
+        assert answer.status_code == 302 and answer.headers["Location"].startswith("/login")
+
+
+def test_wrong_password_is_refused_and_repeated_failures_are_throttled(app: Flask) -> None:
+    client = app.test_client()
+    client.get("/login")
+    for _ in range(5):
+        answer = client.post("/login", data={"name": USER, "password": "wrong", "csrf": csrf_of(client)})
+        assert answer.status_code == 401 and "Benutzer oder Passwort falsch" in answer.text
+    blocked = client.post("/login", data={"name": USER, "password": PASSWORD, "csrf": csrf_of(client)})
+    assert blocked.status_code == 429
+    assert client.get("/").status_code == 302
+
+
+def test_a_login_form_without_the_csrf_token_is_refused(app: Flask) -> None:
+    client = app.test_client()
+    client.get("/login")
+    assert client.post("/login", data={"name": USER, "password": PASSWORD}).status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_session_cookie_is_strict_and_logout_needs_the_token(app: Flask) -> None:
+    client = app.test_client()
+    client.get("/login")
+    answer = client.post("/login", data={"name": USER, "password": PASSWORD, "csrf": csrf_of(client)})
+    cookie = answer.headers["Set-Cookie"]
+    assert "SameSite=Strict" in cookie and "HttpOnly" in cookie
+    assert client.post("/logout").status_code == 400
+    assert client.get("/devices").status_code == 200
+    assert client.post("/logout", data={"csrf": csrf_of(client)}).status_code == 302
+    assert client.get("/devices").status_code == 302
+
+
+def test_overview_shows_touchpoints_with_trends_funnel_and_ratings(app: Flask, dataset: Dataset) -> None:
+    client = logged_in(app)
+    page = client.get(f"/?{period(dataset)}&lang=en")
+    assert page.status_code == 200
+    html = page.text
+    assert "Touchpoints in the period" in html and "Funnel" in html and "Size requests" in html
+    assert html.count('<svg class="spark"') >= 5 and '<svg class="bars"' in html
+    assert re.search(r"<b>[+-]\d+</b>", html)  # an NPS
+    assert "berlin-01" in html and "n = " in html
+    assert "<script" not in html and "http" not in html.split("<body>")[1]  # nothing from elsewhere
+    filtered = client.get(f"/?{period(dataset)}&store=munich-03").text
+    assert "munich-03" in filtered and "store/berlin-01/mirror" not in filtered.replace(" · ", "/")
+    bad = client.get("/?from=soon")
+    assert bad.status_code == 400 and "from:" in bad.text
+
+
+def test_language_switch_is_remembered(app: Flask, dataset: Dataset) -> None:
+    client = logged_in(app)
+    german = client.get(f"/?{period(dataset)}").text
+    assert "Touchpoints im Zeitraum" in german and 'lang="de"' in german
+    client.get("/devices?lang=en")
+    assert "Stores and devices" in client.get("/devices").text
+    assert set(strings("de")) == set(strings("en"))
+
+
+def test_journey_devices_and_dead_letter_pages(app: Flask, dataset: Dataset) -> None:
+    client = logged_in(app)
+    customer = next(e["data"]["customer"] for e in dataset.events if e["type"].endswith("customer.identified"))
+    journey = client.get(f"/journey?customer={customer}&lang=en").text
+    assert customer in journey and journey.count("<li class=\"channel-") >= 3 and "Customer identified" in journey
+    assert client.get("/journey?customer=bad%20token").status_code == 400
+    devices = client.get("/devices?lang=en").text
+    assert "mirror-01" in devices and "online" in devices and "offline" in devices
+    letters = client.get("/dead-letters?lang=en").text
+    assert "data.gtin: required for tag.arrived" in letters
+
+
+def test_daily_reach_counts_distinct_visitors_per_day(dataset: Dataset) -> None:
+    window = Window(dataset.start, dataset.start + timedelta(days=10))
+    reach = daily_reach(dataset.events, window, None, TouchpointMap())
+    assert all(len(days) == 10 for days in reach.values())
+    inside = [e for e in dataset.events if e["source"].startswith("/stores/berlin-01/devices/mirror")
+              and dataset.start.isoformat() <= e["time"].replace("Z", "+00:00") < window.end.isoformat()]
+    assert sum(reach["store/berlin-01/mirror"]) >= len({e["data"].get("session_id") for e in inside}) > 0
+
+
+def test_charts_are_plain_svg_with_escaped_labels() -> None:
+    line = charts.sparkline([0, 2, 1, 4], label="<b>")
+    assert line.startswith("<svg") and "&lt;b&gt;" in line and line.count(",") == 4
+    assert charts.sparkline([]) == "" and charts.sparkline([0, 0]).count("polyline") == 1
+    assert "&amp;" in charts.bars([("a & b", 3, "3"), ("c", 0, "0")])
+    assert charts.score_bar(None, -100, 100) == "" and 'width="40.0"' in charts.score_bar(0, -100, 100)
+
+
+def test_screenshots_of_every_page(tmp_path: Path, dataset: Dataset) -> None:
+    from playwright.sync_api import sync_playwright
+
+    config = listening(tmp_path)
+    with hq_app(tmp_path) as app:
+        fill(app, dataset)
+    customer = next(e["data"]["customer"] for e in dataset.events if e["type"].endswith("customer.identified"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with live_hq(config) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{url}/login?lang=en")
+            page.fill("input[name=name]", USER)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            shots = {"overview": f"/?{period(dataset)}", "journey": f"/journey?customer={customer}",
+                     "devices": "/devices", "dead-letters": "/dead-letters"}
+            for name, path in shots.items():
+                page.goto(url + path)
+                assert page.locator("header nav").is_visible()
+                page.screenshot(path=str(SCREENSHOTS / f"hq-{name}.png"), full_page=True)
+        finally:
+            browser.close()
+    assert all((SCREENSHOTS / f"hq-{name}.png").stat().st_size > 10_000 for name in shots)
