@@ -121,7 +121,7 @@ class Recomputer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join()
+        self._thread.join(5.0)  # a run in progress ends with the process (the thread is a daemon)
 
     def _run(self) -> None:
         interval = self.config.hq.recompute_interval_s or None

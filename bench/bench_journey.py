@@ -1,0 +1,155 @@
+"""HQ API benchmark: the journey endpoint, the touchpoint report and recompute at a million events.
+
+    .venv/bin/python -m bench.bench_journey                    # ~1,000,000 events, SQLite and PostgreSQL
+    .venv/bin/python -m bench.bench_journey --customers 3000   # ~100,000, a quick run
+    .venv/bin/python -m bench.bench_journey --no-postgres
+
+The events come from the test generator (``tests/hq_dataset.py``) plus one customer with 1,000
+events of their own (kiosk sessions and web visits, stitched through logins). Journeys go through
+the real app (``create_app``, Flask's test client, the API token), so routing, auth, the graph
+cache and JSON are in the time. Baseline in the same run: the indexed SQL query that fetches the
+same customer's rows by token alone, the least a journey must read. The stage times that the
+in-memory core spends are in ``bench/bench_analytics.py``; this file measures them through storage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from hq import create_app, publisher
+from hq.ingest import to_row
+from hq.journeys import touchpoint_report
+from hq.people import full_graph
+from hq.storage import Storage
+from hq.touchpoint_metrics import Window
+from kiosk.catalog import parse
+from sync.envelope import make_event
+from tests.hq_dataset import generate
+from touchpoint import config as configuration
+from touchpoint.services import PostgresCluster
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+TOKEN = "bench-token"
+HEAVY = "cust-heavy"
+
+
+def heavy_customer(start: datetime) -> list[dict[str, Any]]:
+    """1,000 events of one customer: 30 kiosk sessions (25 events) and 10 web visits (25 events), so
+    their 41 identifiers stay under the stitching cap of 50 per person."""
+    events = []
+    source = "/stores/berlin-01/devices/kiosk-99"
+    for n in range(30):
+        at = start + timedelta(hours=41 * n)
+        session = f"heavy-s{n}"
+        made = [make_event("session.started", {"session_id": session}, source=source, time=at),
+                make_event("customer.identified", {"session_id": session, "customer": HEAVY, "method": "qr",
+                                                   "consent": "granted"}, source=source, time=at)]
+        made += [make_event("product.viewed", {"session_id": session, "customer": HEAVY, "gtin": "04012345010008",
+                                               "via": "tag"}, source=source, time=at + timedelta(seconds=i))
+                 for i in range(22)]
+        made.append(make_event("session.ended", {"session_id": session, "customer": HEAVY}, source=source,
+                               time=at + timedelta(minutes=3)))
+        events += made
+    for n in range(10):
+        at = start + timedelta(hours=127 * n + 5)
+        anon = f"heavy-w{n}"
+        events.append(make_event("customer.logged_in", {"anonymous_id": anon, "customer": HEAVY},
+                                 source="/channels/web", time=at))
+        events += [make_event("page.viewed", {"anonymous_id": anon, "page": "product"}, source="/channels/web",
+                              time=at + timedelta(seconds=i + 1)) for i in range(24)]
+    seq = 0
+    for event in events:
+        if event["source"] == source:
+            seq += 1
+            event["seq"] = seq
+    assert len(events) == 1000
+    return events
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = action()
+    return time.perf_counter() - start, result
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def fill(storage: Storage, events: list[dict[str, Any]]) -> float:
+    rows = [to_row(e, json.dumps(e), None, NOW) for e in events]
+    seconds, _ = timed(lambda: [storage.store_events(rows[i:i + 20_000]) for i in range(0, len(rows), 20_000)])
+    return seconds
+
+
+@contextmanager
+def backend(name: str, folder: Path) -> Iterator[str]:
+    if name == "sqlite":
+        yield f"sqlite:///{folder}/hq.db"
+        return
+    with PostgresCluster() as cluster:
+        yield cluster.create_database("bench")
+
+
+def measure(url: str, events: list[dict[str, Any]], catalog: Any, window: Window, requests: int) -> list[tuple[str, float]]:
+    config = configuration.from_dict(configuration.HqConfig, {"database": {"url": url},
+                                                              "hq": {"api_token": TOKEN}})
+    app = create_app(config)
+    storage: Storage = app.extensions["hq.storage"]
+    try:
+        results = [("store 1M events (batches of 20,000)", fill(storage, events))]
+        storage.fetchall("ANALYZE")
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        warm, first = timed(lambda: client.get(f"/v1/customers/{HEAVY}/journey?limit=1000", headers=headers))
+        assert first.status_code == 200 and len(first.get_json()["events"]) == 1000, first.status_code
+        results.append(("journey: first request (builds the identity graph)", warm))
+        raw = [timed(lambda: storage.fetchall("SELECT source, id, data FROM events WHERE customer = ?", (HEAVY,)))[0]
+               for _ in range(requests)]
+        results.append(("baseline: SELECT by customer token (p99)", p99(raw)))
+        for limit in (100, 1000):
+            samples = [timed(lambda: client.get(f"/v1/customers/{HEAVY}/journey?limit={limit}", headers=headers))[0]
+                       for _ in range(requests)]
+            results.append((f"journey API, 1,000-event customer, limit={limit} (p99)", p99(samples)))
+            results.append((f"journey API, limit={limit} (median)", statistics.median(samples)))
+        results.append(("touchpoint report, 30 days (graph given)",
+                        timed(lambda: touchpoint_report(storage, window, graph=full_graph(storage)))[0]))
+        results.append(("recompute: build every store's recommendations",
+                        timed(lambda: publisher.build(storage, catalog, window.end))[0]))
+    finally:
+        storage.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=31_000, help="shoppers to generate (~32 events each)")
+    parser.add_argument("--requests", type=int, default=200, help="journey requests per measurement")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    data = generate(seed=1, customers=args.customers)
+    events = data.events + heavy_customer(data.start)
+    catalog = parse(data.catalog, origin="bench", image_root=None)
+    window = Window(data.start, data.start + timedelta(days=30))
+    print(f"{len(events):,} events ({args.customers:,} shoppers + one with 1,000)")
+    for name in ("sqlite",) if args.no_postgres else ("sqlite", "postgres"):
+        with tempfile.TemporaryDirectory() as folder, backend(name, Path(folder)) as url:
+            rows = measure(url, events, catalog, window, args.requests)
+        base = dict(rows)["baseline: SELECT by customer token (p99)"]
+        print(f"\n{name}\n\n| stage | ms | x baseline |\n|---|---|---|")
+        for stage, seconds in rows:
+            print(f"| {stage} | {seconds * 1000:,.1f} | {seconds / base:,.1f} |")
+
+
+if __name__ == "__main__":
+    main()
