@@ -112,7 +112,10 @@ def parse_window(args: dict[str, str], now: datetime) -> Window:
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
     end = moment("to", now)
-    start = moment("from", end - timedelta(days=30))
+    try:
+        start = moment("from", end - timedelta(days=30))
+    except OverflowError:
+        raise ValueError("to: too early for a 30-day period") from None
     if not start < end:
         raise ValueError("from: must be before to")
     if end - start > MAX_WINDOW:

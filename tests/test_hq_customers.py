@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 
+from hq.customers import parse_window
 from hq.identity import stitch
 from hq.journeys import person_events
 from hq.storage import Storage
 
 from tests.hq_dataset import Dataset, generate
+from tests.hq_support import NOW
 from tests.hq_web_support import API_TOKEN, WEB_TOKEN, bearer, hq_app, load, logged_in
 
 API = bearer(API_TOKEN)
@@ -128,3 +132,15 @@ def test_consent_through_the_api_governs_stitching(client: FlaskClient, dataset:
     for body in ({"consent": "maybe"}, {}, []):
         bad = client.put(f"/v1/customers/{customer}/consent", json=body, headers=API)
         assert bad.status_code == 400
+
+
+@given(start=st.none() | st.text(max_size=30) | st.dates().map(str) | st.datetimes().map(lambda d: d.isoformat()),
+       end=st.none() | st.text(max_size=30) | st.dates().map(str))
+def test_any_period_parameters_give_a_window_or_an_error_naming_them(start: str | None, end: str | None) -> None:
+    args = {name: value for name, value in (("from", start), ("to", end)) if value is not None}
+    try:
+        window = parse_window(args, NOW)
+    except ValueError as error:
+        assert str(error).split(":", 1)[0] in ("from", "to")
+    else:
+        assert window.start < window.end and window.start.tzinfo is not None
