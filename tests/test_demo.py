@@ -1,58 +1,165 @@
-"""``touchpoint demo`` as a newcomer runs it: starts, serves a live cabin, stops cleanly on Ctrl-C."""
+"""``touchpoint demo`` as a newcomer runs it: the whole system starts, syncs, continues and stops cleanly."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from sync.envelope import validate
-from sync.outbox import Outbox
+import pytest
+
+from tests.conftest import wait_until
+from touchpoint.demo.configs import PortError, Ports, check_free
 from touchpoint.services import free_port
 
+DEVICES = ("mirror-01", "kiosk-01")
+RUNNING = "Ctrl-C stops everything."
 
-def get_json(url: str) -> dict:
+
+def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
 
-def test_demo_starts_serves_a_tag_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
-    workdir = tmp_path / "demo"
-    command = [str(Path(sys.executable).parent / "touchpoint"), "demo", "--workdir", str(workdir),
-               "--port", str(port), "--fresh"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as demo:
-        try:
-            assert demo.stdout is not None
-            lines = []
-            url = f"http://127.0.0.1:{port}/"
-            while not any(url in line for line in lines):
-                line = demo.stdout.readline()
-                assert line, "demo exited early:\n" + "".join(lines)
-                lines.append(line)
-            present: list = []
-            for _ in range(300):  # the scenario's first shopper walks in about a second after start
-                present = get_json(url + "api/presence")["zones"].get("cabin-1", [])
-                if present:
-                    break
-                time.sleep(0.05)
-            assert present and present[0]["gtin"].startswith("04012345")
-            assert get_json(url + "healthz")["status"] == "ok"
-            demo.send_signal(signal.SIGINT)
-            output, _ = demo.communicate(timeout=20)
-        finally:
-            demo.kill()  # a no-op once it has exited; Popen's exit closes the pipe and reaps it
-    printed = "".join(lines) + output
-    assert demo.returncode == 0, printed
-    assert "demo stopped" in output and "Traceback" not in printed
-    assert f"{url}staff   PIN 4711" in printed
-    box = Outbox(workdir / "edge.db", "/stores/demo-store/devices/mirror-01")
+def free_ports() -> int:
+    """A first port whose three successors are free too."""
+    while True:
+        first = free_port()
+        with contextlib.suppress(PortError):
+            check_free(Ports.starting_at(first))
+            return first
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+class Demo:
+    """A ``touchpoint demo`` subprocess, read up to its URL block."""
+
+    def __init__(self, workdir: Path, port: int, *options: str) -> None:
+        command = [str(Path(sys.executable).parent / "touchpoint"), "demo", "--workdir", str(workdir),
+                   "--port", str(port), *options]
+        self.port = port
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        assert self.process.stdout is not None
+        while RUNNING not in "".join(self.lines):
+            line = self.process.stdout.readline()
+            assert line, "demo exited early:\n" + "".join(self.lines)
+            self.lines.append(line)
+        self.hq = f"http://127.0.0.1:{port + 2}/"
+        self.mirror = f"http://127.0.0.1:{port}/"
+
+    @property
+    def printed(self) -> str:
+        return "".join(self.lines)
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        return {row["device"]: row for row in get_json(self.hq + "v1/devices")}
+
+    def synced(self, above: dict[str, int] | None = None) -> bool:
+        """Both devices online, events stored from both, contiguous, beyond ``above``'s seq."""
+        rows = self.devices()
+        return all(
+            name in rows and rows[name]["online"] and rows[name]["stored"] > 0 and rows[name]["gaps"] == []
+            and rows[name]["contiguous_seq"] > (above or {}).get(name, 0)
+            for name in DEVICES
+        )
+
+    def stop(self) -> str:
+        """SIGINT, as Ctrl-C; asserts a clean exit and that no child process outlives the demo."""
+        children = children_of(self.process.pid)
+        assert len(children) >= 5, children  # broker (Mosquitto), HQ, two edges, two sync agents
+        self.process.send_signal(signal.SIGINT)
+        output, _ = self.process.communicate(timeout=60)
+        printed = self.printed + output
+        assert self.process.returncode == 0, printed
+        assert "demo stopped" in output and "Traceback" not in printed
+        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "left running"
+        return printed
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+@contextlib.contextmanager
+def demo(workdir: Path, port: int, *options: str) -> Iterator[Demo]:
+    running = Demo(workdir, port, *options)
     try:
-        stored = [validate(json.loads(p.body)) for p in box.pending(limit=1000)]
+        yield running
     finally:
-        box.close()
-    assert [e["type"] for e in stored[:2]] == ["touchpoint.session.started", "touchpoint.tag.arrived"]
+        running.kill()  # a no-op once stop() ran
+
+
+def stored_ids(workdir: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(workdir / "hq.db")) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM events")}
+
+
+def test_demo_with_mosquitto_syncs_continues_where_it_stopped_and_starts_fresh(tmp_path: Path) -> None:
+    workdir, port = tmp_path / "demo", free_ports()
+    with demo(workdir, port, "--fresh", "--broker", "mosquitto") as first:
+        assert "fresh start" in first.printed and "Mosquitto" in first.printed
+        assert f"{first.mirror}staff" in first.printed and "PIN 4711" in first.printed
+        assert f"{first.hq}v1/devices" in first.printed
+        assert wait_until(first.synced, 40), first.devices()
+        assert wait_until(lambda: bool(get_json(first.mirror + "api/presence")["zones"].get("cabin-1")), 40)
+        present = get_json(first.mirror + "api/presence")["zones"]["cabin-1"]
+        assert present[0]["gtin"].startswith("04012345")
+        upto = {name: row["contiguous_seq"] for name, row in first.devices().items()}
+        first.stop()
+
+    with demo(workdir, port, "--broker", "mosquitto") as second:
+        assert "continuing" in second.printed
+        assert wait_until(lambda: second.synced(above=upto), 40), (upto, second.devices())
+        second.stop()
+    before = stored_ids(workdir)
+    assert len(before) >= sum(upto.values())
+
+    with demo(workdir, port, "--fresh", "--broker", "mosquitto") as fresh:
+        assert "fresh start" in fresh.printed
+        assert wait_until(fresh.synced, 40), fresh.devices()
+        fresh.stop()
+    assert stored_ids(workdir).isdisjoint(before)
+
+
+def test_demo_with_the_embedded_broker(tmp_path: Path) -> None:
+    port = free_ports()
+    with demo(tmp_path / "demo", port, "--broker", "embedded") as running:
+        assert "amqtt (embedded)" in running.printed
+        assert wait_until(running.synced, 40), running.devices()
+        assert wait_until(lambda: bool(get_json(running.mirror + "api/presence")["zones"].get("cabin-1")), 40)
+        running.stop()
+    config = (tmp_path / "demo" / "hq.toml").read_text()
+    assert 'protocol = "3.1.1"' in config and 'share_group = ""' in config
+
+
+@pytest.mark.parametrize("taken", [0, 3])
+def test_a_taken_port_stops_the_demo_with_a_message_naming_it(tmp_path: Path, taken: int) -> None:
+    port = free_ports()
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port + taken))
+        blocker.listen()
+        result = subprocess.run([str(Path(sys.executable).parent / "touchpoint"), "demo", "--workdir",
+                                 str(tmp_path / "demo"), "--port", str(port)], capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 1
+    assert f"port {port + taken}" in result.stdout and "--port" in result.stdout
+    assert not (tmp_path / "demo").exists()  # nothing was started or written

@@ -188,18 +188,22 @@ def simulate_reader(protocol: str, scenario: str, rate: float, noise: float, loo
               help="Where the demo keeps its databases and configs between runs.")
 @click.option("--fresh", is_flag=True, help="Start from scratch instead of where the last run stopped.")
 @click.option("--port", type=int, default=8080, show_default=True,
-              help="First HTTP port; the demo uses a few consecutive ones.")
-def demo(workdir: str, fresh: bool, port: int) -> None:
+              help="First port; the demo uses four consecutive ones (mirror, kiosk, HQ, broker).")
+@click.option("--broker", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
+              show_default=True, envvar="TOUCHPOINT_DEMO_BROKER",
+              help="auto: Mosquitto when installed, else the embedded amqtt (MQTT 3.1.1).")
+def demo(workdir: str, fresh: bool, port: int, broker: str) -> None:
     """The whole system on this machine: broker, HQ, a kiosk and a mirror with simulated readers.
 
     \b
     Example:
       touchpoint demo            then open the printed URLs; Ctrl-C stops everything
       touchpoint demo --fresh    forget the previous run
+      touchpoint demo --broker embedded --port 9000
     """
     from touchpoint.demo import run
 
-    sys.exit(run(workdir=workdir, fresh=fresh, port=port))
+    sys.exit(run(workdir=workdir, fresh=fresh, port=port, broker=broker))
 
 
 @main.command()

@@ -89,7 +89,8 @@ class Mosquitto:
             return self
         self.log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [self.binary, "-c", str(self.config_path)], stdout=self.log, stderr=subprocess.STDOUT
+            [self.binary, "-c", str(self.config_path)], stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C meant for its owner (the demo) must not reach it first
         )
         try:
             wait_for_port(self.port, timeout)
