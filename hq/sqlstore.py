@@ -133,10 +133,15 @@ class SqlStorage(Storage):
         return int(self.fetchall("SELECT MAX(version) FROM schema_version")[0][0])
 
     # -- writes -------------------------------------------------------------------------------
-    def _event_params(self, row: EventRow) -> tuple[Any, ...]:
-        return (row.source, row.id, row.type, self.time_param(row.time), row.seq, row.store, row.device,
-                row.channel, row.session_id, row.customer, row.anonymous_id, row.gtin, row.data,
-                self.time_param(row.received_at))
+    def _events_params(self, rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
+        """Rows of one message share their receive time: it is converted once, not per row."""
+        if not rows:
+            return []
+        at = rows[0].received_at
+        shared = self.time_param(at)
+        return [(row.source, row.id, row.type, self.time_param(row.time), row.seq, row.store, row.device,
+                 row.channel, row.session_id, row.customer, row.anonymous_id, row.gtin, row.data,
+                 shared if row.received_at == at else self.time_param(row.received_at)) for row in rows]
 
     def _dead_params(self, letter: DeadLetter) -> tuple[Any, ...]:
         return (self.time_param(letter.received_at), letter.topic, letter.reason, letter.kind, letter.raw,
@@ -150,7 +155,7 @@ class SqlStorage(Storage):
             (contiguous,) = cur.execute(
                 "SELECT contiguous_seq FROM devices WHERE store = ? AND device = ?" + self.lock_clause, key
             )[0]
-            stored = cur.executemany(INSERT_EVENT, [self._event_params(r) for r in batch.events])
+            stored = cur.executemany(INSERT_EVENT, self._events_params(batch.events))
             cur.executemany(INSERT_DEAD, [self._dead_params(d) for d in batch.dead])
             ranges = cur.execute(
                 "SELECT lo, hi FROM seq_ranges WHERE store = ? AND device = ? ORDER BY lo", key
@@ -172,7 +177,7 @@ class SqlStorage(Storage):
 
     def store_events(self, rows: Sequence[EventRow]) -> int:
         with self.transaction() as cur:
-            return cur.executemany(INSERT_EVENT, [self._event_params(r) for r in rows])
+            return cur.executemany(INSERT_EVENT, self._events_params(rows))
 
     def store_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         with self.transaction() as cur:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from cloudevents.core.exceptions import BaseCloudEventException
@@ -121,18 +122,16 @@ def validate(event: Any) -> dict[str, Any]:
     """Check one received event; returns it unchanged or raises EnvelopeError with the reason."""
     if not isinstance(event, dict):
         raise EnvelopeError("event: must be a JSON object")
-    attributes = {k: v for k, v in event.items() if k not in ("data", "data_base64")}
     for required in ("id", "source", "type", "time"):
         # The SDK would invent a missing id or time; a received event must bring its own.
-        if not isinstance(attributes.get(required), str) or not attributes[required]:
+        if not isinstance(event.get(required), str) or not event[required]:
             raise EnvelopeError(f"{required}: missing or not a non-empty string")
-    attributes["time"] = parse_time(attributes["time"])
-    if attributes.get("specversion") != "1.0":
-        raise EnvelopeError(f"specversion: {attributes.get('specversion')!r} is not '1.0'")
-    try:
-        CloudEvent(attributes, event.get("data"))
-    except BaseCloudEventException as error:
-        raise EnvelopeError(f"cloudevents: {error}") from None
+    parse_time(event["time"])
+    if event.get("specversion") != "1.0":
+        raise EnvelopeError(f"specversion: {event.get('specversion')!r} is not '1.0'")
+    objection = cloudevents_objection(event)
+    if objection is not None:
+        raise EnvelopeError(f"cloudevents: {objection}")
     if len(event["id"]) > 64:
         raise EnvelopeError("id: longer than 64 characters")
     name = event_name(event)
@@ -150,6 +149,41 @@ def validate(event: Any) -> dict[str, Any]:
         raise EnvelopeError("data: must be a JSON object")
     check_data(name, data)
     return event
+
+
+# What the SDK's checks of attributes that validate() has already vetted may see in their place.
+_VETTED = {"specversion": "1.0", "time": datetime(2000, 1, 1, tzinfo=timezone.utc)}
+_SDK_TEXT = frozenset({"subject", "datacontenttype", "dataschema"})
+_PAYLOAD = frozenset({"data", "data_base64"})  # members that are not attributes
+
+
+def cloudevents_objection(event: Mapping[str, Any]) -> str | None:
+    """The cloudevents SDK's objection to an event's attributes, or None; asked once per shape.
+
+    Called once validate's own checks passed (id, source, type non-empty strings, specversion
+    1.0, time RFC 3339 with an offset). From there the SDK's verdict depends only on the
+    attribute names and on whether subject, datacontenttype and dataschema are non-empty
+    strings, and its messages name no values: so a stand-in of the same shape gets the same
+    answer, and HQ builds one SDK event per shape instead of one per event (which cost about
+    17 us, half of validate).
+    """
+    return _objection_to_shape(
+        tuple((name, (isinstance(value, str), bool(value)) if name in _SDK_TEXT else None)
+              for name, value in event.items() if name not in _PAYLOAD)
+    )
+
+
+@lru_cache(maxsize=1024)
+def _objection_to_shape(shape: tuple[tuple[str, tuple[bool, bool] | None], ...]) -> str | None:
+    stand_in = {
+        name: _VETTED.get(name, "x") if kind is None else ("x" if kind[1] else "") if kind[0] else int(kind[1])
+        for name, kind in shape
+    }
+    try:
+        CloudEvent(stand_in)
+    except BaseCloudEventException as error:
+        return str(error)
+    return None
 
 
 def check_data(name: str, data: Mapping[str, Any]) -> None:

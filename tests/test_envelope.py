@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.envelope import EnvelopeError, make_event, validate
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.v1.event import CloudEvent
+
+from sync.envelope import EnvelopeError, cloudevents_objection, make_event, validate
 
 SOURCE = "/stores/berlin-01/devices/mirror-03"
 GOOD = make_event(
@@ -72,3 +76,21 @@ def test_any_json_value_is_either_valid_or_an_envelope_error(value) -> None:
         validate(value)
     except EnvelopeError:
         pass
+
+
+SDK_VALUES = st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.lists(st.integers(), max_size=2)
+
+
+@given(st.dictionaries(st.sampled_from(["subject", "datacontenttype", "dataschema", "seq", "x", "Bad", "a-b", ""])
+                       | st.text(max_size=4), SDK_VALUES, max_size=5))
+def test_cloudevents_objection_is_what_the_sdk_says_per_event(extra) -> None:
+    """The per-shape answer equals the SDK's own answer for this very event."""
+    attributes = {"specversion": "1.0", "id": "i", "source": "/channels/web", "type": "touchpoint.cart.added",
+                  "time": datetime(2026, 11, 23, tzinfo=timezone.utc)}
+    attributes.update({k: v for k, v in extra.items() if k not in attributes and k not in ("data", "data_base64")})
+    try:
+        CloudEvent(dict(attributes))
+        expected = None
+    except BaseCloudEventException as error:
+        expected = str(error)
+    assert cloudevents_objection(attributes) == expected
