@@ -13,6 +13,7 @@ The agent's peak RSS (VmHWM) is read from /proc before it is stopped.
 
     python -m bench.bench_sync                       # 200,000 stream, 1,000,000 catch-up
     python -m bench.bench_sync --stream 50000 --catchup 100000 --hq ingestor
+    python -m bench.bench_sync --hq processes --processes 2     # HQ as two ingest processes
 """
 
 from __future__ import annotations
@@ -99,29 +100,50 @@ def raw_rate(broker: Mosquitto, batches: list[bytes], per_batch: int) -> float:
 
 
 class Hq:
-    """The HQ side: the test acknowledger, or the real ingest worker on a SQLite file."""
+    """The HQ side: the test acknowledger, the real ingest worker in this process on a SQLite
+    file, or ``processes`` separate ``touchpoint hq --role ingest`` processes sharing that file."""
 
-    def __init__(self, kind: str, broker: Mosquitto, workdir: Path) -> None:
+    def __init__(self, kind: str, broker: Mosquitto, workdir: Path, processes: int = 2) -> None:
         self.kind = kind
+        self.children: list[subprocess.Popen[bytes]] = []
+        url = f"sqlite:///{workdir / 'hq.db'}"
         if kind == "stub":
             from tests.acknowledger import Acknowledger
 
             self.stub = Acknowledger(broker.url, client_id="bench-hq", record=False).start()
-        else:
+        elif kind == "ingestor":
             from hq.metrics import HqMetrics
             from hq.storage import open_storage
             from hq.worker import IngestWorker, Ingestor
 
-            self.storage = open_storage(f"sqlite:///{workdir / 'hq.db'}")
+            self.storage = open_storage(url)
             self.worker = IngestWorker(MqttSection(url=broker.url), "bench-hq",
                                        Ingestor(self.storage, HqMetrics())).start()
+        else:
+            self._start_processes(url, broker, workdir / "hq.toml", processes)
+
+    def _start_processes(self, url: str, broker: Mosquitto, config: Path, count: int) -> None:
+        """Start the ingest processes and wait until they hear a probe device's status."""
+        from bench.bench_hq import wait
+        from hq.storage import open_storage
+
+        config.write_text(f'[database]\nurl = "{url}"\n[mqtt]\nurl = "{broker.url}"\n[log]\nlevel = "warning"\n')
+        command = [str(Path(sys.executable).parent / "touchpoint"), "hq", "--role", "ingest", "--config", str(config)]
+        self.children = [subprocess.Popen(command) for _ in range(count)]
+        with MqttClient(MqttSection(url=broker.url), "bench-probe") as probe, open_storage(url) as storage:
+            probe.wait_connected(10)
+            probe.publish(f"touchpoint/v1/{STORE}/probe/status", b'{"state": "online"}', retain=True).wait(10)
+            wait(lambda: bool(storage.devices()))
 
     def stop(self) -> None:
         if self.kind == "stub":
             self.stub.stop()
-        else:
+        elif self.kind == "ingestor":
             self.worker.stop()
             self.storage.close()
+        for child in self.children:
+            child.terminate()
+            child.wait(30)
 
 
 def drain(broker: Mosquitto, db: Path, device: str, count: int) -> Drain:
@@ -162,7 +184,7 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run(stream: int, catchup: int, hq_kind: str) -> dict[str, Any]:
+def run(stream: int, catchup: int, hq_kind: str, processes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         workdir = Path(tmp)
         with Mosquitto(workdir=workdir / "broker", persistence=False) as broker:
@@ -170,7 +192,7 @@ def run(stream: int, catchup: int, hq_kind: str) -> dict[str, Any]:
             batches = payloads(workdir / "stream.db", "kiosk-1", stream, 500)
             raw = raw_rate(broker, batches, 500)
             del batches
-            hq = Hq(hq_kind, broker, workdir)
+            hq = Hq(hq_kind, broker, workdir, processes)
             try:
                 sustained = drain(broker, workdir / "stream.db", "kiosk-1", stream)
                 filled = time.perf_counter()
@@ -186,12 +208,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stream", type=int, default=200_000, help="events in the sustained drain")
     parser.add_argument("--catchup", type=int, default=1_000_000, help="events buffered offline")
-    parser.add_argument("--hq", choices=["stub", "ingestor"], default="stub",
-                        help="stub: the test acknowledger; ingestor: hq.worker on SQLite")
+    parser.add_argument("--hq", choices=["stub", "ingestor", "processes"], default="stub",
+                        help="stub: the test acknowledger; ingestor: hq.worker on SQLite in this process;"
+                             " processes: --processes `touchpoint hq --role ingest` on SQLite")
+    parser.add_argument("--processes", type=int, default=2, help="ingest processes for --hq processes")
     args = parser.parse_args(argv)
-    result = run(args.stream, args.catchup, args.hq)
+    result = run(args.stream, args.catchup, args.hq, args.processes)
     raw, sustained, catchup = result["raw"], result["sustained"], result["catchup"]
-    print(f"hq: {args.hq}; batches of up to 500 events as the outbox stores them, QoS 1, loopback")
+    hq = f"{args.processes} processes" if args.hq == "processes" else args.hq
+    print(f"hq: {hq}; batches of up to 500 events as the outbox stores them, QoS 1, loopback")
     print(f"raw paho QoS 1 pub->sub   {raw:>10,.0f} events/s (baseline)")
     print(f"sustained agent -> HQ     {sustained.steady_rate:>10,.0f} events/s = {sustained.steady_rate / raw:.2f} x raw "
           f"({sustained.events:,} events, {sustained.seconds:.1f} s with start-up)")
