@@ -23,7 +23,6 @@ from touchpoint.config import EdgeConfig
 OWNED_OUTBOX = "touchpoint.owned_outbox"
 
 DEFAULTS: dict[str, Any] = {
-    "HANDOFF_BASE_URL": "https://touchpoint.example/h/",  # where a phone continues a session
     "SSE_HEARTBEAT_S": 15.0,
     "STAFF_MAX_ATTEMPTS": 5,  # wrong PINs before /staff locks for STAFF_LOCK_S
     "STAFF_LOCK_S": 60.0,
@@ -53,7 +52,8 @@ def create_app(
         static_folder=str(ui / "static"),
         static_url_path="/static",
     )
-    app.config.update(DEFAULTS, SECRET_KEY=secrets.token_hex(32), TOUCHPOINT=config)
+    app.config.update(DEFAULTS, SECRET_KEY=secrets.token_hex(32), TOUCHPOINT=config,
+                      HANDOFF_BASE_URL=config.web.handoff_url)  # where a phone continues a session
     app.config.update(overrides or {})
 
     owned = outbox is None

@@ -52,6 +52,11 @@ def database_url(value: Any) -> str | None:
     return None if ok else "sqlite:///PATH or postgresql://USER@HOST/DB"
 
 
+def web_url(value: Any) -> str | None:
+    ok = re.fullmatch(r"https?://[^\s/]+/\S*", str(value))
+    return None if ok else "an http(s):// URL with a path, e.g. https://shop.example/h/"
+
+
 def pin(value: Any) -> str | None:
     return None if re.fullmatch(r"\d{4,12}", str(value)) else "4 to 12 digits"
 
@@ -81,6 +86,8 @@ class DeviceSection:
 class WebSection:
     listen: str = checked("127.0.0.1:8080", host_port, "address of the web server")
     threads: int = checked(32, at_least(4), "worker threads; each open screen holds one for SSE")
+    handoff_url: str = checked("https://touchpoint.example/h/", web_url,
+                               "edge: the web shop page a hand-off QR code opens; the token is appended")
 
 
 @dataclass(frozen=True)
