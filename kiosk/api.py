@@ -11,7 +11,8 @@ from typing import Any
 import segno
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from kiosk import i18n
+from kiosk import i18n, suggestions
+from kiosk import catalog as catalogue
 from kiosk.catalog import Product
 from kiosk.edge import ActionError, NoSession, current_edge
 from kiosk.sessions import Session
@@ -60,6 +61,7 @@ def product_json(product: Product, with_siblings: bool = True) -> dict[str, Any]
     edge = current_edge()
     out = product.as_json(lang)
     out["image_url"] = f"/catalog/{product.image}"
+    out["currency"] = edge.catalog.currency
     if with_siblings:
         out["siblings"] = [
             {"gtin": s.gtin, "colour": s.colour, "size": s.size, "stock": s.stock}
@@ -71,8 +73,9 @@ def product_json(product: Product, with_siblings: bool = True) -> dict[str, Any]
 def session_json(session: Session | None) -> dict[str, Any] | None:
     if session is None:
         return None
+    requests = current_edge().requests.for_session(session.session_id)
     return {"session_id": session.session_id, "started_at": session.started_at,
-            "identified": session.customer is not None}
+            "identified": session.customer is not None, "requests": [r.as_json() for r in requests]}
 
 
 @bp.get("/products/<gtin>")
@@ -95,6 +98,24 @@ def search() -> Response:
     edge = current_edge()
     edge.touch()
     return jsonify({"products": [product_json(p, False) for p in edge.catalog.search(query)]})
+
+
+@bp.get("/browse")
+def browse() -> Response:
+    """One in-stock garment per style, for the kiosk's browse grid (records nothing)."""
+    return jsonify({"products": [product_json(p, False) for p in suggestions.styles(current_edge().catalog)]})
+
+
+@bp.get("/suggestions")
+def suggested() -> Response:
+    """What goes with the garments ``?gtin=`` (repeatable), personal once the session is identified."""
+    edge = current_edge()
+    session = edge.current_session()
+    document = catalogue.downlinked(edge.config.outbox.path, "recommendations")
+    found = suggestions.suggest(edge.catalog, document, request.args.getlist("gtin"),
+                                session.customer if session else None)
+    return jsonify({"products": [product_json(p, False) for p in found.products], "source": found.source,
+                    "personal": found.personal})
 
 
 @bp.get("/presence")

@@ -205,11 +205,11 @@ def read_file(path: Path, origin: str) -> Catalog:
     return parse(document, origin=origin, image_root=path.parent)
 
 
-def downlinked(edge_db: str) -> Any:
-    """HQ's retained catalogue as the sync agent stored it in the edge's SQLite file, or None."""
+def downlinked(edge_db: str, kind: str = "catalog") -> Any:
+    """HQ's retained ``kind`` document as the sync agent stored it in the edge's SQLite file, or None."""
     store = DownlinkStore(edge_db)
     try:
-        return store.get("catalog")
+        return store.get(kind)
     finally:
         store.close()
 

@@ -364,6 +364,9 @@ class Edge:
             if session.customer != customer:  # the same code seen again records nothing new
                 session = self.sessions.identify(customer) or session
                 self._record([("customer.identified", {"method": method})], session, self.clock())
+                # the stream is shared with staff screens: it says who changed, never the token
+                self.hub.publish("session", {"kind": "identified", "session_id": session.session_id,
+                                             "reason": method})
         return session
 
     def status(self) -> dict[str, Any]:

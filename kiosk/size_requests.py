@@ -92,6 +92,14 @@ class RequestQueue:
             ).fetchall()
         return [SizeRequest(*row) for row in rows]
 
+    def for_session(self, session_id: str) -> list[SizeRequest]:
+        """A session's requests in every state, oldest first: what its screen shows."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT * FROM kiosk_requests WHERE session_id = ? ORDER BY created", (session_id,)
+            ).fetchall()
+        return [SizeRequest(*row) for row in rows]
+
     def move(self, request_id: str, action: str, now: float) -> SizeRequest:
         """Apply ``claim``, ``brought`` or ``cancel``; raises RequestNotFound or RequestStateError."""
         allowed_from, target = TRANSITIONS[action]
