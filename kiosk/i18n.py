@@ -1,7 +1,9 @@
-"""Screen languages: German and English, picked by ``?lang=``, then the cookie, then the browser.
+"""Screen languages: one ``ui/translations/{lang}.json`` file each, picked by ``?lang=``, then the
+cookie, then the browser.
 
-The strings live in ``ui/translations/{lang}.json``; templates call ``t("key")``. A ``?lang=`` choice
-is remembered in a cookie so a shopper's language survives navigation.
+Adding a language is adding its file (with every key of ``de.json``); templates call ``t("key")``
+and the scripts read the same table from the page. A ``?lang=`` choice is remembered in a cookie so a
+shopper's language survives navigation; the screen deletes it when the shopper leaves.
 """
 
 from __future__ import annotations
@@ -12,15 +14,21 @@ from importlib import resources
 
 from flask import Flask, Response, g, request
 
-from kiosk.catalog import LANGUAGES
-
-DEFAULT = LANGUAGES[0]
+DEFAULT = "de"
 COOKIE = "lang"
 
 
 @cache
+def languages() -> tuple[str, ...]:
+    """The codes of every translation file, the default first."""
+    folder = resources.files("ui") / "translations"
+    found = sorted(item.name.removesuffix(".json") for item in folder.iterdir() if item.name.endswith(".json"))
+    return (DEFAULT, *(code for code in found if code != DEFAULT))
+
+
+@cache
 def strings(lang: str) -> dict[str, str]:
-    """The translation table of ``lang`` (one of LANGUAGES)."""
+    """The translation table of ``lang`` (one of :func:`languages`)."""
     path = resources.files("ui") / "translations" / f"{lang}.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -28,9 +36,9 @@ def strings(lang: str) -> dict[str, str]:
 def pick(query: str | None, cookie: str | None, accept: object) -> str:
     """The language for a request; ``accept`` is werkzeug's parsed Accept-Language."""
     for choice in (query, cookie):
-        if choice in LANGUAGES:
+        if choice in languages():
             return choice
-    best = accept.best_match(LANGUAGES) if accept is not None else None  # type: ignore[attr-defined]
+    best = accept.best_match(languages()) if accept is not None else None  # type: ignore[attr-defined]
     return best or DEFAULT
 
 
@@ -46,14 +54,17 @@ def translate(key: str) -> str:
 
 
 def _remember(response: Response) -> Response:
+    """A page opened with ``?lang=`` sets the cookie; the API calls its scripts make never do, so
+    a screen that has just cleared the shopper's cookie does not get it back."""
     chosen = request.args.get("lang")
-    if chosen in LANGUAGES and request.cookies.get(COOKIE) != chosen:
+    if response.mimetype == "text/html" and chosen in languages() and request.cookies.get(COOKIE) != chosen:
         response.set_cookie(COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Strict")
     return response
 
 
 def init_app(app: Flask) -> None:
     app.after_request(_remember)
-    app.context_processor(
-        lambda: {"t": translate, "lang": current(), "languages": LANGUAGES, "strings": strings(current())}
-    )
+    app.context_processor(lambda: {
+        "t": translate, "lang": current(), "strings": strings(current()),
+        "languages": [(code, strings(code)["language.name"]) for code in languages()],
+    })

@@ -1,13 +1,15 @@
 """The staff screen at ``/staff``: a PIN opens it, a signed session cookie keeps it open.
 
 An empty ``[staff] pin`` switches staff access off entirely (404), so a device never exposes an
-unprotected staff screen. Repeated wrong PINs lock the login for a while.
+unprotected staff screen. Repeated wrong PINs from one client address lock that address out for a
+while (429 with Retry-After); the count lives in memory, so a restart forgets it.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,7 +20,7 @@ from kiosk.edge import current_edge
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 View = TypeVar("View", bound=Callable[..., Any])
-FAILURES = "touchpoint.staff_failures"  # app.extensions: list of recent wrong-PIN times
+FAILURES = "touchpoint.staff_failures"  # app.extensions: client address -> recent wrong-PIN times
 
 
 def configured_pin() -> str:
@@ -57,17 +59,32 @@ def index() -> str:
     return render_template("edge/staff.html", role=current_edge().role)
 
 
+def retry_after(failures: list[float], now: float, limit: int, window_s: float) -> int:
+    """Whole seconds until a client with these wrong-PIN times may try again; 0 when it may now."""
+    recent = [t for t in failures if now - t < window_s]
+    if len(recent) < limit:
+        return 0
+    return max(1, math.ceil(recent[-limit] + window_s - now))
+
+
 @bp.post("/login")
 def login() -> Any:
-    """Check the PIN; too many wrong ones lock the form for STAFF_LOCK_S."""
+    """Check the PIN; STAFF_MAX_ATTEMPTS wrong ones within STAFF_LOCK_S lock out that client address."""
     now = current_edge().clock()
-    failures: list[float] = current_app.extensions.setdefault(FAILURES, [])
-    failures[:] = [t for t in failures if now - t < current_app.config["STAFF_LOCK_S"]]
-    if len(failures) >= current_app.config["STAFF_MAX_ATTEMPTS"]:
-        return render_template("edge/staff_login.html", error="staff.locked"), 429
+    window_s, limit = current_app.config["STAFF_LOCK_S"], current_app.config["STAFF_MAX_ATTEMPTS"]
+    by_client: dict[str, list[float]] = current_app.extensions.setdefault(FAILURES, {})
+    for address in [a for a, times in by_client.items() if not times or now - times[-1] >= window_s]:
+        del by_client[address]  # forget clients that have been quiet for a window: memory stays bounded
+    client = request.remote_addr or "unknown"
+    failures = by_client.setdefault(client, [])
+    wait_s = retry_after(failures, now, limit, window_s)
+    if wait_s:
+        page = render_template("edge/staff_login.html", error="staff.locked")
+        return page, 429, {"Retry-After": str(wait_s)}
     given = request.form.get("pin", "")
     if not hmac.compare_digest(given.encode(), configured_pin().encode()):
         failures.append(now)
+        del failures[:-limit]
         return render_template("edge/staff_login.html", error="staff.wrong_pin"), 403
     session.clear()
     session["staff"] = True
