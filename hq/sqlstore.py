@@ -257,7 +257,8 @@ class SqliteStorage(SqlStorage):
         conn.execute("COMMIT")
 
     def time_param(self, moment: datetime) -> str:
-        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)  # rows are UTC already
+        return utc.isoformat(timespec="microseconds")
 
     def time_value(self, value: Any) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
