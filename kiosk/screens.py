@@ -13,8 +13,7 @@ bp = Blueprint("screens", __name__)
 def shopper() -> str:
     """The mirror or kiosk screen."""
     edge = current_edge()
-    return render_template("edge/shopper.html", role=edge.role, zone=edge.zone,
-                           survey=edge.config.session.survey)
+    return render_template(f"edge/{edge.role}.html", zone=edge.zone, survey=edge.config.session.survey)
 
 
 @bp.get("/catalog/<path:name>")

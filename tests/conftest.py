@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers.simulator import Simulator
 from sync.outbox import Outbox
 from touchpoint import config as configuration
 from touchpoint.services import Mosquitto, PostgresCluster
@@ -47,6 +48,14 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box = Outbox(tmp_path / "edge.db", SOURCE, capacity=10_000)
     yield box
     box.close()
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """A virtual M100 reader on a pseudo-terminal (``.path``), reading present tags 50 times a second."""
+    with Simulator("m100", rate=50) as sim:
+        sim.start()
+        yield sim
 
 
 def edge_config(tmp_path: Path, **sections: dict) -> configuration.EdgeConfig:

@@ -84,13 +84,6 @@ def test_heartbeat_when_quiet_and_close_ends_streams() -> None:
 
 
 @pytest.fixture
-def simulator() -> Iterator[Simulator]:
-    with Simulator("m100", rate=50) as sim:
-        sim.start()
-        yield sim
-
-
-@pytest.fixture
 def server(tmp_path: Path, simulator: Simulator) -> Iterator[EdgeServer]:
     config = edge_config(
         tmp_path,

@@ -1,23 +1,86 @@
-// The staff screen: the live request queue, tags present, reader and outbox state.
+// The staff screen: the size/colour request queue with waiting times, live tags per zone, and
+// reader, camera and sync health. Live through the event stream; a slow poll catches the rest.
 "use strict";
-async function refresh() {
-  const [queue, presence, status] = await Promise.all([
-    api("GET", "/api/requests"), api("GET", "/api/presence"), api("GET", "/api/status")]);
-  document.getElementById("requests").replaceChildren(...queue.requests.map((r) => {
-    const actions = ["claim", "brought", "cancel"].map((action) => {
-      const button = el("button", {type: "button", textContent: T["staff." + action]});
-      button.addEventListener("click", () => api("POST", `/api/requests/${r.id}/${action}`).then(refresh));
-      return button;
-    });
-    return el("li", {className: r.state}, el("strong", {textContent: `${r.zone}: ${r.colour} ${r.size}`}),
-      el("span", {textContent: ` ${r.requested_gtin} (${r.state}) `}), ...actions);
-  }));
-  document.getElementById("no-requests").hidden = queue.requests.length > 0;
-  document.getElementById("presence").replaceChildren(...Object.entries(presence.zones).flatMap(
-    ([zone, tags]) => tags.map((t) => el("li", {textContent: `${zone}: ${t.epc} ${t.gtin || ""} ${t.rssi ?? ""}`}))));
-  document.getElementById("status").textContent =
-    `${T["staff.reader"]}: ${status.reader ? status.reader.state : "-"}\n${T["staff.outbox"]}: ${status.outbox.depth}`;
+const POLL_S = 10;
+let queue = [];
+const names = new Map();  // gtin -> product name, from tag events and lookups
+
+function minutes(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
 }
-refresh();
-listen({request: refresh, tag: refresh});
-setInterval(refresh, 10000);
+
+function ticket(r) {
+  const actions = (r.state === "open" ? ["claim", "brought", "cancel"] : ["brought", "cancel"]).map((action) => {
+    const button = el("button", {type: "button", className: action === "cancel" ? "secondary" : "primary",
+      textContent: T["staff." + action], "data-action": action});
+    button.addEventListener("click", () => api("POST", `/api/requests/${r.id}/${action}`).then(refreshQueue));
+    return button;
+  });
+  return el("li", {className: `ticket ${r.state}`, "data-request": r.id},
+    el("div", {className: "row"}, el("span", {className: "want", textContent: `${colourName(r.colour)} · ${r.size}`}),
+      el("span", {className: `badge ${r.state}`, textContent: T["state." + r.state]})),
+    el("div", {className: "row"}, el("span", {textContent: r.zone}), el("span", {className: "hint", textContent: names.get(r.requested_gtin) || r.requested_gtin})),
+    el("div", {className: "row"}, el("span", {className: "hint", textContent: T["staff.waiting"]}),
+      el("strong", {className: "waited", "data-created": r.created, textContent: minutes(Date.now() / 1000 - r.created)})),
+    el("div", {className: "buttons"}, ...actions));
+}
+
+async function refreshQueue() {
+  queue = (await api("GET", "/api/requests")).requests;
+  await lookUp(queue.map((r) => r.requested_gtin));
+  document.getElementById("requests").replaceChildren(...queue.map(ticket));
+  document.getElementById("no-requests").hidden = queue.length > 0;
+}
+
+function tickWaiting() {
+  for (const node of document.querySelectorAll(".waited")) {
+    node.textContent = minutes(Date.now() / 1000 - Number(node.dataset.created));
+  }
+}
+
+function lookUp(gtins) {
+  return Promise.all([...new Set(gtins)].filter((g) => g && !names.has(g)).map((gtin) =>
+    api("GET", `/api/products/${gtin}?lang=${LANG}`).then((p) => names.set(p.gtin, p.name)).catch(() => null)));
+}
+
+async function refreshPresence() {
+  const {zones} = await api("GET", "/api/presence");
+  await lookUp(Object.values(zones).flat().map((t) => t.gtin));
+  const blocks = Object.entries(zones).filter(([, tags]) => tags.length).map(([zone, tags]) =>
+    el("div", {className: "zone", "data-zone": zone}, el("h3", {textContent: `${zone} (${tags.length})`}),
+      el("ul", {className: "tags"}, ...tags.map((t) => el("li", {"data-epc": t.epc},
+        el("span", {textContent: names.get(t.gtin) || t.gtin || "—"}),
+        el("span", {className: "epc", textContent: `${t.epc.slice(-8)} ${t.rssi ?? ""}`}))))));
+  document.getElementById("presence").replaceChildren(...blocks);
+  document.getElementById("no-tags").hidden = blocks.length > 0;
+}
+
+function ago(epoch) {
+  return epoch ? T["staff.ago"].replace("{t}", minutes(Date.now() / 1000 - epoch)) : T["staff.never"];
+}
+
+function row(label, value, bad) {
+  return [el("dt", {textContent: label}), el("dd", {className: bad ? "bad" : "", textContent: value})];
+}
+
+async function refreshHealth() {
+  const status = await api("GET", "/api/status");
+  const {reader, camera, outbox, sync} = status;
+  const state = (device) => device ? T["state." + device.state] || device.state : T["staff.absent"];
+  document.getElementById("health").replaceChildren(
+    ...row(T["staff.reader"], state(reader), reader && reader.state !== "connected"),
+    ...(reader ? row("", `${reader.frames_per_s.toFixed(1)} ${T["staff.frames_per_s"]} · ${reader.bad_frames} ${T["staff.bad_frames"]} · ${reader.reconnects} ${T["staff.reconnects"]}`, reader.bad_frames > 0) : []),
+    ...row(T["staff.camera"], state(camera), camera && camera.state !== "connected"),
+    ...row(T["staff.outbox"], `${outbox.depth} ${T["staff.events"]}`, outbox.dropped > 0),
+    ...row(T["staff.sync"], sync ? T["state." + sync.state] || sync.state : T["staff.never"], !sync || sync.state !== "connected"),
+    ...row(T["staff.last_ack"], ago(sync && sync.last_ack_at), false));
+}
+
+function refreshAll() {
+  return Promise.all([refreshQueue(), refreshPresence(), refreshHealth()]).catch(() => null);
+}
+
+listen({request: refreshQueue, tag: refreshPresence}, refreshAll);
+setInterval(tickWaiting, 1000);
+setInterval(refreshAll, POLL_S * 1000);
