@@ -261,13 +261,17 @@ def deliver_through(fault: Callable[[], T], storage: Storage, devices: Sequence[
     return observed
 
 
-def test_broker_stopped_for_10_s_mid_stream(tmp_path: Path, mosquitto: Mosquitto,
-                                            cleanup: contextlib.ExitStack) -> None:
+@pytest.mark.parametrize("end", ["stop", "kill"])
+def test_broker_down_for_10_s_mid_stream(tmp_path: Path, mosquitto: Mosquitto, cleanup: contextlib.ExitStack,
+                                         end: str) -> None:
+    """stop: SIGTERM, Mosquitto saves its persistence file, as a restart in production does.
+    kill: SIGKILL, a power cut; the broker comes back without the sessions, retained acks and
+    queued messages it held only in memory."""
     hq, storage = sqlite_hq(tmp_path, mosquitto.url, cleanup)
     (edge,) = edges(tmp_path, mosquitto.url, 1, cleanup)
 
     def outage() -> int:
-        mosquitto.stop()  # SIGTERM: Mosquitto saves its persistence file, as in production
+        getattr(mosquitto, end)()
         time.sleep(10)
         waiting = edge.outbox.stats().depth
         mosquitto.start()
