@@ -57,17 +57,7 @@ def text_field(data: dict[str, Any], name: str, *, required: bool = True) -> str
 
 
 def product_json(product: Product, with_siblings: bool = True) -> dict[str, Any]:
-    lang = i18n.current()
-    edge = current_edge()
-    out = product.as_json(lang)
-    out["image_url"] = f"/catalog/{product.image}"
-    out["currency"] = edge.catalog.currency
-    if with_siblings:
-        out["siblings"] = [
-            {"gtin": s.gtin, "colour": s.colour, "size": s.size, "stock": s.stock}
-            for s in edge.catalog.siblings(product.gtin)
-        ]
-    return out
+    return current_edge().catalog.row_json(product, i18n.current(), with_siblings)
 
 
 def session_json(session: Session | None) -> dict[str, Any] | None:

@@ -86,6 +86,16 @@ class Catalog:
             return []
         return [p for p in self.products if p.style == product.style and p.gtin != gtin and p.stock > 0]
 
+    def row_json(self, product: Product, lang: str, with_siblings: bool = True) -> dict[str, Any]:
+        """A row as the screens show it: with image address, currency and in-stock siblings."""
+        out = product.as_json(lang)
+        out["image_url"] = f"/catalog/{product.image}"
+        out["currency"] = self.currency
+        if with_siblings:
+            out["siblings"] = [{"gtin": s.gtin, "colour": s.colour, "size": s.size, "stock": s.stock}
+                               for s in self.siblings(product.gtin)]
+        return out
+
     def variant(self, style: str, colour: str, size: str) -> Product | None:
         """The row of ``style`` in ``colour`` and ``size`` (case-insensitive), if there is one."""
         for p in self.products:

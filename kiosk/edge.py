@@ -202,8 +202,9 @@ class Edge:
         self.hub.publish("tag", {
             "kind": "arrived", "zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi,
             "since": rfc3339(change.since),
-            # the screen picks the language: the name goes out with all its translations
-            "product": {**product.as_json(catalogue.LANGUAGES[0]), "name": dict(product.name)} if product else None,
+            # everything a card shows, so the mirror needs no lookup; the screen picks the name's language
+            "product": {**self.catalog.row_json(product, catalogue.LANGUAGES[0]), "name": dict(product.name)}
+            if product else None,
         })
 
     def _departed(self, change: PresenceChange, now: float) -> None:

@@ -73,13 +73,15 @@ function showRequests() {
   }
 }
 
-async function arrived(epc, gtin) {
+async function arrived(epc, gtin, shown) {
+  // shown: the product a tag event carries, with its name in every language; else it is looked up
   if (garments.has(epc)) return;
-  // a slot taken before the fetch keeps the cards in arrival order and a repeated event out
+  // a slot taken before the lookup keeps the cards in arrival order and a repeated event out
   const slot = el("li", {hidden: true});
   garments.set(epc, null);
   document.getElementById("garments").append(slot);
-  const product = await api("GET", `/api/products/${gtin}?lang=${LANG}`).catch(() => null);
+  const product = shown ? {...shown, name: shown.name[LANG] || Object.values(shown.name)[0]}
+    : await api("GET", `/api/products/${gtin}?lang=${LANG}`).catch(() => null);
   if (!garments.has(epc) || !product) { slot.remove(); return; }  // it left while we asked
   const node = productCard(product, true);
   node.dataset.epc = epc;
@@ -150,7 +152,7 @@ document.getElementById("to-phone").addEventListener("click", () =>
 listen({
   tag: (t) => {
     if (t.zone !== ZONE) return;
-    if (t.kind === "arrived" && t.gtin) arrived(t.epc, t.gtin);
+    if (t.kind === "arrived" && t.gtin) arrived(t.epc, t.gtin, t.product);
     if (t.kind === "departed") departed(t.epc);
   },
   request: (r) => {
