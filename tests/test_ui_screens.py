@@ -178,6 +178,11 @@ def test_a_size_request_reaches_staff_and_its_state_shows_on_the_mirror(
     check_screen(staff)
     screenshot(staff, "staff-queue-en")
 
+    staff.set_viewport_size({"width": 360, "height": 740})  # a small phone: nothing wider than the screen
+    assert staff.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    check_screen(staff)
+    screenshot(staff, "staff-phone-en")
+
     staff.get_by_role("button", name="I'll take it").click()
     expect(state).to_have_text("Unterwegs zu dir")
     staff.get_by_role("button", name="Brought").click()
@@ -236,6 +241,18 @@ def test_a_loyalty_code_at_the_camera_makes_the_kiosk_personal(
     assert [tiles.nth(i).get_attribute("data-gtin") for i in range(2)] == ["04012345060027", "04012345040029"]
     [identified] = events(server, "customer.identified")
     assert (identified["customer"], identified["method"]) == (CUSTOMER, "qr")
+
+
+def test_a_tag_on_the_kiosk_pad_opens_its_product(
+    start_edge: Callable[..., EdgeServer], simulator: Simulator, open_page: Callable[..., Page]
+) -> None:
+    server = start_edge("kiosk")
+    page = open_page(server.url)
+    expect(page.locator("#attract")).to_be_visible()
+    simulator.present(JEANS_EPC)
+    expect(page.locator("#detail h2")).to_have_text("Jeans Slim Fit")
+    expect(page.locator("#attract")).to_be_hidden()
+    assert [(e["gtin"], e["via"]) for e in events(server, "product.viewed")] == [("04012345030013", "tag")]
 
 
 def test_the_survey_answer_lands_in_the_outbox(shirt_in_cabin: tuple[EdgeServer, Page]) -> None:
