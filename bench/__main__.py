@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,11 +45,11 @@ class Bench:
     name: str
     module: str
     full: tuple[str, ...]
-    quick: tuple[str, ...]
+    quick: tuple[str, ...] | None  # None: no small inputs known, so --quick leaves it out
     summarise: Callable[[str, bool], list[Row]]  # (output, quick) -> rows
 
     def command(self, quick: bool) -> list[str]:
-        return [sys.executable, "-m", f"bench.{self.module}", *(self.quick if quick else self.full)]
+        return [sys.executable, "-m", f"bench.{self.module}", *((self.quick or ()) if quick else self.full)]
 
 
 def number(text: str) -> float:
@@ -165,6 +165,19 @@ def journey(output: str, quick: bool) -> list[Row]:
     return [Row("journey API (SQLite), limit=100, p99", f"{row['ms']} ms", f"{base['ms']} ms SELECT", f"{row['x baseline']}x")]
 
 
+def screens(output: str, quick: bool) -> list[Row]:
+    rows = tables(output)[0]
+    card, base = rows["card in the DOM"], rows["tag event in the page (baseline)"]
+    ratio = line(output, r"card / baseline \(medians\): ([\d.]+)x")[1]
+    return [Row("screens: tag to card on the mirror, median", f"{card['median']} ms (p95 {card['p95']})",
+                f"{base['median']} ms SSE event", f"{ratio}x")]
+
+
+def unsummarised(output: str, quick: bool) -> list[Row]:
+    """A benchmark this runner has no headline for yet: its own output above is the result."""
+    return [Row("", "see its output above", "-", "-")]
+
+
 BENCHES = (
     Bench("framers", "bench_framers", ("--repeat", "5"), ("--frames", "20000", "--repeat", "2"), framers),
     Bench("qr", "bench_qr", ("--per-variant", "20"), ("--per-variant", "5"), qr),
@@ -174,7 +187,15 @@ BENCHES = (
     Bench("analytics", "bench_analytics", ("--customers", "31000"), ("--customers", "1000"), analytics),
     Bench("journey", "bench_journey", ("--customers", "6000", "--no-postgres"),
           ("--customers", "1000", "--requests", "50", "--no-postgres"), journey),
+    Bench("screens", "bench_screens", ("--tags", "40"), ("--tags", "10"), screens),
 )
+
+
+def discovered(folder: Path = Path(__file__).parent) -> list[Bench]:
+    """Every ``bench_*.py`` in the folder, with the options above or, if new, its own defaults."""
+    known = {bench.module: bench for bench in BENCHES}
+    modules = sorted(path.stem for path in folder.glob("bench_*.py"))
+    return [known.get(m) or Bench(m.removeprefix("bench_"), m, (), None, unsummarised) for m in modules]
 
 
 def run(bench: Bench, quick: bool) -> tuple[list[Row], float]:
@@ -189,7 +210,8 @@ def run(bench: Bench, quick: bool) -> tuple[list[Row], float]:
         print(result.stderr[-2000:], file=sys.stderr)
         return [Row(bench.name, f"failed (exit {result.returncode})", "-", "-", "runs", False)], seconds
     try:
-        return bench.summarise(result.stdout, quick), seconds
+        rows = bench.summarise(result.stdout, quick)
+        return [row if row.benchmark else replace(row, benchmark=bench.name) for row in rows], seconds
     except (KeyError, ValueError, IndexError, StopIteration) as error:
         return [Row(bench.name, f"output not understood ({error})", "-", "-", "runs", False)], seconds
 
@@ -233,13 +255,17 @@ def write_results(section: str, path: Path = RESULTS) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs: a check that every benchmark runs")
-    parser.add_argument("--only", action="append", choices=[b.name for b in BENCHES], help="run only these")
+    benches = discovered()
+    parser.add_argument("--only", action="append", choices=[b.name for b in benches], help="run only these")
     parser.add_argument("--write-results", action="store_true", help="put the summary at the top of bench/RESULTS.md")
     args = parser.parse_args(argv)
-    chosen = [b for b in BENCHES if not args.only or b.name in args.only]
+    chosen = [b for b in benches if not args.only or b.name in args.only]
     rows: list[Row] = []
     started = time.monotonic()
     for bench in chosen:
+        if args.quick and bench.quick is None:
+            rows.append(Row(bench.name, "left out of --quick", "-", "-"))
+            continue
         found, seconds = run(bench, args.quick)
         print(f"[{bench.name}: {seconds:.0f} s]", flush=True)
         rows += found

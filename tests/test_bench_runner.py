@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import BENCHES, END, START, Row, framers, hq, render, summary_section, sync, tables, write_results
+from bench.__main__ import BENCHES, END, START, Row, discovered, framers, hq, render, summary_section, sync, tables, write_results
 
 FRAMERS = """`100000 frames per stream`
 
@@ -79,6 +79,12 @@ def test_the_summary_goes_on_top_and_replaces_the_last_one(tmp_path: Path) -> No
     assert text.endswith("## Framers\n\nkept as it is\n")
 
 
-def test_every_benchmark_module_is_run() -> None:
-    modules = {path.stem for path in Path(__file__).parent.parent.joinpath("bench").glob("bench_*.py")}
-    assert {bench.module for bench in BENCHES} == modules
+def test_every_benchmark_module_is_run_a_new_one_with_its_defaults(tmp_path: Path) -> None:
+    for module in ("bench_framers", "bench_new"):
+        (tmp_path / f"{module}.py").write_text("", encoding="utf-8")
+    framers_bench, new = discovered(tmp_path)
+    assert framers_bench.quick and new.name == "new" and new.quick is None
+    assert new.command(quick=False)[-2:] == ["-m", "bench.bench_new"]
+    in_repo = {path.stem for path in Path(__file__).parent.parent.joinpath("bench").glob("bench_*.py")}
+    assert {bench.module for bench in discovered()} == in_repo
+    assert {bench.module for bench in BENCHES} <= in_repo

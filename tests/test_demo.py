@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 
 from tests.conftest import wait_until
 from touchpoint.demo.configs import PortError, Ports, check_free
+from touchpoint.demo.shoppers import CUSTOMERS
 from touchpoint.services import free_port
 
 DEVICES = ("mirror-01", "kiosk-01")
@@ -80,6 +83,19 @@ class Demo:
             and rows[name]["contiguous_seq"] > (above or {}).get(name, 0)
             for name in DEVICES
         )
+
+    def stitched(self) -> bool:
+        """Some loyalty customer's journey at HQ holds both in-store and web/app/till events."""
+        token = re.search(r"Bearer (\S+)'", self.printed)
+        assert token, self.printed
+        request_headers = {"Authorization": f"Bearer {token[1]}"}
+        for customer in CUSTOMERS:
+            request = urllib.request.Request(f"{self.hq}v1/customers/{customer}/journey", headers=request_headers)
+            with contextlib.suppress(urllib.error.HTTPError), urllib.request.urlopen(request, timeout=5) as answer:
+                channels = {event["channel"] for event in json.loads(answer.read())["events"]}
+                if "store" in channels and channels & {"web", "app", "pos"}:
+                    return True
+        return False
 
     def stop(self) -> str:
         """SIGINT, as Ctrl-C; asserts a clean exit and that no child process outlives the demo."""
@@ -145,6 +161,7 @@ def test_demo_with_the_embedded_broker(tmp_path: Path) -> None:
     with demo(tmp_path / "demo", port, "--broker", "embedded") as running:
         assert "amqtt (embedded)" in running.printed
         assert wait_until(running.synced, 40), running.devices()
+        assert wait_until(running.stitched, 40)
         assert wait_until(lambda: bool(get_json(running.mirror + "api/presence")["zones"].get("cabin-1")), 40)
         running.stop()
     config = (tmp_path / "demo" / "hq.toml").read_text()

@@ -76,10 +76,16 @@ def sync_connected(outbox_path: Path, since: float) -> Callable[[], bool]:
 
 
 class Child:
-    """A ``touchpoint`` subprocess with its output in ``log_path``."""
+    """A ``touchpoint`` subprocess with its output in ``log_path``.
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, ready: Callable[[], bool]) -> None:
+    ``peers``: one of several independent processes (the edges and their sync agents) that may be
+    told to stop all at once, before what they depend on (HQ, the broker) is stopped in turn.
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, ready: Callable[[], bool],
+                 peers: bool = False) -> None:
         self.name = name
+        self.peers = peers
         self.argv = list(argv)
         self.log_path = log_path
         self.ready = ready
@@ -110,11 +116,16 @@ class Child:
         text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
         return f"  (from {self.log_path})\n" + text[-LOG_TAIL:]
 
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting; ``stop()`` waits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; always reaps the process and closes the log."""
         if self.process is not None:
             if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
+                self.terminate()
                 try:
                     self.process.wait(STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:

@@ -122,10 +122,10 @@ format = "text"
 """
 
 
-def hq_toml(workdir: Path, port: int, mqtt_url: str, embedded: bool, tokens: dict[str, str],
+def hq_toml(workdir: Path, port: int, mqtt_url: str, embedded: bool, secrets_: Secrets,
             password_hash: str) -> str:
     """HQ on SQLite in the workdir; without shared subscriptions (amqtt) one worker and no group."""
-    token_lines = "".join(f'{channel} = "{token}"\n' for channel, token in tokens.items())
+    token_lines = "".join(f'{channel} = "{token}"\n' for channel, token in secrets_.tokens.items())
     share_group = '""' if embedded else '"touchpoint-hq"'
     return f"""# Written by `touchpoint demo`; rewritten on every start (tokens are kept).
 [web]
@@ -137,6 +137,8 @@ threads = 16
 url = "sqlite:///{workdir / 'hq.db'}"
 
 [hq]
+api_token = "{secrets_.api_token}"
+secret_key = "{secrets_.secret_key}"
 workers = 1
 share_group = {share_group}
 
@@ -151,13 +153,23 @@ format = "text"
 """
 
 
-def tokens(hq_path: Path) -> dict[str, str]:
-    """The bearer tokens of a previous run's ``hq.toml``, else new random ones for web, app and pos."""
+@dataclass(frozen=True)
+class Secrets:
+    """HQ's bearer tokens: one per digital channel for ``POST /v1/events``, one for the read API."""
+
+    tokens: dict[str, str]
+    api_token: str
+    secret_key: str  # signs dashboard sessions, so a login outlives a restart of the demo
+
+
+def kept_secrets(hq_path: Path) -> Secrets:
+    """The tokens of a previous run's ``hq.toml``, else new random ones."""
     if hq_path.exists():
         try:
-            kept = configuration.load_hq(hq_path, env={}).hq.tokens
+            kept = configuration.load_hq(hq_path, env={}).hq
         except ConfigError:
-            kept = {}
-        if all(kept.get(channel) for channel in CHANNELS):
-            return {channel: kept[channel] for channel in CHANNELS}
-    return {channel: secrets.token_urlsafe(18) for channel in CHANNELS}
+            kept = None
+        if kept and kept.api_token and kept.secret_key and all(kept.tokens.get(c) for c in CHANNELS):
+            return Secrets({channel: kept.tokens[channel] for channel in CHANNELS}, kept.api_token, kept.secret_key)
+    return Secrets({channel: secrets.token_urlsafe(18) for channel in CHANNELS}, secrets.token_urlsafe(18),
+                   secrets.token_hex(32))

@@ -21,7 +21,7 @@ from touchpoint.demo.components import (
     Child, Component, DemoError, MosquittoBroker, SimulatedReader, embedded_broker, http_ok, mosquitto_installed,
     sync_connected, touchpoint_command,
 )
-from touchpoint.demo.shoppers import Shoppers
+from touchpoint.demo.shoppers import CUSTOMERS, Shoppers
 from touchpoint.demo.webshop import EventPoster
 
 BROKERS = ("auto", "mosquitto", "embedded")
@@ -92,6 +92,9 @@ def run(workdir: str | Path, fresh: bool, port: int, broker: str = "auto") -> in
         for sig in previous:  # a second Ctrl-C must not cut the orderly stop short
             signal.signal(sig, signal.SIG_IGN)
         say("stopping ...")
+        for component in started:  # edges and sync agents stop side by side, then the rest in reverse
+            if isinstance(component, Child) and component.peers:
+                component.terminate()
         for component in reversed(started):
             component.stop()
         for sig, handler in previous.items():
@@ -112,10 +115,10 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
     say(f"Touchpoint demo in {root} ({'fresh start' if not (root / 'hq.db').exists() else 'continuing'})")
 
     hq_path = root / "hq.toml"
-    tokens = configs.tokens(hq_path)
+    secrets = configs.kept_secrets(hq_path)
     from werkzeug.security import generate_password_hash
 
-    hq_path.write_text(configs.hq_toml(root, ports.hq, mqtt_url, embedded, tokens,
+    hq_path.write_text(configs.hq_toml(root, ports.hq, mqtt_url, embedded, secrets,
                                        generate_password_hash(configs.DASHBOARD_PASSWORD)), encoding="utf-8")
     hq_url = f"http://127.0.0.1:{ports.hq}/"
     children: list[tuple[object, str]] = [
@@ -127,10 +130,11 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
         config_path.write_text(configs.edge_toml(root, device, readers[device.device_id].path, mqtt_url, embedded),
                                encoding="utf-8")
         edge = Child(f"{device.device_id} edge", [*touchpoint_command(), "edge", "--config", str(config_path)],
-                     root / "logs" / f"{device.device_id}-edge.log", lambda url=device.url: http_ok(url + "healthz"))
+                     root / "logs" / f"{device.device_id}-edge.log", lambda url=device.url: http_ok(url + "healthz"),
+                     peers=True)
         agent = Child(f"{device.device_id} sync", [*touchpoint_command(), "sync", "--config", str(config_path)],
                       root / "logs" / f"{device.device_id}-sync.log",
-                      sync_connected(root / f"{device.device_id}.db", launched_at))
+                      sync_connected(root / f"{device.device_id}.db", launched_at), peers=True)
         children += [(edge, f"{device.role} {device.url}"), (agent, "sync agent connected to the broker")]
 
     for reader in readers.values():
@@ -147,7 +151,7 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
     for child, text in children:
         child.wait_ready(READY_TIMEOUT_S)
         say(f"  {mark} {child.name:<15} {text} ({time.monotonic() - begun:.1f} s)")
-    shoppers = Shoppers(devices, EventPoster(hq_url, tokens))
+    shoppers = Shoppers(devices, EventPoster(hq_url, secrets.tokens))
     started.append(shoppers)
     say(f"  {mark} {'shoppers':<15} {shoppers.start()}")
 
@@ -157,7 +161,9 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
     say(f"  kiosk       {kiosk.url}   the shop-floor kiosk ({configs.STORE}/{kiosk.device_id})")
     say(f"  staff       {mirror.url}staff  {kiosk.url}staff   PIN {configs.STAFF_PIN}")
     say(f"  HQ          {hq_url}   dashboard, login {configs.DASHBOARD_USER} / {configs.DASHBOARD_PASSWORD}")
-    say(f"  HQ API      {hq_url}v1/devices   fleet status; POST {hq_url}v1/events (tokens in {hq_path})")
+    say(f"  HQ API      {hq_url}v1/devices   fleet status; tokens for POST /v1/events in {hq_path}")
+    say(f"  journey     curl -H 'Authorization: Bearer {secrets.api_token}' "
+        f"{hq_url}v1/customers/{CUSTOMERS[0]}/journey")
     say(f"  logs        {root / 'logs'}")
     say("Ctrl-C stops everything.")
     return _supervise(started)
