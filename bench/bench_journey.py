@@ -108,7 +108,10 @@ def measure(url: str, events: list[dict[str, Any]], catalog: Any, window: Window
     storage: Storage = app.extensions["hq.storage"]
     try:
         results = [("store 1M events (batches of 20,000)", fill(storage, events))]
-        storage.fetchall("ANALYZE")
+        if storage.dialect == "postgres":
+            # What autovacuum does soon after a bulk load. Not on SQLite: with its statistics SQLite
+            # prefers the time index for read_events' keyset pages and sorts every page (quadratic).
+            storage.fetchall("ANALYZE")
         client = app.test_client()
         headers = {"Authorization": f"Bearer {TOKEN}"}
         warm, first = timed(lambda: client.get(f"/v1/customers/{HEAVY}/journey?limit=1000", headers=headers))

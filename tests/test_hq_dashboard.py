@@ -3,6 +3,7 @@ inline SVG charts; and one Playwright screenshot per page into docs/screenshots.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,17 +11,17 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from hq import charts
 from hq.dashboard import daily_reach, strings
-from hq.storage import DeadLetter, DeviceStatus
+from hq.ingest import to_row
+from hq.storage import DeadLetter, DeviceBatch, DeviceStatus
 from hq.touchpoint_metrics import Window
 from hq.touchpoints import TouchpointMap
 from sync.topics import DeviceTopics
 
 from tests.hq_dataset import Dataset, generate
-from tests.hq_support import NOW
+from tests.hq_support import NOW, events
 from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -34,7 +35,12 @@ def dataset() -> Dataset:
 def fill(app: Flask, dataset: Dataset) -> None:
     storage = app.extensions["hq.storage"]
     load(storage, dataset)
-    storage.record_status(DeviceStatus(DeviceTopics("berlin-01", "mirror-01"), "online", 3, "{}", NOW))
+    mirror = DeviceTopics("berlin-01", "mirror-01")
+    (last,) = storage.fetchall("SELECT contiguous_seq FROM devices WHERE store = ? AND device = ?",
+                               (mirror.store, mirror.device))[0]
+    late = [to_row(e, json.dumps(e), mirror, NOW) for e in events([last + 6, last + 7], mirror)]
+    storage.store_device_batch(DeviceBatch(mirror, NOW, tuple(late), (), (last + 6, last + 7)))
+    storage.record_status(DeviceStatus(mirror, "online", 3, "{}", NOW))
     storage.record_status(DeviceStatus(DeviceTopics("hamburg-02", "kiosk-01"), "offline", None, "{}", NOW))
     storage.store_dead_letters([DeadLetter(NOW, "touchpoint/v1/berlin-01/mirror-01/events",
                                            "data.gtin: required for tag.arrived", b'{"type": "x"}')])
@@ -121,6 +127,7 @@ def test_journey_devices_and_dead_letter_pages(app: Flask, dataset: Dataset) -> 
     assert client.get("/journey?customer=bad%20token").status_code == 400
     devices = client.get("/devices?lang=en").text
     assert "mirror-01" in devices and "online" in devices and "offline" in devices
+    assert re.search(r'<span class="gap">\d+–\d+</span>', devices)
     letters = client.get("/dead-letters?lang=en").text
     assert "data.gtin: required for tag.arrived" in letters
 
