@@ -23,6 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 MAX_FAILURES = 5  # failed logins allowed per name or address within the window
 FAILURE_WINDOW_S = 300.0
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+_DUMMY = generate_password_hash(secrets.token_hex(8), method="scrypt")  # checked for unknown users
 
 
 def hash_line(name: str, password: str) -> str:
@@ -41,9 +42,6 @@ def verify(users: Mapping[str, str], name: str, password: str) -> bool:
         check_password_hash(_DUMMY, password)
         return False
     return check_password_hash(stored, password)
-
-
-_DUMMY = generate_password_hash(secrets.token_hex(8), method="scrypt")
 
 
 class LoginThrottle:
@@ -80,7 +78,9 @@ def bearer() -> str | None:
 
 def token_matches(given: str | None, expected: str) -> bool:
     """Constant-time comparison; an empty expected token never matches."""
-    return bool(given) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())  # type: ignore[union-attr]
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def reader_required(view: Callable[..., Any]) -> Callable[..., Any]:

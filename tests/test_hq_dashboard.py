@@ -15,6 +15,7 @@ from flask import Flask
 from hq import charts
 from hq.dashboard import daily_reach, strings
 from hq.ingest import to_row
+from hq.users import LoginThrottle
 from hq.storage import DeadLetter, DeviceBatch, DeviceStatus
 from hq.touchpoint_metrics import Window
 from hq.touchpoints import TouchpointMap
@@ -175,3 +176,11 @@ def test_screenshots_of_every_page(tmp_path: Path, dataset: Dataset) -> None:
         finally:
             browser.close()
     assert all((SCREENSHOTS / f"hq-{name}.png").stat().st_size > 10_000 for name in shots)
+
+
+def test_the_login_throttle_forgets_failures_after_its_window() -> None:
+    throttle = LoginThrottle(limit=2, window_s=300)
+    throttle.failed(["name:anna", "addr:1"], now=0.0)
+    throttle.failed(["name:anna"], now=100.0)
+    assert throttle.blocked(["name:anna"], now=299.0) and not throttle.blocked(["addr:1"], now=299.0)
+    assert not throttle.blocked(["name:anna"], now=300.0)  # the first failure left the window
