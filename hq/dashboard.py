@@ -122,11 +122,19 @@ def login() -> Any:
             session.clear()
             session["user"] = name
             session.permanent = True
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("dashboard.overview"))
+            return redirect(local_target(request.args.get("next", "")) or url_for("dashboard.overview"))
         throttle.failed(keys, time.monotonic())
         error = t("login.failed")
     return render_template("hq/login.html", error=error), 401 if error else 200
+
+
+def local_target(target: str) -> str | None:
+    """``next`` when it is a path on this site: browsers read ``//host``, ``/\\host`` and paths with
+    tabs or newlines (which they drop) as other sites."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target \
+            and all(ord(c) > 0x20 for c in target):
+        return target
+    return None
 
 
 @bp.post("/logout")

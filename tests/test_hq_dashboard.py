@@ -184,3 +184,14 @@ def test_the_login_throttle_forgets_failures_after_its_window() -> None:
     throttle.failed(["name:anna"], now=100.0)
     assert throttle.blocked(["name:anna"], now=299.0) and not throttle.blocked(["addr:1"], now=299.0)
     assert not throttle.blocked(["name:anna"], now=300.0)  # the first failure left the window
+
+
+@pytest.mark.parametrize("target, lands", [("/devices?lang=en", "/devices?lang=en"), ("//evil.example", "/"),
+                                           ("/\\evil.example", "/"), ("/\t/evil.example", "/"),
+                                           ("https://evil.example", "/")])
+def test_login_goes_back_only_to_this_site(app: Flask, target: str, lands: str) -> None:
+    client = app.test_client()
+    client.get("/login")
+    answer = client.post("/login", query_string={"next": target},
+                         data={"name": USER, "password": PASSWORD, "csrf": csrf_of(client)})
+    assert answer.status_code == 302 and answer.headers["Location"] == lands
