@@ -97,11 +97,11 @@ class Demo:
                     return True
         return False
 
-    def stop(self) -> str:
-        """SIGINT, as Ctrl-C; asserts a clean exit and that no child process outlives the demo."""
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> str:
+        """SIGINT (Ctrl-C) or SIGTERM; asserts a clean exit and that no child process outlives the demo."""
         children = children_of(self.process.pid)
         assert len(children) >= 5, children  # broker (Mosquitto), HQ, two edges, two sync agents
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(sig)
         output, _ = self.process.communicate(timeout=60)
         printed = self.printed + output
         assert self.process.returncode == 0, printed
@@ -163,7 +163,7 @@ def test_demo_with_the_embedded_broker(tmp_path: Path) -> None:
         assert wait_until(running.synced, 40), running.devices()
         assert wait_until(running.stitched, 40)
         assert wait_until(lambda: bool(get_json(running.mirror + "api/presence")["zones"].get("cabin-1")), 40)
-        running.stop()
+        running.stop(signal.SIGTERM)
     config = (tmp_path / "demo" / "hq.toml").read_text()
     assert 'protocol = "3.1.1"' in config and 'share_group = ""' in config
 

@@ -25,7 +25,7 @@ from drivers import scenario
 from drivers.simulator import Simulator
 from sync import state as sync_state
 from touchpoint.errors import TouchpointError
-from touchpoint.services import Mosquitto, ServiceError, wait_for_port
+from touchpoint.services import Mosquitto, ServiceError
 
 POLL_S = 0.1
 STOP_TIMEOUT_S = 15.0
@@ -94,7 +94,7 @@ class Child:
 
     def launch(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop(); one run's output
         self.process = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -170,15 +170,9 @@ class MosquittoBroker:
 def embedded_broker(port: int, log_path: Path) -> Child:
     """amqtt in its own process (touchpoint.broker), for machines without Mosquitto."""
     argv = [sys.executable, "-m", "touchpoint.broker", "--port", str(port)]
-
-    def listening() -> bool:
-        try:
-            wait_for_port(port, timeout=POLL_S)
-        except ServiceError:
-            return False
-        return True
-
-    return Child("broker", argv, log_path, listening)
+    # Its start-up line, rather than a probe connection, which amqtt would log as an error.
+    return Child("broker", argv, log_path, lambda: log_path.exists() and
+                 f"broker on mqtt://127.0.0.1:{port}" in log_path.read_text(encoding="utf-8", errors="replace"))
 
 
 def mosquitto_installed() -> bool:

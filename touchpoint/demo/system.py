@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from werkzeug.security import generate_password_hash
+
 from touchpoint import logs
 from touchpoint.demo import configs
 from touchpoint.demo.components import (
@@ -116,12 +118,10 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
 
     hq_path = root / "hq.toml"
     secrets = configs.kept_secrets(hq_path)
-    from werkzeug.security import generate_password_hash
-
     hq_path.write_text(configs.hq_toml(root, ports.hq, mqtt_url, embedded, secrets,
                                        generate_password_hash(configs.DASHBOARD_PASSWORD)), encoding="utf-8")
     hq_url = f"http://127.0.0.1:{ports.hq}/"
-    children: list[tuple[object, str]] = [
+    children: list[tuple[Child, str]] = [
         (Child("hq", [*touchpoint_command(), "hq", "--config", str(hq_path)], root / "logs" / "hq.log",
                lambda: http_ok(hq_url + "healthz")), f"HQ on SQLite, {hq_url}")]
     launched_at = time.time()
