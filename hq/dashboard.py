@@ -17,7 +17,9 @@ import secrets
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
@@ -37,6 +39,7 @@ LANGUAGES = ("de", "en")
 LANG_COOKIE = "hq-lang"
 REPORT_TTL_S = 60.0  # the overview's report is reused this long; at a million events it takes seconds
 THROTTLE = "hq.login-throttle"
+REPORTS = "hq.report-cache"
 
 bp = Blueprint("dashboard", __name__, template_folder=str(resources.files("ui") / "templates"),
                static_folder=str(resources.files("ui") / "static" / "hq"), static_url_path="/static/hq")
@@ -66,7 +69,8 @@ def init_app(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True,
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
     app.extensions[THROTTLE] = LoginThrottle()
-    app.extensions["hq.report-cache"] = ReportCache()
+    app.config.setdefault("HQ_REPORT_WAIT_S", 3.0)  # then the overview says "computing" and reloads
+    app.extensions[REPORTS] = ReportCache(app)
     app.register_blueprint(bp)
 
 
@@ -163,41 +167,57 @@ def daily_reach(events: Iterable[Mapping[str, Any]], window: Window, store: str 
 
 
 class ReportCache:
-    """The overview's report and trends per (window, store) for REPORT_TTL_S seconds."""
+    """The overview's report and trends per (window, store), computed on a background thread and
+    reused for REPORT_TTL_S seconds; at a million events one takes half a minute."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
         self._lock = threading.Lock()
-        self._entries: dict[tuple[Any, ...], tuple[float, Report, dict[str, list[int]]]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[float, Future[Overview]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hq-report")
 
-    def get(self, args: Mapping[str, str], now: datetime, clock: float) -> tuple[Report, dict[str, list[int]]]:
+    def get(self, args: Mapping[str, str], now: datetime, clock: float) -> Future[Overview]:
+        """The (possibly still running) computation for these query parameters."""
         key = (args.get("from", ""), args.get("to", ""), args.get("store", ""), now.date())
         with self._lock:
             hit = self._entries.get(key)
-            if hit and clock - hit[0] < REPORT_TTL_S:
-                return hit[1], hit[2]
-        report = report_for(args, now)
-        events = read_events(current_app.extensions["hq.storage"], start=report.window.start, end=report.window.end)
-        trends = daily_reach(events, report.window, report.store, TouchpointMap())
-        with self._lock:
+            if hit and clock - hit[0] < REPORT_TTL_S and not (hit[1].done() and hit[1].exception()):
+                return hit[1]
+            future = self._pool.submit(self._compute, dict(args), now)
             self._entries = {k: v for k, v in self._entries.items() if clock - v[0] < REPORT_TTL_S}
-            self._entries[key] = (clock, report, trends)
-        return report, trends
+            self._entries[key] = (clock, future)
+            return future
+
+    def _compute(self, args: dict[str, str], now: datetime) -> Overview:
+        with self.app.app_context():
+            report = report_for(args, now)
+            events = read_events(self.app.extensions["hq.storage"], start=report.window.start, end=report.window.end)
+            return Overview(report, daily_reach(events, report.window, report.store, TouchpointMap()))
+
+
+@dataclass(frozen=True)
+class Overview:
+    report: Report
+    trends: dict[str, list[int]]
 
 
 @bp.get("/")
 @login_required
 def overview() -> Any:
-    """Touchpoints with trends, NPS and CSAT; the funnel; size-request times; top paths."""
-    now = datetime.now(timezone.utc)
+    """Touchpoints with trends, NPS and CSAT; the funnel; size-request times; top paths. While the
+    report is computed the page says so and reloads itself."""
+    stores = people.stores(current_app.extensions["hq.storage"])
+    future = current_app.extensions[REPORTS].get(request.args, datetime.now(timezone.utc), time.monotonic())
     try:
-        report, trends = current_app.extensions["hq.report-cache"].get(request.args, now, time.monotonic())
+        done = future.result(timeout=current_app.config["HQ_REPORT_WAIT_S"])
     except ValueError as error:
-        return render_template("hq/overview.html", error=str(error), report=None,
-                               stores=people.stores(current_app.extensions["hq.storage"])), 400
+        return render_template("hq/overview.html", error=str(error), report=None, stores=stores), 400
+    except TimeoutError:
+        return render_template("hq/overview.html", error=None, report=None, computing=True, stores=stores)
+    report = done.report
     funnel = charts.bars([(t(f"phase.{s.phase}"), s.persons, f"{s.persons:,}") for s in report.funnel])
-    return render_template("hq/overview.html", report=report, trends=trends, funnel=funnel, charts=charts,
-                           error=None, stores=people.stores(current_app.extensions["hq.storage"]),
-                           start=report.window.start.date().isoformat(),
+    return render_template("hq/overview.html", report=report, trends=done.trends, funnel=funnel, charts=charts,
+                           error=None, stores=stores, start=report.window.start.date().isoformat(),
                            end=report.window.end.date().isoformat())
 
 

@@ -51,6 +51,7 @@ def fill(app: Flask, dataset: Dataset) -> None:
 def app(tmp_path: Path, dataset: Dataset) -> Iterator[Flask]:
     with hq_app(tmp_path) as app:
         fill(app, dataset)
+        app.config["HQ_REPORT_WAIT_S"] = 120  # pages in these tests show the finished report
         yield app
 
 
@@ -109,6 +110,16 @@ def test_overview_shows_touchpoints_with_trends_funnel_and_ratings(app: Flask, d
     assert "munich-03" in filtered and "store/berlin-01/mirror" not in filtered.replace(" · ", "/")
     bad = client.get("/?from=soon")
     assert bad.status_code == 400 and "from:" in bad.text
+
+
+def test_overview_says_computing_and_reloads_until_the_report_is_ready(app: Flask, dataset: Dataset) -> None:
+    client = logged_in(app)
+    app.config["HQ_REPORT_WAIT_S"] = 0
+    first = client.get(f"/?{period(dataset)}&lang=en&store=berlin-01")
+    assert first.status_code == 200 and "being computed" in first.text
+    assert '<meta http-equiv="refresh" content="3">' in first.text
+    app.config["HQ_REPORT_WAIT_S"] = 120
+    assert "Touchpoints in the period" in client.get(f"/?{period(dataset)}&lang=en&store=berlin-01").text
 
 
 def test_language_switch_is_remembered(app: Flask, dataset: Dataset) -> None:
@@ -171,6 +182,8 @@ def test_screenshots_of_every_page(tmp_path: Path, dataset: Dataset) -> None:
                      "devices": "/devices", "dead-letters": "/dead-letters"}
             for name, path in shots.items():
                 page.goto(url + path)
+                if name == "overview":
+                    page.wait_for_selector("table.metrics", timeout=120_000)  # reloads until computed
                 assert page.locator("header nav").is_visible()
                 page.screenshot(path=str(SCREENSHOTS / f"hq-{name}.png"), full_page=True)
         finally:
