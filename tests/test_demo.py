@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
@@ -180,3 +181,17 @@ def test_a_taken_port_stops_the_demo_with_a_message_naming_it(tmp_path: Path, ta
     assert result.returncode == 1
     assert f"port {port + taken}" in result.stdout and "--port" in result.stdout
     assert not (tmp_path / "demo").exists()  # nothing was started or written
+
+
+def test_a_part_that_dies_stops_the_demo_with_its_name_and_log(tmp_path: Path) -> None:
+    with demo(tmp_path / "demo", free_ports(), "--broker", "embedded") as running:
+        children = children_of(running.process.pid)
+        edge = next(pid for pid in children
+                    if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-4:-1]
+                    == [b"edge", b"--config", str(tmp_path / "demo" / "mirror-01.toml").encode()])
+        os.kill(edge, signal.SIGKILL)
+        output, _ = running.process.communicate(timeout=60)
+    assert running.process.returncode == 1
+    assert "mirror-01 edge exited with -9; stopping the others" in output
+    assert "mirror-01-edge.log" in output and "demo stopped" in output
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "left running"

@@ -8,7 +8,6 @@ then stops them in reverse order with SIGTERM, as systemd would.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import signal
@@ -58,13 +57,11 @@ def http_ok(url: str) -> bool:
         with urllib.request.urlopen(url, timeout=2) as response:
             response.read()
             return True
+    except urllib.error.HTTPError as error:  # e.g. 503 while HQ's ingest has not connected yet
+        error.close()
+        return False
     except (urllib.error.URLError, OSError):
         return False
-
-
-def json_get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
 
 
 def sync_connected(outbox_path: Path, since: float) -> Callable[[], bool]:
