@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +100,17 @@ class Demo:
                     return True
         return False
 
+    def log_in(self) -> str:
+        """Log in to the HQ dashboard with the printed demo login; returns the overview page."""
+        user, password = re.search(r"login (\S+) / (\S+)", self.printed).groups()  # type: ignore[union-attr]
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(self.hq + "login", timeout=10) as form:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.read().decode())[1]  # type: ignore[index]
+        body = urllib.parse.urlencode({"name": user, "password": password, "csrf": csrf}).encode()
+        with browser.open(self.hq + "login", data=body, timeout=30) as overview:
+            assert overview.status == 200 and "/login" not in overview.url, overview.url
+            return overview.read().decode()
+
     def stop(self, sig: signal.Signals = signal.SIGINT) -> str:
         """SIGINT (Ctrl-C) or SIGTERM; asserts a clean exit and that no child process outlives the demo."""
         children = children_of(self.process.pid)
@@ -163,6 +176,7 @@ def test_demo_with_the_embedded_broker(tmp_path: Path) -> None:
         assert "amqtt (embedded)" in running.printed
         assert wait_until(running.synced, 40), running.devices()
         assert wait_until(running.stitched, 40)
+        assert "<html" in running.log_in().lower()
         assert wait_until(lambda: bool(get_json(running.mirror + "api/presence")["zones"].get("cabin-1")), 40)
         running.stop(signal.SIGTERM)
     config = (tmp_path / "demo" / "hq.toml").read_text()
