@@ -165,7 +165,7 @@ def cloudevents_objection(event: Mapping[str, Any]) -> str | None:
     attribute names and on whether subject, datacontenttype and dataschema are non-empty
     strings, and its messages name no values: so a stand-in of the same shape gets the same
     answer, and HQ builds one SDK event per shape instead of one per event (which cost about
-    17 us, half of validate).
+    4 us, as much as the rest of validate).
     """
     return _objection_to_shape(
         tuple((name, (isinstance(value, str), bool(value)) if name in _SDK_TEXT else None)
