@@ -22,8 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from sync.envelope import make_event
 
 log = logging.getLogger(__name__)
@@ -60,20 +58,20 @@ class Outbox:
         self.capacity = capacity
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.db = sqlite_utils.Database(conn)
-        self.conn = conn
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         self._unsaved_drops = 0
         self._create_schema()
 
     def _create_schema(self) -> None:
         if self.path != ":memory:":
-            self.db.enable_wal()
+            self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock, self._transaction():
-            self.db["events"].create(
-                {"seq": int, "id": str, "created": float, "body": bytes}, pk="seq", if_not_exists=True
+            # Plain SQL, not sqlite-utils: importing it (and numpy with it) cost the sync agent and
+            # the edge about 23 MB of RSS and 0.2 s of start-up for this one statement.
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT, created FLOAT, body BLOB)"
             )
             # One row of counters, so an append is a single UPDATE ... RETURNING plus its INSERT.
             self.conn.execute(
