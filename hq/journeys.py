@@ -24,12 +24,15 @@ from hq.recommend import ProductLookup, Recommender, RecommendPolicy
 from hq.sqlstore import decode_data
 from hq.storage import Storage
 from hq.touchpoint_metrics import MetricsPolicy, Report, Window, compute
-from hq.touchpoints import Touchpoint, TouchpointMap, journey
+from hq.touchpoints import Touchpoint, TouchpointMap, place
 from sync.envelope import TYPE_PREFIX, utc_now_iso
 from touchpoint.errors import TouchpointError
 
 PAGE = 5000
 COLUMNS = "source, id, type, time, seq, channel, data"
+IDENTIFIER_FIELDS = ("customer", "session_id", "anonymous_id")  # attribution order; ingest copies them to columns
+KEYS = "source, id, type, time, channel, " + ", ".join(IDENTIFIER_FIELDS)
+KEY_CHUNK = 400  # (source, id) pairs per lookup, well under every backend's parameter limit
 
 
 class CursorError(TouchpointError, ValueError):
@@ -118,9 +121,9 @@ def _decode_cursor(cursor: str) -> tuple[str, str, str]:
     return key[0], key[1], key[2]
 
 
-def events_naming(storage: Storage, identifiers: Iterable[str]) -> list[dict[str, Any]]:
-    """Every stored event that carries one of these typed identifiers in an indexed column: after
-    ``changed = graph.add_events(batch)``, these are the events to re-attribute."""
+def _naming(identifiers: Iterable[str]) -> tuple[str, list[str]]:
+    """The WHERE clause (empty when none) matching events whose indexed columns carry one of these
+    typed identifiers."""
     idents = sorted(set(identifiers))
     clauses, params = [], []
     for kind, column in (("customer", "customer"), ("session", "session_id"), ("anon", "anonymous_id")):
@@ -128,9 +131,16 @@ def events_naming(storage: Storage, identifiers: Iterable[str]) -> list[dict[str
         if values:
             clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
             params.extend(values)
-    if not clauses:
+    return " OR ".join(clauses), params
+
+
+def events_naming(storage: Storage, identifiers: Iterable[str]) -> list[dict[str, Any]]:
+    """Every stored event that carries one of these typed identifiers in an indexed column: after
+    ``changed = graph.add_events(batch)``, these are the events to re-attribute."""
+    where, params = _naming(identifiers)
+    if not where:
         return []
-    rows = storage.fetchall(f"SELECT {COLUMNS} FROM events WHERE {' OR '.join(clauses)}", params)
+    rows = storage.fetchall(f"SELECT {COLUMNS} FROM events WHERE {where}", params)
     return [_envelope(storage, row) for row in rows]
 
 
@@ -139,24 +149,59 @@ def person_events(storage: Storage, graph: IdentityGraph, person: str) -> list[d
     return [e for e in events_naming(storage, graph.members(person)) if graph.attribute(e) == person]
 
 
+def _data_of(storage: Storage, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``data`` of the events with these ``(source, id)`` keys: primary-key lookups of each source
+    and id among them (a person's events come from a few sources), exact pairs kept."""
+    wanted, found = set(keys), {}
+    for i in range(0, len(keys), KEY_CHUNK):
+        chunk = keys[i:i + KEY_CHUNK]
+        sources, ids = sorted({s for s, _ in chunk}), sorted({e for _, e in chunk})
+        rows = storage.fetchall(
+            f"SELECT source, id, data FROM events WHERE source IN ({', '.join('?' * len(sources))})"
+            f" AND id IN ({', '.join('?' * len(ids))})", [*sources, *ids])
+        found.update({(s, e): decode_data(d) for s, e, d in rows if (s, e) in wanted})
+    return found
+
+
+def _maybe_integer(column: str | None) -> bool:
+    """Ingest copies an integer in ``data`` to its column as text, which stitching would not accept."""
+    return column is not None and column.lstrip("-").isdigit()
+
+
 def customer_journey(storage: Storage, graph: IdentityGraph, customer: str, *, tmap: TouchpointMap | None = None,
                      cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
-    """The cross-channel timeline of DESIGN.md's journey endpoint; raises CursorError on a bad cursor."""
+    """The cross-channel timeline of DESIGN.md's journey endpoint; raises CursorError on a bad cursor.
+
+    The person's events are attributed and ordered from their indexed columns alone; only the page
+    (and any event whose identifier columns may hold an integer) has its ``data`` read and decoded.
+    """
     tmap = tmap or TouchpointMap()
+    after = _decode_cursor(cursor) if cursor is not None else None
     person = graph.person_of(f"customer:{customer}")
-    events = {e["id"]: e for e in person_events(storage, graph, person)}
-    timeline = []
-    for step in journey(events.values(), tmap):
-        event = events[step.event_id]
-        channel = step.touchpoint.channel if step.touchpoint else event["channel"]
-        timeline.append({"id": event["id"], "source": event["source"], "type": event["type"],
-                         "time": event["time"], "channel": channel, "phase": step.phase, "data": event["data"]})
-    timeline.sort(key=lambda e: (e["time"], e["source"], e["id"]))
-    if cursor is not None:
-        after = _decode_cursor(cursor)
-        timeline = [e for e in timeline if (e["time"], e["source"], e["id"]) > after]
-    page, rest = timeline[:limit], timeline[limit:]
-    return {"customer": customer, "events": page, "next": _encode_cursor(page[-1]) if rest else None}
+    where, params = _naming(graph.members(person))
+    rows = storage.fetchall(f"SELECT {KEYS} FROM events WHERE {where}", params) if where else []
+    exact = _data_of(storage, [(r[0], r[1]) for r in rows if any(_maybe_integer(v) for v in r[5:])])
+    mine = []
+    for source, event_id, kind, time, channel, *idents in rows:
+        key = (source, event_id)
+        data = exact[key] if key in exact else dict(zip(IDENTIFIER_FIELDS, idents))
+        if graph.attribute({"source": source, "data": data}) == person:
+            moment = storage.time_value(time)
+            mine.append((utc_now_iso(moment), source, event_id, kind, channel, moment))
+    mine.sort()
+    purchases = sorted(m[5] for m in mine if m[3] == TYPE_PREFIX + "purchase.completed")
+    if after is not None:
+        mine = [m for m in mine if m[:3] > after]
+    page, rest = mine[:limit], mine[limit:]
+    data_of = _data_of(storage, [(source, event_id) for _, source, event_id, *_ in page])
+    events = []
+    for stamp, source, event_id, kind, channel, moment in page:
+        data = data_of[(source, event_id)]
+        step = place({"id": event_id, "source": source, "type": kind, "data": data}, moment, purchases, tmap)
+        events.append({"id": event_id, "source": source, "type": kind, "time": stamp,
+                       "channel": step.touchpoint.channel if step.touchpoint else channel,
+                       "phase": step.phase, "data": data})
+    return {"customer": customer, "events": events, "next": _encode_cursor(events[-1]) if rest else None}
 
 
 def recommendation_messages(storage: Storage, stores: Iterable[str], catalog: ProductLookup, now: datetime,

@@ -197,18 +197,20 @@ class Step:
     position: str | None
 
 
+def place(event: Mapping[str, Any], time: datetime, purchases: Sequence[datetime], tmap: TouchpointMap) -> Step:
+    """One event as a journey step at ``time``, given its person's sorted purchase times."""
+    point = touchpoint_of(event, tmap)
+    name = event_name(event)
+    return Step(time, str(event["id"]), name, point, tmap.phase(point) if point else None,
+                purchase_position(time, purchases, name == "purchase.completed"))
+
+
 def journey(events: Iterable[Mapping[str, Any]], tmap: TouchpointMap) -> list[Step]:
     """One person's events as steps in time order (ties by id), each with phase and position."""
     timed = sorted(((parse_time(e["time"]), str(e["id"]), e) for e in events), key=lambda t: t[:2])
     purchases = [t for t, _, e in timed if event_name(e) == "purchase.completed"]
-    steps = []
-    for time, event_id, event in timed:
-        point = touchpoint_of(event, tmap)
-        name = event_name(event)
-        steps.append(Step(time, event_id, name, point, tmap.phase(point) if point else None,
-                          purchase_position(time, purchases, name == "purchase.completed")))
-    return steps
+    return [place(event, time, purchases, tmap) for time, _, event in timed]
 
 
-__all__ = ["PHASES", "Step", "Touchpoint", "TouchpointMap", "journey", "purchase_position", "purchased_gtins",
+__all__ = ["PHASES", "Step", "Touchpoint", "TouchpointMap", "journey", "place", "purchase_position", "purchased_gtins",
            "store_of", "touchpoint_of"]

@@ -14,6 +14,7 @@ from hq.journeys import (
     customer_journey,
     events_naming,
     identity_graph,
+    person_events,
     read_events,
     recommendation_messages,
     report_json,
@@ -22,7 +23,9 @@ from hq.journeys import (
 from hq.recommend import Recommender
 from hq.storage import Storage
 from hq.touchpoint_metrics import Window, compute
+from hq.touchpoints import TouchpointMap, journey
 from kiosk.catalog import parse
+from sync.envelope import make_event
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, storage  # noqa: F401
 
@@ -104,3 +107,40 @@ def test_a_late_link_names_exactly_the_events_to_reattribute(loaded: Storage, da
     assert moved and {e["data"]["session_id"] for e in moved} == {session}
     assert len(moved) == sum(1 for e in dataset.events if e["data"].get("session_id") == session
                              and "customer" not in e["data"])
+
+
+def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Storage, dataset: Dataset) -> None:
+    """The journey reads only columns until the page; it must give exactly what the core gives
+    from whole events, including for ids ingest stored from integers (which do not stitch)."""
+    source = "/stores/berlin-01/devices/kiosk-07"
+    extra = [make_event("customer.identified", {"session_id": "777", "customer": "int-cust", "method": "qr"},
+                        source=source, time=dataset.start + timedelta(days=3)),
+             make_event("product.viewed", {"session_id": "777", "gtin": "04012345010008", "via": "tag"}, source=source,
+                        time=dataset.start + timedelta(days=3, seconds=5)),
+             make_event("product.viewed", {"session_id": 777, "gtin": "04012345010008", "via": "tag"}, source=source,
+                        time=dataset.start + timedelta(days=3, seconds=6)),
+             make_event("page.viewed", {"customer": 777, "session_id": "777", "anonymous_id": "a-777",
+                                         "page": "product"},
+                        source="/channels/web", time=dataset.start + timedelta(days=3, seconds=7))]
+    for seq, event in enumerate(extra[:3], start=1):
+        event["seq"] = seq
+    loaded.store_events([to_row(e, json.dumps(e), None, NOW) for e in extra])
+    graph = identity_graph(loaded)
+    tmap, timelines = TouchpointMap(), {}
+    for token in ("int-cust", max(graph.persons(), key=lambda p: (len(graph.members(p)), p)).split(":", 1)[1]):
+        person = graph.person_of(f"customer:{token}")
+        events = {e["id"]: e for e in person_events(loaded, graph, person)}
+        expected = sorted(({"id": e["id"], "source": e["source"], "type": e["type"], "time": e["time"],
+                            "channel": s.touchpoint.channel if s.touchpoint else e["channel"], "phase": s.phase,
+                            "data": e["data"]} for s in journey(events.values(), tmap) for e in [events[s.event_id]]),
+                          key=lambda e: (e["time"], e["source"], e["id"]))
+        timeline, cursor = [], None
+        while True:
+            page = customer_journey(loaded, graph, token, cursor=cursor, limit=3)
+            timeline += page["events"]
+            if (cursor := page["next"]) is None:
+                break
+        assert timeline == expected
+        timelines[token] = timeline
+    assert [e["data"] for e in timelines["int-cust"]][1:] == [extra[1]["data"], extra[3]["data"]]
+    assert len(timelines) == 2 and len(max(timelines.values(), key=len)) > 6
