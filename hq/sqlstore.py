@@ -263,6 +263,13 @@ class SqliteStorage(SqlStorage):
     def time_value(self, value: Any) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
 
+    def time_text(self, value: Any) -> str:
+        """Stored ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` cut to milliseconds, without parsing (years
+        before 1000 take the general way, which writes them unpadded)."""
+        if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00") and value[0] != "0":
+            return value[:23] + "Z"
+        return super().time_text(value)
+
 
 class PostgresStorage(SqlStorage):
     """PostgreSQL through psycopg 3: a connection per thread, autocommit outside transactions."""

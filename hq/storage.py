@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sync.envelope import utc_now_iso
 from sync.topics import DeviceTopics
 from touchpoint.errors import TouchpointError
 
@@ -151,6 +152,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def time_value(self, value: Any) -> datetime | None:
         """A time column as read back, as an aware UTC datetime."""
+
+    def time_text(self, value: Any) -> str:
+        """A time column as an event's ``time`` (RFC 3339 UTC, milliseconds); backends may shortcut."""
+        return utc_now_iso(self.time_value(value))
 
     @abc.abstractmethod
     def store_device_batch(self, batch: DeviceBatch) -> BatchOutcome:

@@ -45,6 +45,9 @@ from hq.identity import AttributedEvent
 from hq.touchpoints import PHASES, Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
 from sync.envelope import event_name, parse_time
 
+# The only events a report uses from after its window (up to the conversion window later): the
+# purchases that convert its sessions and the fulfilments that answer its size requests.
+AFTER_WINDOW = frozenset({"purchase.completed", "size.fulfilled"})
 SEEN_ONE = frozenset({"tag.arrived", "tag.departed", "product.viewed", "size.requested", "page.viewed",
                       "wishlist.added", "cart.added"})
 
@@ -208,7 +211,10 @@ class MetricsBuilder:
         time = parse_time(event["time"])
         if not self.window.start <= time < self._horizon:
             return
-        name, data = event_name(event), event.get("data") or {}
+        name = event_name(event)
+        if time >= self.window.end and name not in AFTER_WINDOW:
+            return
+        data = event.get("data") or {}
         store = store_of(event)
         if name == "purchase.completed":
             self._add_purchase(person, store, time, data)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hq.identity import attributed, stitch
 from hq.ingest import to_row
@@ -21,11 +24,12 @@ from hq.journeys import (
     touchpoint_report,
 )
 from hq.recommend import Recommender
+from hq.sqlstore import SqliteStorage
 from hq.storage import Storage
 from hq.touchpoint_metrics import Window, compute
 from hq.touchpoints import TouchpointMap, journey
 from kiosk.catalog import parse
-from sync.envelope import make_event
+from sync.envelope import make_event, utc_now_iso
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, storage  # noqa: F401
 
@@ -144,3 +148,40 @@ def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Stora
         timelines[token] = timeline
     assert [e["data"] for e in timelines["int-cust"]][1:] == [extra[1]["data"], extra[3]["data"]]
     assert len(timelines) == 2 and len(max(timelines.values(), key=len)) > 6
+
+
+
+@pytest.fixture(scope="module")
+def sqlite(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Iterator[SqliteStorage]:
+    """A SQLite HQ with the dataset and the statistics ANALYZE gathers (which tempt the planner)."""
+    storage = SqliteStorage(tmp_path_factory.mktemp("hq") / "hq.db")
+    storage.store_events([to_row(e, json.dumps(e), None, NOW) for e in dataset.events])
+    storage.fetchall("ANALYZE")
+    yield storage
+    storage.close()
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(timezone.utc)))
+def test_a_stored_time_reads_back_as_the_event_time_it_was(sqlite: SqliteStorage, moment: datetime) -> None:
+    """SQLite's shortcut from stored text to an event's ``time`` agrees with parsing and writing it."""
+    assert sqlite.time_text(sqlite.time_param(moment)) == utc_now_iso(moment)
+
+
+def test_sqlite_pages_in_table_order_even_with_statistics(sqlite: SqliteStorage, dataset: Dataset,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """After ANALYZE, SQLite would rather page by the (type, time) index and sort each page; every
+    read_events query must stay a table scan in rowid order, whatever its filter."""
+    issued: list[tuple[str, list]] = []
+    fetchall = sqlite.fetchall
+    monkeypatch.setattr(sqlite, "fetchall", lambda sql, params=(): issued.append((sql, list(params))) or
+                        fetchall(sql, params))
+    start = dataset.start + timedelta(days=3)
+    expected = sorted(e["id"] for e in dataset.events if e["time"] >= utc_now_iso(start))
+    assert sorted(e["id"] for e in read_events(sqlite, start=start, page=500)) == expected
+    assert [e["id"] for e in read_events(sqlite, names=("purchase.completed",), page=50)] == [
+        e["id"] for e in dataset.events if e["type"] == "touchpoint.purchase.completed"]
+    monkeypatch.undo()
+    assert len(issued) > 4 and any("(rowid) >" in sql for sql, _ in issued)
+    for sql, params in issued:
+        plan = " ".join(str(row[-1]) for row in sqlite.fetchall(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "USING INDEX" not in plan and "TEMP B-TREE" not in plan, plan
