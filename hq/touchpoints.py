@@ -117,11 +117,17 @@ class TouchpointMap:
         kind = self._device_kinds.get(device)
         if kind is not None:
             return kind
-        return next((k for prefix, k in self.prefixes if device.startswith(prefix)), "device")
+        return _prefix_kind(self.prefixes, device)
 
     def phase(self, touchpoint: Touchpoint) -> str:
         """The journey phase of a touchpoint: the first matching rule's."""
         return _phase(self.phase_rules, touchpoint)
+
+
+@functools.lru_cache(maxsize=65536)
+def _prefix_kind(prefixes: tuple[tuple[str, str], ...], device: str) -> str:
+    """Cached: every event of a device asks again (a few hundred devices, a million events)."""
+    return next((k for prefix, k in prefixes if device.startswith(prefix)), "device")
 
 
 @functools.lru_cache(maxsize=65536)
