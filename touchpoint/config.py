@@ -132,12 +132,12 @@ class StaffSection:
 class MqttSection:
     url: str = checked("mqtt://127.0.0.1:1883", mqtt_url, "broker; mqtts:// for TLS")
     protocol: str = checked("5", one_of("5", "3.1.1"), "MQTT protocol version")
-    username: str = checked("", None, "")
-    password: str = checked("", None, "")
+    username: str = checked("", None, "broker login; production gives each device its own")
+    password: str = checked("", None, "broker password")
     ca_file: str = checked("", None, "CA certificate for mqtts://")
     cert_file: str = checked("", None, "client certificate (optional)")
     key_file: str = checked("", None, "client key (optional)")
-    keepalive_s: int = checked(30, at_least(5), "")
+    keepalive_s: int = checked(30, at_least(5), "MQTT keep-alive; a dead link is noticed after 1.5 times this")
     session_expiry_s: int = checked(7 * 24 * 3600, at_least(0), "how long the broker keeps our session")
     batch_events: int = checked(500, at_least(1), "most events in one published batch")
     batch_bytes: int = checked(256 * 1024, at_least(1024), "most bytes in one published batch")
@@ -166,7 +166,7 @@ class HqSection:
 
 @dataclass(frozen=True)
 class LogSection:
-    level: str = checked("info", one_of("debug", "info", "warning", "error"), "")
+    level: str = checked("info", one_of("debug", "info", "warning", "error"), "least severe level logged")
     format: str = checked("auto", one_of("auto", "json", "text"), "auto: text on a terminal, else JSON")
 
 
@@ -329,4 +329,17 @@ def reference(kind: type) -> list[tuple[str, Any, str]]:
     return rows
 
 
-__all__ = ["ConfigError", "EdgeConfig", "HqConfig", "load_edge", "load_hq", "from_dict", "reference"]
+def reference_markdown(kind: type) -> str:
+    """The README's reference table for a config kind: key, environment variable, default, meaning."""
+    lines = ["| key | environment | default | meaning |", "| --- | --- | --- | --- |"]
+    for key, default, doc in reference(kind):
+        section, _, name = key.partition(".")
+        env = f"{ENV_PREFIX}_{section.upper()}_{name.upper()}"
+        if isinstance(default, dict):
+            env += "_{NAME}"
+            default = "(table)"
+        lines.append(f"| `{key}` | `{env}` | `{default!s}` | {doc.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+__all__ = ["ConfigError", "EdgeConfig", "HqConfig", "load_edge", "load_hq", "from_dict", "reference", "reference_markdown"]
