@@ -85,10 +85,20 @@ def check_screen(page: Page) -> None:
     assert low == [], low
 
 
+VISIBLE_IMAGES_LOADED = """[...document.images].every(img => {
+    const r = img.getBoundingClientRect();
+    const offScreen = r.bottom <= 0 || r.top >= innerHeight || r.right <= 0 || r.left >= innerWidth;
+    return img.complete || offScreen;
+})"""
+
+
 def screenshot(page: Page, name: str) -> Path:
     """Save ``docs/screenshots/{name}.png`` for the README; returns the path."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.evaluate("document.fonts.ready")
+    # Cards arrive with their images: wait until every image on screen has loaded (or failed);
+    # lazy images off screen never load, so they do not count.
+    page.wait_for_function(VISIBLE_IMAGES_LOADED, timeout=5000)
     page.screenshot(path=str(path), animations="disabled")
     return path
