@@ -9,6 +9,8 @@ in ``docs/screenshots/`` are written here.
 from __future__ import annotations
 
 import json
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import zxingcpp
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from drivers import encode_sgtin96, qr_samples
 from drivers.simulator import Simulator
@@ -253,6 +255,39 @@ def test_a_tag_on_the_kiosk_pad_opens_its_product(
     expect(page.locator("#detail h2")).to_have_text("Jeans Slim Fit")
     expect(page.locator("#attract")).to_be_hidden()
     assert [(e["gtin"], e["via"]) for e in events(server, "product.viewed")] == [("04012345030013", "tag")]
+
+
+def test_a_garment_arriving_while_the_first_snapshot_loads_stays_on_screen(
+    start_edge: Callable[..., EdgeServer], simulator: Simulator, browser: Browser
+) -> None:
+    """The stream's arrival is newer than a snapshot asked for before it: the card must stay."""
+    server = start_edge()
+    context = browser.new_context(viewport=PORTRAIT, device_scale_factor=SCALE, locale="de-DE")
+    held = []
+
+    def stale_snapshot(route: Route) -> None:
+        if held:  # only the first snapshot is held back
+            route.continue_()
+            return
+        held.append(route.fetch())  # the cabin as it is now: empty
+        simulator.present(SHIRT_EPC)
+        deadline = time.monotonic() + 10
+        while SHIRT_EPC not in urllib.request.urlopen(server.url + "api/presence").read().decode():
+            assert time.monotonic() < deadline, "the simulated reader never reached the edge"
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the stream deliver the arrival before the stale answer lands
+        route.fulfill(response=held[0])
+
+    try:
+        context.route("**/api/presence", stale_snapshot)
+        page = context.new_page()
+        page.goto(server.url)
+        expect(page.locator(f'.garment[data-epc="{SHIRT_EPC}"]')).to_have_count(1)
+        page.wait_for_timeout(500)  # the stale snapshot has been applied by now
+        expect(page.locator(".garment")).to_have_count(1)
+        assert held, "the snapshot was never requested"
+    finally:
+        context.close()
 
 
 def test_the_survey_answer_lands_in_the_outbox(shirt_in_cabin: tuple[EdgeServer, Page]) -> None:

@@ -6,6 +6,8 @@ const ZONE = screen.dataset.zone;
 const garments = new Map();  // epc -> {product, node}
 const requests = new Map();  // request id -> request, this session's only
 let sessionId = null;
+let tagEvents = 0;  // tag events received from the stream, to tell them from an older snapshot
+const lastTagEvent = new Map();  // epc -> number of the last tag event about it
 
 function inStock(product) {
   // this row and its in-stock siblings: the sizes and colours this store has of the style
@@ -82,6 +84,7 @@ async function arrived(epc, gtin, shown) {
   document.getElementById("garments").append(slot);
   const product = shown ? {...shown, name: shown.name[LANG] || Object.values(shown.name)[0]}
     : await api("GET", `/api/products/${gtin}?lang=${LANG}`).catch(() => null);
+  if (!product && garments.get(epc) === null) garments.delete(epc);  // a later event may try again
   if (!garments.has(epc) || !product) { slot.remove(); return; }  // it left while we asked
   const node = productCard(product, true);
   node.dataset.epc = epc;
@@ -141,8 +144,13 @@ async function start() {
     for (const r of state.session.requests) requests.set(r.id, r);
     if (state.session.identified) welcome();
   }
+  // A tag event that lands while the snapshot is on its way is newer than the snapshot: only
+  // garments the stream has not touched since the request may be removed for missing from it.
+  const asked = tagEvents;
   const present = (await api("GET", "/api/presence")).zones[ZONE] || [];
-  for (const epc of garments.keys()) if (!present.some((t) => t.epc === epc)) departed(epc);
+  for (const epc of [...garments.keys()]) {
+    if ((lastTagEvent.get(epc) || 0) <= asked && !present.some((t) => t.epc === epc)) departed(epc);
+  }
   for (const tag of present) if (tag.gtin) arrived(tag.epc, tag.gtin);
 }
 
@@ -152,6 +160,7 @@ document.getElementById("to-phone").addEventListener("click", () =>
 listen({
   tag: (t) => {
     if (t.zone !== ZONE) return;
+    lastTagEvent.set(t.epc, ++tagEvents);
     if (t.kind === "arrived" && t.gtin) arrived(t.epc, t.gtin, t.product);
     if (t.kind === "departed") departed(t.epc);
   },
