@@ -3,16 +3,13 @@
 Server-rendered HTML with inline SVG charts (``hq.charts``), system fonts, no script. Login is
 by ``[hq] users`` (``hq.users``), failed attempts are throttled; the session cookie is
 ``SameSite=Strict`` and ``HttpOnly`` and every form POST carries a per-session CSRF token.
-German and English strings live in ``ui/translations/hq/{lang}.json``: ``kiosk.i18n`` reads
-only the edge's folder, so this module picks the language the same way (``?lang=``, cookie,
-browser) from its own folder.
+German and English strings live in ``ui/translations/hq/{lang}.json`` (``ui.i18n``).
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
-import json
 import secrets
 import threading
 import time
@@ -21,11 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import cache
 from importlib import resources
 from typing import Any
 
-from flask import (Blueprint, Flask, Response, abort, current_app, g, redirect, render_template, request, session,
+from flask import (Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session,
                    url_for)
 
 from hq import charts, people
@@ -34,9 +30,9 @@ from hq.journeys import customer_journey, read_events
 from hq.touchpoint_metrics import Report, Window
 from hq.touchpoints import TouchpointMap, touchpoint_of
 from hq.users import LoginThrottle, verify
+from ui.i18n import Translations
 
-LANGUAGES = ("de", "en")
-LANG_COOKIE = "hq-lang"
+TEXT = Translations(folder="hq", cookie="hq-lang", httponly=True)
 REPORT_TTL_S = 60.0  # the overview's report is reused this long; at a million events it takes seconds
 THROTTLE = "hq.login-throttle"
 REPORTS = "hq.report-cache"
@@ -45,22 +41,9 @@ bp = Blueprint("dashboard", __name__, template_folder=str(resources.files("ui") 
                static_folder=str(resources.files("ui") / "static" / "hq"), static_url_path="/static/hq")
 
 
-@cache
-def strings(lang: str) -> dict[str, str]:
-    """The dashboard's strings in ``lang`` (one of LANGUAGES)."""
-    return json.loads((resources.files("ui") / "translations" / "hq" / f"{lang}.json").read_text(encoding="utf-8"))
-
-
-def language() -> str:
-    if "hq_lang" not in g:
-        chosen = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
-        g.hq_lang = chosen if chosen in LANGUAGES else (request.accept_languages.best_match(LANGUAGES) or "de")
-    return g.hq_lang
-
-
 def t(key: str) -> str:
     """The string for ``key`` in the request's language; the key itself when missing."""
-    return strings(language()).get(key, key)
+    return TEXT.translate(key)
 
 
 def init_app(app: Flask) -> None:
@@ -76,16 +59,11 @@ def init_app(app: Flask) -> None:
 
 @bp.app_context_processor
 def _context() -> dict[str, Any]:
-    return {"t": t, "lang": language(), "languages": LANGUAGES, "csrf": csrf_token(),
+    return {"t": t, "lang": TEXT.current(), "languages": TEXT.languages(), "csrf": csrf_token(),
             "user": session.get("user")}
 
 
-@bp.after_app_request
-def _remember_language(response: Response) -> Response:
-    chosen = request.args.get("lang")
-    if chosen in LANGUAGES and request.cookies.get(LANG_COOKIE) != chosen:
-        response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Strict", httponly=True)
-    return response
+bp.after_app_request(TEXT.remember)
 
 
 def csrf_token() -> str:

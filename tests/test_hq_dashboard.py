@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 
 from hq import charts
-from hq.dashboard import daily_reach, strings
+from hq.dashboard import TEXT, daily_reach
 from hq.ingest import to_row
 from hq.users import LoginThrottle
 from hq.storage import DeadLetter, DeviceBatch, DeviceStatus
@@ -128,7 +128,7 @@ def test_language_switch_is_remembered(app: Flask, dataset: Dataset) -> None:
     assert "Touchpoints im Zeitraum" in german and 'lang="de"' in german
     client.get("/devices?lang=en")
     assert "Stores and devices" in client.get("/devices").text
-    assert set(strings("de")) == set(strings("en"))
+    assert set(TEXT.strings("de")) == set(TEXT.strings("en"))
 
 
 def test_journey_devices_and_dead_letter_pages(app: Flask, dataset: Dataset) -> None:
