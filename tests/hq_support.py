@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import queue
 import uuid
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from hq.worker import Ingestor, IngestWorker
 from sync.envelope import edge_source, make_event
 from sync.mqtt import Message, MqttClient
 from sync.topics import DeviceTopics
+from tests.conftest import wait_until as poll_until
 from touchpoint.config import MqttSection
 
 DEVICE = DeviceTopics("test-store", "mirror-1")
@@ -94,12 +94,9 @@ class Peer:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; a liveness bound, not a speed assertion."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.02)
+    """``tests.conftest.wait_until`` that fails the test, naming ``what``, when the bound passes."""
+    if not poll_until(condition, timeout):
+        raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 @contextmanager
