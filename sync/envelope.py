@@ -175,15 +175,21 @@ def cloudevents_objection(event: Mapping[str, Any]) -> str | None:
 
 @lru_cache(maxsize=1024)
 def _objection_to_shape(shape: tuple[tuple[str, tuple[bool, bool] | None], ...]) -> str | None:
-    stand_in = {
-        name: _VETTED.get(name, "x") if kind is None else ("x" if kind[1] else "") if kind[0] else int(kind[1])
-        for name, kind in shape
-    }
     try:
-        CloudEvent(stand_in)
+        CloudEvent({name: _stand_in(name, kind) for name, kind in shape})
     except BaseCloudEventException as error:
         return str(error)
     return None
+
+
+def _stand_in(name: str, kind: tuple[bool, bool] | None) -> Any:
+    """A value of the same shape as the one the SDK would see: (is text, non-empty) or vetted."""
+    if kind is None:
+        return _VETTED.get(name, "x")
+    is_text, non_empty = kind
+    if not is_text:
+        return int(non_empty)
+    return "x" if non_empty else ""
 
 
 def check_data(name: str, data: Mapping[str, Any]) -> None:
