@@ -73,7 +73,7 @@ class Outbox:
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT, created FLOAT, body BLOB)"
             )
-            # One row of counters, so an append is a single UPDATE ... RETURNING plus its INSERT.
+            # One row of counters, so an append is one guarded UPDATE, one SELECT and its INSERT.
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS outbox_counters (id INTEGER PRIMARY KEY CHECK (id = 1),"
                 " seq INTEGER NOT NULL, acked INTEGER NOT NULL, dropped INTEGER NOT NULL,"
