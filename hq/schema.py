@@ -1,8 +1,9 @@
 """HQ's database schema as numbered migrations, one text for SQLite and PostgreSQL.
 
-Each migration is a list of statements with ``{type}`` placeholders filled per dialect, applied
-once in its own transaction and recorded in ``schema_version``. Add a feature by appending a
-migration; never edit one that has shipped.
+Each migration is a list of statements with ``{type}`` placeholders filled per dialect (types, and
+the odd expression that differs, such as ``{hour_of_time}``), applied once in its own transaction
+and recorded in ``schema_version``. Add a feature by appending a migration; never edit one that
+has shipped.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ from dataclasses import dataclass
 
 TYPES = {
     "sqlite": {"ts": "TEXT", "json": "TEXT", "bytes": "BLOB", "big": "INTEGER",
-               "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+               "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+               # hq.storage.hour_of of a stored time. Cut from the text ('YYYY-MM-DDTHH', always
+               # UTC and four-digit years) because strftime rounds fractions to milliseconds, which
+               # would move 13:59:59.9996 into 14:00; a whole hour's seconds divide exactly.
+               "hour_of_time": "CAST(strftime('%s', substr(time, 1, 13) || ':00') AS INTEGER) / 3600"},
     "postgres": {"ts": "TIMESTAMPTZ", "json": "JSONB", "bytes": "BYTEA", "big": "BIGINT",
-                 "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+                 "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                 "hour_of_time": "floor(extract(epoch from time) / 3600)::bigint"},
 }
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -55,6 +61,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             customer TEXT PRIMARY KEY, state TEXT NOT NULL, time {ts} NOT NULL, id TEXT NOT NULL)""",
         # The identity graph catches up on link events that arrived since its last look.
         "CREATE INDEX events_type_received ON events (type, received_at)",
+    ]),
+    (3, "events by time; per-hour change versions", [
+        # Analytics reads events by time range, whatever their type.
+        "CREATE INDEX events_time ON events (time)",
+        # A version per UTC hour of event time (hq.storage.hour_of), bumped in the transaction that
+        # stores or deletes one of its events, so per-hour caches know when they went stale. writer
+        # is a random id per storage connection: two PostgreSQL ingest workers bumping the current
+        # hour then never wait on one row's lock. An hour's version is the SUM over its writers.
+        """CREATE TABLE event_hours (
+            hour {big} NOT NULL, writer {big} NOT NULL, version {big} NOT NULL,
+            PRIMARY KEY (hour, writer))""",
+        # Events stored before this migration: version 1 of their hours, under writer 0 (no connection's).
+        "INSERT INTO event_hours (hour, writer, version) SELECT DISTINCT {hour_of_time}, 0, 1 FROM events",
     ]),
 ]
 

@@ -5,14 +5,17 @@ timestamps and JSON travel; the statements are shared. Several ingest workers ar
 device batch locks that device's row (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN
 IMMEDIATE`` on SQLite) before it merges seq ranges, so concurrent batches of one device
 serialise and ``contiguous_seq`` is always right; inserts are idempotent on ``(source, id)``.
+Each commit that stores or deletes events bumps the ``event_hours`` rows of their hours, under
+its connection's ``writer`` so that workers never queue on one another's rows.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +33,7 @@ from hq.storage import (
     EventRow,
     Storage,
     StorageError,
+    hour_of,
 )
 
 EVENT_COLUMNS = ("source", "id", "type", "time", "seq", "store", "device", "channel", "session_id",
@@ -41,6 +45,10 @@ INSERT_EVENT = (
 INSERT_DEAD = (
     "INSERT INTO dead_letters (received_at, topic, reason, kind, raw, source, event_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+BUMP_HOUR = (
+    "INSERT INTO event_hours (hour, writer, version) VALUES (?, ?, 1)"
+    " ON CONFLICT (hour, writer) DO UPDATE SET version = event_hours.version + 1"
 )
 SEEN = "last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
 
@@ -85,6 +93,16 @@ class SqlStorage(Storage):
             with self._guard:
                 self._connections.append(conn)
         return conn
+
+    @property
+    def writer(self) -> int:
+        """This thread's key in ``event_hours``, random (writer 0 is the migration's backfill). Per
+        thread, not per instance: the ingest workers of one process share a storage, and a shared
+        row would make each wait for the other's commit to bump the current hour."""
+        writer = getattr(self._local, "writer", None)
+        if writer is None:
+            writer = self._local.writer = secrets.randbelow(2**62 - 1) + 1
+        return writer
 
     @contextmanager
     def _using(self) -> Iterator[Any]:
@@ -147,6 +165,25 @@ class SqlStorage(Storage):
         return (self.time_param(letter.received_at), letter.topic, letter.reason, letter.kind, letter.raw,
                 letter.source, letter.event_id)
 
+    def _insert_events(self, cur: Cursor, rows: Sequence[EventRow]) -> int:
+        """Insert idempotently; returns how many were new. Anything new bumps every hour of the batch:
+        a spare bump costs a cache a recomputation, a missing one would leave it wrong."""
+        stored = cur.executemany(INSERT_EVENT, self._events_params(rows))
+        if stored:
+            self._bump_hours(cur, (row.time for row in rows))
+        return stored
+
+    def _bump_hours(self, cur: Cursor, moments: Iterable[datetime]) -> None:
+        """Bump the distinct hours of ``moments``, in ascending order so that row locks are always
+        taken in one order."""
+        cur.executemany(BUMP_HOUR, [(hour, self.writer) for hour in sorted({hour_of(m) for m in moments})])
+
+    def delete_events(self, cursor: Cursor, keys: Iterable[tuple[str, str]]) -> int:
+        times = [time for key in keys
+                 for (time,) in cursor.execute("DELETE FROM events WHERE source = ? AND id = ? RETURNING time", key)]
+        self._bump_hours(cursor, filter(None, map(self.time_value, times)))
+        return len(times)
+
     def store_device_batch(self, batch: DeviceBatch) -> BatchOutcome:
         key = (batch.device.store, batch.device.device)
         seen = self.time_param(batch.received_at)
@@ -155,7 +192,7 @@ class SqlStorage(Storage):
             (contiguous,) = cur.execute(
                 "SELECT contiguous_seq FROM devices WHERE store = ? AND device = ?" + self.lock_clause, key
             )[0]
-            stored = cur.executemany(INSERT_EVENT, self._events_params(batch.events))
+            stored = self._insert_events(cur, batch.events)
             cur.executemany(INSERT_DEAD, [self._dead_params(d) for d in batch.dead])
             ranges = cur.execute(
                 "SELECT lo, hi FROM seq_ranges WHERE store = ? AND device = ? ORDER BY lo", key
@@ -177,7 +214,7 @@ class SqlStorage(Storage):
 
     def store_events(self, rows: Sequence[EventRow]) -> int:
         with self.transaction() as cur:
-            return cur.executemany(INSERT_EVENT, self._events_params(rows))
+            return self._insert_events(cur, rows)
 
     def store_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         with self.transaction() as cur:
@@ -198,6 +235,12 @@ class SqlStorage(Storage):
             )
 
     # -- reads --------------------------------------------------------------------------------
+    def hour_versions(self, first: int, end: int) -> dict[int, int]:
+        rows = self.fetchall(
+            "SELECT hour, SUM(version) FROM event_hours WHERE hour >= ? AND hour < ? GROUP BY hour", (first, end)
+        )
+        return {int(hour): int(version) for hour, version in rows}  # PostgreSQL's SUM is a numeric
+
     def devices(self) -> list[DeviceReport]:
         ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for store, device, lo, hi in self.fetchall(

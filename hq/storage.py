@@ -3,15 +3,18 @@
 Values crossing the storage boundary are frozen dataclasses; :class:`Storage` names every
 operation the ingestor and the API need. ``open_storage(url)`` picks SQLite (the zero set-up
 default) or PostgreSQL (several ingest workers, several machines) from ``[database] url``.
+
+Events are also counted per UTC hour of their ``time`` (:func:`hour_of`): every write or delete
+bumps its hours' versions, so analytics can cache an hour's results and know when they went stale.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sync.envelope import utc_now_iso
@@ -123,8 +126,23 @@ class DeviceReport:
         }
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
+
+
 def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def hour_of(moment: datetime) -> int:
+    """The UTC hour ``moment`` falls in, as whole hours since 1970 (negative before); exact, unlike
+    float seconds. Raises TypeError for a naive datetime."""
+    return (moment - EPOCH) // HOUR
+
+
+def hour_start(hour: int) -> datetime:
+    """The first instant of an :func:`hour_of` hour, in UTC."""
+    return EPOCH + hour * HOUR
 
 
 class Storage(abc.ABC):
@@ -164,6 +182,17 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def store_events(self, rows: Sequence[EventRow]) -> int:
         """Store events without seq tracking (digital channels); returns how many were new."""
+
+    @abc.abstractmethod
+    def delete_events(self, cursor: Cursor, keys: Iterable[tuple[str, str]]) -> int:
+        """Delete events by ``(source, id)`` in the caller's transaction, bumping their hours;
+        returns how many there were."""
+
+    @abc.abstractmethod
+    def hour_versions(self, first: int, end: int) -> dict[int, int]:
+        """The version of each hour in ``[first, end)`` that ever held an event; it grows with every
+        commit that stores or deletes one of that hour's events. Read it before the events a cache
+        keeps: a change committed in between then shows as a newer version on the next look."""
 
     @abc.abstractmethod
     def store_dead_letters(self, letters: Sequence[DeadLetter]) -> None:

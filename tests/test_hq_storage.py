@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,13 +16,15 @@ from hypothesis import strategies as st
 
 from hq import schema
 from hq.ingest import parse_events, parse_status, to_row
-from hq.sqlstore import SqlStorage, decode_data
-from hq.storage import DeviceBatch, DeviceStatus, Storage, StorageError, open_storage
+from hq.sqlstore import INSERT_EVENT, SqlStorage, decode_data
+from hq.storage import (
+    EPOCH, DeviceBatch, DeviceStatus, EventRow, Storage, StorageError, hour_of, hour_start, open_storage,
+)
 from sync.envelope import make_event, parse_time
 
 from tests.conftest import SOURCE
 from tests.hq_support import (  # noqa: F401 - storage is a fixture
-    NOW, events, events_topic, make_storage, payload, storage, terminate_other_backends,
+    BACKENDS, NOW, events, events_topic, make_storage, payload, storage, terminate_other_backends,
 )
 
 
@@ -31,6 +33,21 @@ def store(storage: Storage, seqs: list[int], extra: list[object] | None = None) 
     batch = parse_events(events_topic(), payload([*events(seqs), *(extra or [])]), NOW)
     assert isinstance(batch, DeviceBatch)
     return storage.store_device_batch(batch).contiguous_seq
+
+
+def store_at(storage: Storage, times: dict[int, datetime]) -> int:
+    """Store one batch of the test device's events, seq -> time; returns how many were new."""
+    made = events(times)
+    for event in made:
+        event["time"] = times[event["seq"]].isoformat()
+    batch = parse_events(events_topic(), payload(made), NOW)
+    assert isinstance(batch, DeviceBatch) and not batch.dead
+    return storage.store_device_batch(batch).stored
+
+
+def web_row(time: datetime) -> EventRow:
+    web = make_event("page.viewed", {"anonymous_id": "a1"}, source="/channels/web/shop", time=time)
+    return to_row(web, json.dumps(web), None, NOW)
 
 
 def test_schema_is_versioned_and_reopening_does_not_migrate_again(tmp_path: Path) -> None:
@@ -115,6 +132,85 @@ def test_digital_events_are_stored_idempotently_with_their_channel(storage: Stor
     after = parse_time(web["time"]) + timedelta(microseconds=1)
     assert storage.fetchall("SELECT COUNT(*) FROM events WHERE time < ?", (storage.time_param(after),)) == [(1,)]
     assert storage.fetchall("SELECT COUNT(*) FROM events WHERE time >= ?", (storage.time_param(after),)) == [(0,)]
+
+
+def test_storing_events_bumps_their_hours_and_only_new_ones_do(storage: Storage) -> None:
+    hour = hour_of(NOW)
+    first = {1: NOW, 2: NOW + timedelta(minutes=59, seconds=59), 3: NOW + timedelta(hours=2)}
+    assert store_at(storage, first) == 3
+    versions = storage.hour_versions(hour - 24, hour + 24)
+    assert set(versions) == {hour, hour + 2}
+    assert store_at(storage, first) == 0  # a re-sent batch changes nothing
+    assert storage.hour_versions(hour - 24, hour + 24) == versions
+    assert store_at(storage, {4: NOW + timedelta(minutes=30)}) == 1
+    later = storage.hour_versions(hour - 24, hour + 24)
+    assert later[hour] > versions[hour] and later[hour + 2] == versions[hour + 2] and len(later) == 2
+    assert storage.hour_versions(hour + 1, hour + 2) == {} and list(storage.hour_versions(hour, hour + 1)) == [hour]
+
+
+def test_digital_events_bump_their_hours_too(storage: Storage) -> None:
+    row = web_row(NOW - timedelta(days=400))
+    assert storage.store_events([row]) == 1
+    versions = storage.hour_versions(hour_of(row.time) - 1, hour_of(row.time) + 2)
+    assert list(versions) == [hour_of(row.time)]
+    assert storage.store_events([row]) == 0
+    assert storage.hour_versions(hour_of(row.time) - 1, hour_of(row.time) + 2) == versions
+
+
+def test_hours_count_from_1970_and_floor_before_it() -> None:
+    assert hour_of(EPOCH) == 0 and hour_of(EPOCH - timedelta(microseconds=1)) == -1
+    assert hour_start(-1) == datetime(1969, 12, 31, 23, tzinfo=timezone.utc)
+    assert hour_of(NOW) * 3600 == NOW.timestamp() and hour_start(hour_of(NOW)) == NOW
+    with pytest.raises(TypeError):
+        hour_of(datetime(2026, 1, 1))
+
+
+@given(moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()))
+def test_every_moment_lies_in_its_hour(moment: datetime) -> None:
+    hour = hour_of(moment)
+    assert hour_start(hour) <= moment < hour_start(hour + 1)
+    assert hour_start(hour).tzinfo is timezone.utc
+
+
+@given(hour=st.integers(hour_of(datetime(1, 1, 1, tzinfo=timezone.utc)), hour_of(datetime(9999, 12, 31, tzinfo=timezone.utc))),
+       into=st.timedeltas(timedelta(0), timedelta(hours=1) - timedelta(microseconds=1)))
+def test_hour_start_inverts_hour_of_across_the_hour(hour: int, into: timedelta) -> None:
+    assert hour_of(hour_start(hour) + into) == hour
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moment=st.datetimes(timezones=st.just(timezone.utc)))
+def test_the_migrations_hour_of_a_stored_time_is_hour_of(storage: Storage, moment: datetime) -> None:
+    """The backfill's SQL agrees with Python, also a hair before an hour and before 1970."""
+    types = schema.TYPES[storage.dialect]
+    sql = f"SELECT {types['hour_of_time']} FROM (SELECT CAST(? AS {types['ts']}) AS time) AS t"
+    assert storage.fetchall(sql, (storage.time_param(moment),)) == [(hour_of(moment),)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_3_backfills_the_hours_of_events_stored_before_it(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    times = [datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone.utc),
+             NOW - timedelta(microseconds=100), NOW, NOW + timedelta(minutes=5), NOW + timedelta(hours=3)]
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+        with make_storage(backend, tmp_path, request) as old:
+            assert isinstance(old, SqlStorage) and old.schema_version() == 2
+            with old.transaction() as cur:  # as version 2 stored them: no event_hours yet
+                cur.executemany(INSERT_EVENT, old._events_params([web_row(t) for t in times]))
+    with make_storage(backend, tmp_path, request) as new:
+        assert isinstance(new, SqlStorage) and new.schema_version() == schema.LATEST
+        assert new.hour_versions(-10**9, 10**9) == {hour_of(t): 1 for t in times}
+        assert new.store_events([web_row(NOW + timedelta(minutes=10))]) == 1
+        assert new.hour_versions(hour_of(NOW), hour_of(NOW) + 1) == {hour_of(NOW): 2}
+
+
+def test_time_ranges_are_read_through_an_index(tmp_path: Path) -> None:
+    with open_storage(f"sqlite:///{tmp_path}/hq.db") as storage:
+        plan = storage.fetchall("EXPLAIN QUERY PLAN SELECT * FROM events WHERE time >= ? AND time < ?",
+                                (storage.time_param(NOW), storage.time_param(NOW + timedelta(hours=1))))
+    assert [detail for *_, detail in plan] == ["SEARCH events USING INDEX events_time (time>? AND time<?)"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
