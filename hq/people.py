@@ -139,7 +139,7 @@ def erase(storage: Storage, graph: IdentityGraph, customer: str) -> Erasure:
     per_device = Counter(e["source"] for e in doomed if "seq" in e)
     values = sorted({i.split(":", 1)[1] for i in idents})
     with storage.transaction() as cur:
-        cur.executemany("DELETE FROM events WHERE source = ? AND id = ?", [(e["source"], e["id"]) for e in doomed])
+        storage.delete_events(cur, [(e["source"], e["id"]) for e in doomed])
         for source, count in per_device.items():
             _, _, store, _, device = source.split("/")
             cur.execute("UPDATE devices SET stored = stored - ? WHERE store = ? AND device = ?", (count, store, device))

@@ -12,7 +12,9 @@ import pytest
 from hq import people, publisher
 from hq.customers import RECOMPUTE
 from hq.identity import stitch
-from hq.storage import DeadLetter, Storage
+from hq.journeys import read_events
+from hq.storage import DeadLetter, Storage, hour_of
+from sync.envelope import parse_time
 from touchpoint.services import Mosquitto, free_port
 
 from tests.hq_dataset import Dataset, generate
@@ -104,6 +106,25 @@ def test_erasure_leaves_nothing_of_them_anywhere(backend: str, tmp_path: Path, d
         assert journey["events"] == []
         after_other = client.get(f"/v1/customers/{other}/journey?limit=1000", headers=bearer(API_TOKEN)).get_json()
         assert after_other == before_other and after_other["events"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_erasure_bumps_the_hours_of_the_events_it_deletes(backend: str, tmp_path: Path, dataset: Dataset,
+                                                         request: pytest.FixtureRequest) -> None:
+    """Per-hour analytics caches must see an erasure as a change of exactly those hours."""
+    with make_storage(backend, tmp_path, request) as storage:
+        load(storage, dataset)
+        hours = {(e["source"], e["id"]): hour_of(parse_time(e["time"])) for e in read_events(storage)}
+        span = min(hours.values()), max(hours.values()) + 1
+        before = storage.hour_versions(*span)
+        erased = people.erase(storage, people.full_graph(storage), customers_by_consent(dataset)["granted"][0])
+        kept = {(e["source"], e["id"]) for e in read_events(storage)}
+        after = storage.hour_versions(*span)
+    hit = {hour for key, hour in hours.items() if key not in kept}
+    assert erased.events == len(hours) - len(kept) and hit
+    assert set(after) == set(before) == set(hours.values())
+    assert {hour for hour in before if after[hour] != before[hour]} == hit
+    assert all(after[hour] > before[hour] for hour in hit)
 
 
 def collect(listener: Peer, stores: list[str]) -> dict[str, dict[str, Any]]:
