@@ -131,6 +131,19 @@ def identifier(kind: str, value: Any, policy: StitchPolicy, device: str | None =
     return f"{kind}:{value}"
 
 
+def attribution_identifier(event: Mapping[str, Any], policy: StitchPolicy) -> str | None:
+    """The identifier an event is attributed through: its customer's, else its session's, else its
+    anonymous id's. It does not depend on the graph, so analytics can keep it and resolve the
+    person later, when late links may have changed it."""
+    data = event.get("data") or {}
+    device = device_of(event)
+    for kind, field in (("customer", "customer"), ("session", "session_id"), ("anon", "anonymous_id")):
+        ident = identifier(kind, data.get(field), policy, device)
+        if ident is not None:
+            return ident
+    return None
+
+
 # event name -> (kind, data field) pairs, each consecutive pair of which is linked.
 _LINK_FIELDS: dict[str, tuple[tuple[tuple[str, str], tuple[str, str]], ...]] = {
     "customer.identified": ((("session", "session_id"), ("customer", "customer")),),
@@ -222,14 +235,9 @@ class IdentityGraph:
         return tuple(sorted(found))
 
     def attribute(self, event: Mapping[str, Any]) -> str | None:
-        """The person an event belongs to: its customer's, else its session's or anonymous id's."""
-        data = event.get("data") or {}
-        device = device_of(event)
-        for kind, field in (("customer", "customer"), ("session", "session_id"), ("anon", "anonymous_id")):
-            ident = identifier(kind, data.get(field), self.policy, device)
-            if ident is not None:
-                return self.person_of(ident)
-        return None
+        """The person an event belongs to: the person of its attribution identifier."""
+        ident = attribution_identifier(event, self.policy)
+        return None if ident is None else self.person_of(ident)
 
     # -- updates -------------------------------------------------------------------------------
 

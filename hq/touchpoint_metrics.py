@@ -1,14 +1,20 @@
-"""Touchpoint metrics, the phase funnel and common paths, from attributed events in one pass.
+"""Touchpoint metrics, the phase funnel and common paths: their definitions, computed from facts.
+
+Events become identity-free :class:`hq.touch_facts.Facts` first (mergeable, so HQ caches them per
+hour); ``report`` combines facts under an identity graph and measures. ``compute`` does both for a
+list of attributed events: it is the reference that the cached way must equal.
 
 Definitions (``window`` is ``[start, end)``; a value that has no data is None, never 0):
 
 - **session**: the events of one edge ``session_id`` on one device; for digital and POS events,
   the events of one touchpoint by one visitor (person, else anonymous id, else the event) on one
-  UTC day. A session belongs to its touchpoint and counts when its first event is in the window.
-  Its person is the customer its events are attributed to, if any, else the smallest of theirs.
+  UTC day, counting only its events in the window. A session belongs to its touchpoint. Its
+  person is the customer its events are attributed to, if any, else the smallest of theirs.
 - **reach**: per touchpoint, ``sessions``, distinct ``persons`` and distinct ``customers`` (persons
-  whose canonical id is a customer).
-- **engagement**: ``session_seconds`` summarises ``session.ended`` ``duration_ms``; ``dwell_seconds``
+  whose canonical id is a customer); ``daily_sessions`` splits the sessions by the day of the
+  window their first event fell on (whole days from the start; a remainder joins the last day).
+- **engagement**: ``session_seconds`` summarises the ``duration_ms`` of each session's latest
+  ``session.ended``; ``dwell_seconds``
   summarises ``tag.departed`` ``dwell_ms`` (n, mean, median); ``items_per_session`` is the mean count
   of distinct GTINs seen per session (tags, product views, size requests, hand-offs, product pages,
   wishlist and cart).
@@ -22,14 +28,15 @@ Definitions (``window`` is ``[start, end)``; a value that has no data is None, n
 - **size requests** per store: seconds from ``size.requested`` to the first ``size.fulfilled``
   with the same ``request_id``; median and p90 (nearest rank); ``unanswered`` counts requests
   with no fulfilment (or one stamped before the request).
-- **funnel**: each person's deepest phase in ``PHASES`` order among their touches in the window;
-  a stage counts the persons who reached it or a later one; ``drop_off`` is the share lost before
-  the next stage.
-- **paths**: each person's touchpoints in time order, repeats in a row collapsed, first
-  ``path_length`` kept; the ``top_paths`` most common, ties by path.
+- **funnel**: each person's deepest phase in ``PHASES`` order among the touchpoints of their
+  sessions; a stage counts the persons who reached it or a later one; ``drop_off`` is the share
+  lost before the next stage.
+- **paths**: each person's sessions in order of their first event (ties by touchpoint), as
+  touchpoints, repeats in a row collapsed, first ``path_length`` kept; the ``top_paths`` most
+  common, ties by path. A path steps from touchpoint to touchpoint, not from event to event.
 
 With ``store``, touchpoint metrics and size requests keep that store's touchpoints, and the
-funnel and paths keep the persons who touched that store in the window (all their touches).
+funnel and paths keep the persons who had a session at that store (all their sessions).
 """
 
 from __future__ import annotations
@@ -37,19 +44,15 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from hq.identity import AttributedEvent
-from hq.touchpoints import PHASES, Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
+from hq.touch_facts import AFTER_WINDOW, Facts, SessionPart
+from hq.touchpoints import PHASES, Touchpoint, TouchpointMap
 from sync.envelope import event_name, parse_time
-
-# The only events a report uses from after its window (up to the conversion window later): the
-# purchases that convert its sessions and the fulfilments that answer its size requests.
-AFTER_WINDOW = frozenset({"purchase.completed", "size.fulfilled"})
-SEEN_ONE = frozenset({"tag.arrived", "tag.departed", "product.viewed", "size.requested", "page.viewed",
-                      "wishlist.added", "cart.added"})
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class TouchpointMetrics:
     conversion: float | None
     nps: Rating
     csat: Rating
+    daily_sessions: tuple[int, ...]  # sessions by the day of the window they began on: the trend
 
 
 @dataclass(frozen=True)
@@ -141,24 +145,6 @@ class Report:
     paths: tuple[PathCount, ...]
 
 
-class _Session:
-    __slots__ = ("touchpoint", "persons", "store", "start", "end", "seen", "duration_s")
-
-    def __init__(self, touchpoint: Touchpoint, store: str | None, time: datetime) -> None:
-        self.touchpoint = touchpoint
-        self.persons: set[str] = set()
-        self.store = store
-        self.start = self.end = time
-        self.seen: set[str] = set()
-        self.duration_s: float | None = None
-
-    @property
-    def person(self) -> str | None:
-        """Its customer when its events name one (consent withheld splits them), else the smallest."""
-        customers = sorted(p for p in self.persons if p.startswith("customer:"))
-        return customers[0] if customers else min(self.persons, default=None)
-
-
 def nearest_rank(sorted_values: list[float], share: float) -> float | None:
     """The value at rank ceil(share x n) of sorted values (1-based), None when there are none."""
     if not sorted_values:
@@ -180,106 +166,74 @@ def csat(scores: list[int]) -> Rating:
     return Rating(len(scores), sum(1 for s in scores if s >= 4) / len(scores))
 
 
-def seen_gtins(name: str, data: dict) -> list[str]:
-    """The GTINs an event shows the shopper (none for purchases: buying is not seeing)."""
-    if name == "handoff.created":
-        gtins = data.get("gtins")
-        return [g for g in gtins if isinstance(g, str)] if isinstance(gtins, list) else []
-    gtin = data.get("gtin") if name in SEEN_ONE else None
-    return [gtin] if isinstance(gtin, str) else []
+class _Session:
+    """One session of the report: its parts from every span merged, its person resolved."""
+
+    __slots__ = ("part", "person")
+
+    def __init__(self, part: SessionPart) -> None:
+        self.part = part
+        self.person: str | None = None
 
 
-class MetricsBuilder:
-    """Feed attributed events in any order with ``add``; ``report`` computes every metric."""
+class _Assembly:
+    """Facts of many spans combined under one identity graph, then measured."""
 
-    def __init__(self, window: Window, store: str | None = None, policy: MetricsPolicy | None = None) -> None:
-        self.window = window
-        self.store = store
-        self.policy = policy or MetricsPolicy()
-        self._horizon = window.end + self.policy.conversion_window
-        self._sessions: dict[tuple[str, ...], _Session] = {}
+    def __init__(self, window: Window, store: str | None, policy: MetricsPolicy,
+                 person_of: Callable[[str], str]) -> None:
+        self.window, self.store, self.policy = window, store, policy
+        self._person_of = person_of
+        self._persons: dict[str, str] = {}
+        self._sessions: dict[tuple[Any, ...], _Session] = {}
         self._dwell: dict[Touchpoint, list[float]] = {}
-        self._purchases: dict[str, list[tuple[datetime, frozenset[str]]]] = {}
-        self._pos: dict[tuple[str, str], list[datetime]] = {}
         self._ratings: dict[tuple[Touchpoint, str], list[int]] = {}
         self._requested: dict[tuple[str, str], datetime] = {}
         self._fulfilled: dict[tuple[str, str], datetime] = {}
-        self._touches: dict[str, list[tuple[datetime, str, Touchpoint]]] = {}
+        self._purchases: dict[str, list[tuple[datetime, frozenset[str]]]] = {}
+        self._pos: dict[tuple[str, str], list[datetime]] = {}
 
-    def add(self, item: AttributedEvent) -> None:
-        event, person = item.event, item.person
-        time = parse_time(event["time"])
-        if not self.window.start <= time < self._horizon:
-            return
-        name = event_name(event)
-        if time >= self.window.end and name not in AFTER_WINDOW:
-            return
-        data = event.get("data") or {}
-        store = store_of(event)
-        if name == "purchase.completed":
-            self._add_purchase(person, store, time, data)
-        point = touchpoint_of(event, self.policy.tmap)
-        if point is None:
-            return
-        if name in ("size.requested", "size.fulfilled") and store and isinstance(data.get("request_id"), str):
-            self._add_size(name, (store, data["request_id"]), time)
-        if time not in self.window:
-            return
-        if person is not None:
-            self._touches.setdefault(person, []).append((time, str(event["id"]), point))
-        if name == "feedback.submitted":
-            self._add_rating(point, data)
-        session = self._session(event, person, point, store, time, data)
-        session.start, session.end = min(session.start, time), max(session.end, time)
-        session.seen.update(seen_gtins(name, data))
-        if name == "session.ended" and isinstance(data.get("duration_ms"), (int, float)):
-            session.duration_s = data["duration_ms"] / 1000
-        if name == "tag.departed" and isinstance(data.get("dwell_ms"), (int, float)):
-            self._dwell.setdefault(point, []).append(data["dwell_ms"] / 1000)
+    def person(self, ident: str) -> str:
+        person = self._persons.get(ident)
+        if person is None:
+            person = self._persons[ident] = self._person_of(ident)
+        return person
 
-    def _session(self, event: dict, person: str | None, point: Touchpoint, store: str | None,
-                 time: datetime, data: dict) -> _Session:
-        if "session_id" in data and event["source"].startswith("/stores/"):
-            key: tuple[str, ...] = ("edge", event["source"], str(data["session_id"]))
-        else:
-            visitor = person or data.get("anonymous_id") or str(event["id"])
-            key = ("visit", str(point), str(visitor), time.date().isoformat())
+    def inside(self, facts: Facts) -> None:
+        """Facts of events in the window: every metric."""
+        for key, part in facts.edge.items():
+            self._merge(("edge", *key), part)
+        for (point, day, ident, fallback), part in facts.visits.items():
+            self._merge(("visit", point, day, self.person(ident) if ident is not None else fallback), part)
+        for point, values in facts.dwell.items():
+            self._dwell.setdefault(point, []).extend(values)
+        for rated, scores in facts.ratings.items():
+            self._ratings.setdefault(rated, []).extend(scores)
+        _earliest(self._requested, facts.requested)
+        self.after(facts)
+
+    def after(self, facts: Facts) -> None:
+        """Facts of events after the window (within the conversion window): purchases, fulfilments."""
+        _earliest(self._fulfilled, facts.fulfilled)
+        for ident, time, gtins in facts.purchases:
+            self._purchases.setdefault(self.person(ident), []).append((time, gtins))
+        for key, times in facts.pos.items():
+            self._pos.setdefault(key, []).extend(times)
+
+    def _merge(self, key: tuple[Any, ...], part: SessionPart) -> None:
         session = self._sessions.get(key)
         if session is None:
-            session = self._sessions[key] = _Session(point, store, time)
-        if person is not None:
-            session.persons.add(person)
-        return session
-
-    def _add_purchase(self, person: str | None, store: str | None, time: datetime, data: dict) -> None:
-        gtins = frozenset(purchased_gtins(data))
-        if person is not None:
-            self._purchases.setdefault(person, []).append((time, gtins))
-        if store is not None:
-            for gtin in gtins:
-                self._pos.setdefault((store, gtin), []).append(time)
-
-    def _add_rating(self, point: Touchpoint, data: dict) -> None:
-        rated = point
-        if isinstance(data.get("touchpoint"), str) and data["touchpoint"].count("/") == 2:
-            try:
-                rated = Touchpoint.parse(data["touchpoint"])
-            except ValueError:
-                rated = point
-        score, scale = data.get("score"), data.get("scale")
-        if scale in ("nps", "csat") and isinstance(score, int) and not isinstance(score, bool):
-            self._ratings.setdefault((rated, scale), []).append(score)
-
-    def _add_size(self, name: str, key: tuple[str, str], time: datetime) -> None:
-        if name == "size.requested":
-            if time in self.window:
-                self._requested[key] = min(time, self._requested.get(key, time))
+            self._sessions[key] = _Session(part.copy())
         else:
-            self._fulfilled[key] = min(time, self._fulfilled.get(key, time))
+            session.part.absorb(part)
 
-    # -- report --------------------------------------------------------------------------------
+    # -- measuring ------------------------------------------------------------------------------
 
     def report(self) -> Report:
+        for session in self._sessions.values():
+            persons = {self.person(i) for i in session.part.idents}
+            customers = [p for p in persons if p.startswith("customer:")]
+            # Its customer when its events name one (consent withheld splits them), else the smallest.
+            session.person = min(customers) if customers else min(persons, default=None)
         persons = self._persons_in_scope()
         return Report(self.window, self.store, self._touchpoint_metrics(), self._size_requests(),
                       self._funnel(persons), self._paths(persons))
@@ -288,27 +242,28 @@ class MetricsBuilder:
         return self.store is None or (point.channel == "store" and point.place == self.store)
 
     def _converted(self, session: _Session) -> bool:
-        until = session.end + self.policy.conversion_window
-        if session.person is not None:
-            for time, gtins in self._purchases.get(session.person, ()):
-                if session.start <= time <= until and not gtins.isdisjoint(session.seen):
+        part, person = session.part, session.person
+        until = part.end + self.policy.conversion_window
+        if person is not None:
+            for time, gtins in self._purchases.get(person, ()):
+                if part.start <= time <= until and not gtins.isdisjoint(part.seen):
                     return True
-        anonymous = session.person is None or not session.person.startswith("customer:")
-        if anonymous and session.store is not None and session.touchpoint.channel == "store":
-            return any(session.start <= t <= until for g in session.seen for t in self._pos.get((session.store, g), ()))
+        anonymous = person is None or not person.startswith("customer:")
+        if anonymous and part.store is not None and part.touchpoint.channel == "store":
+            return any(part.start <= t <= until for g in part.seen for t in self._pos.get((part.store, g), ()))
         return False
 
     def _touchpoint_metrics(self) -> tuple[TouchpointMetrics, ...]:
         by_point: dict[Touchpoint, list[_Session]] = {}
         for session in self._sessions.values():
-            if self._mine(session.touchpoint):
-                by_point.setdefault(session.touchpoint, []).append(session)
+            if self._mine(session.part.touchpoint):
+                by_point.setdefault(session.part.touchpoint, []).append(session)
         rated = {point for point, _ in self._ratings if self._mine(point)}
         rows = []
         for point in sorted(by_point.keys() | rated):
             sessions = by_point.get(point, [])
             people = {s.person for s in sessions if s.person is not None}
-            product = [s for s in sessions if s.seen]
+            product = [s for s in sessions if s.part.seen]
             converted = sum(1 for s in product if self._converted(s))
             rows.append(TouchpointMetrics(
                 touchpoint=point,
@@ -316,16 +271,25 @@ class MetricsBuilder:
                 sessions=len(sessions),
                 persons=len(people),
                 customers=sum(1 for p in people if p.startswith("customer:")),
-                session_seconds=Summary.of([s.duration_s for s in sessions if s.duration_s is not None]),
+                session_seconds=Summary.of([s.part.ended[1] for s in sessions if s.part.ended is not None]),
                 dwell_seconds=Summary.of(self._dwell.get(point, [])),
-                items_per_session=statistics.fmean(len(s.seen) for s in sessions) if sessions else None,
+                items_per_session=statistics.fmean(len(s.part.seen) for s in sessions) if sessions else None,
                 product_sessions=len(product),
                 converted=converted,
                 conversion=converted / len(product) if product else None,
                 nps=nps(self._ratings.get((point, "nps"), [])),
                 csat=csat(self._ratings.get((point, "csat"), [])),
+                daily_sessions=self._daily([s.part.start for s in sessions]),
             ))
         return tuple(rows)
+
+    def _daily(self, starts: list[datetime]) -> tuple[int, ...]:
+        """How many of these began on each day of the window (a last short day joins the one before)."""
+        days = max((self.window.end - self.window.start).days, 1)
+        counts = [0] * days
+        for start in starts:
+            counts[min((start - self.window.start).days, days - 1)] += 1
+        return tuple(counts)
 
     def _size_requests(self) -> tuple[ResponseTimes, ...]:
         waits: dict[str, list[float]] = {}
@@ -348,11 +312,14 @@ class MetricsBuilder:
         return tuple(rows)
 
     def _persons_in_scope(self) -> dict[str, list[Touchpoint]]:
-        """Each person's touchpoints in time order, for the persons the store filter keeps."""
+        """Each person's session touchpoints in time order, for the persons the store filter keeps."""
+        touches: dict[str, list[tuple[datetime, Touchpoint]]] = {}
+        for session in self._sessions.values():
+            if session.person is not None:
+                touches.setdefault(session.person, []).append((session.part.start, session.part.touchpoint))
         ordered = {}
-        for person, touches in self._touches.items():
-            touches.sort(key=lambda t: (t[0], t[1]))
-            points = [t[2] for t in touches]
+        for person, found in touches.items():
+            points = [point for _, point in sorted(found)]
             if self.store is None or any(self._mine(p) for p in points):
                 ordered[person] = points
         return ordered
@@ -383,10 +350,36 @@ class MetricsBuilder:
         return tuple(PathCount(steps, n) for steps, n in ranked[: self.policy.top_paths])
 
 
+def _earliest(into: dict[tuple[str, str], datetime], found: dict[tuple[str, str], datetime]) -> None:
+    for key, time in found.items():
+        if key not in into or time < into[key]:
+            into[key] = time
+
+
+def report(inside: Iterable[Facts], after: Iterable[Facts], window: Window, store: str | None = None,
+           policy: MetricsPolicy | None = None, person_of: Callable[[str], str] = str) -> Report:
+    """Every metric from the facts of the window's events (``inside``) and of the events up to the
+    conversion window after it (``after``), persons looked up with ``person_of``."""
+    assembly = _Assembly(window, store, policy or MetricsPolicy(), person_of)
+    for facts in inside:
+        assembly.inside(facts)
+    for facts in after:
+        assembly.after(facts)
+    return assembly.report()
+
+
 def compute(events: Iterable[AttributedEvent], window: Window, store: str | None = None,
             policy: MetricsPolicy | None = None) -> Report:
-    """Every metric over attributed events, streamed once; see the module docstring for definitions."""
-    builder = MetricsBuilder(window, store, policy)
+    """Every metric over attributed events, streamed once; see the module docstring for definitions.
+
+    The reference the cached, per-hour way of ``hq.journeys.touchpoint_report`` must equal."""
+    policy = policy or MetricsPolicy()
+    inside, after = Facts(policy.tmap), Facts(policy.tmap)
+    horizon = window.end + policy.conversion_window
     for item in events:
-        builder.add(item)
-    return builder.report()
+        time = parse_time(item.event["time"])
+        if time in window:
+            inside.add(item.event, item.person, time)
+        elif window.end <= time < horizon and event_name(item.event) in AFTER_WINDOW:
+            after.add(item.event, item.person, time)
+    return report([inside], [after], window, store, policy)

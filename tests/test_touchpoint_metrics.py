@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
+import random
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -11,12 +13,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hq.identity import AttributedEvent, attributed, stitch
+from hq.identity import AttributedEvent, attributed, attribution_identifier, stitch
+from hq.touch_facts import Facts
+from hq import touchpoint_metrics
 from hq.touchpoint_metrics import MetricsPolicy, Rating, Summary, Window, compute
 from hq.touchpoints import Touchpoint
+from sync.envelope import parse_time
 from tests.hq_dataset import Dataset, fuzzed_data, generate
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
@@ -265,11 +270,100 @@ def test_dataset_mirror_conversion_matches_a_naive_scan(dataset: Dataset, db: sq
     assert sum(converted.values()) > 50
 
 
+def test_dataset_funnel_paths_and_trends_match_a_naive_session_scan(dataset: Dataset, db: sqlite3.Connection,
+                                                              report: Any) -> None:
+    """Sessions rebuilt by hand: edge sessions by device and session id, other touches by
+    touchpoint, visitor and day; each person's sessions in time order make their path."""
+    window = window_of(dataset)
+    rows = db.execute("SELECT id, time, type, source, person, data FROM e WHERE time >= ? AND time < ?",
+                      (iso(window.start), iso(window.end))).fetchall()
+    sessions: dict[tuple[str, ...], dict[str, Any]] = {}
+    for event_id, time, name, source, person, raw in rows:
+        data = json.loads(raw)
+        if source.startswith("/stores/"):
+            point, key = str(edge_point(source)), ("edge", source, data["session_id"])
+        elif name != "customer.logged_in":
+            channel = source.split("/")[2]
+            if channel == "pos":
+                point = f"store/{data['store']}/pos"
+            elif channel == "email":
+                point = f"email/{data.get('campaign', 'newsletter')}/email"
+            elif name == "page.viewed":
+                point = f"{channel}/{data['page']}/page"
+            else:
+                place = {"cart.added": "cart", "wishlist.added": "wishlist", "purchase.completed": "checkout",
+                         "handoff.redeemed": "handoff", "feedback.submitted": "feedback"}.get(name, "page")
+                point = f"{channel}/{place}/page"
+            key = ("visit", point, person or data.get("anonymous_id") or event_id, time[:10])
+        else:
+            continue
+        found = sessions.setdefault(key, {"point": point, "start": time, "persons": set()})
+        found["start"] = min(found["start"], time)
+        if person:
+            found["persons"].add(person)
+    journeys: dict[str, list[tuple[str, str]]] = {}
+    for found in sessions.values():
+        customers = sorted(p for p in found["persons"] if p.startswith("customer:"))
+        owner = customers[0] if customers else min(found["persons"], default=None)
+        if owner:
+            journeys.setdefault(owner, []).append((found["start"], found["point"]))
+    paths: Counter[tuple[str, ...]] = Counter()
+    deepest: Counter[str] = Counter()
+    order = ["awareness", "consideration", "purchase", "service", "loyalty"]
+    for touches in journeys.values():
+        steps = [point for _, point in sorted(touches)]
+        collapsed = [p for i, p in enumerate(steps) if i == 0 or steps[i - 1] != p]
+        paths[tuple(collapsed[:6])] += 1
+        deepest[max((_phase(p) for p in steps), key=order.index)] += 1
+    top = sorted(paths.items(), key=lambda item: (-item[1], item[0]))[:10]
+    assert [(p.steps, p.persons) for p in report.paths] == top
+    assert [s.persons for s in report.funnel] == [sum(deepest[p] for p in order[i:]) for i in range(5)]
+    assert report.funnel[0].persons > 300 and len(top) == 10
+    for metrics in report.touchpoints:  # the trend: sessions by the window day they began on
+        days = Counter((datetime.fromisoformat(found["start"].replace("Z", "+00:00")) - window.start).days
+                       for found in sessions.values() if found["point"] == str(metrics.touchpoint))
+        assert metrics.daily_sessions == tuple(days[d] for d in range(30))
+
+
+def _phase(point: str) -> str:
+    """The default phase rules, written out for the dataset's touchpoints."""
+    channel, place, kind = point.split("/")
+    if kind == "pos" or place == "checkout":
+        return "purchase"
+    if kind == "email" or place in ("home", "landing", "search"):
+        return "awareness"
+    if place in ("account", "order-status", "returns", "help"):
+        return "service"
+    return "loyalty" if place in ("loyalty", "rewards") else "consideration"
+
+
+def test_facts_of_any_split_of_the_events_combine_to_the_whole(dataset: Dataset) -> None:
+    """What HQ's hourly cache relies on: facts of arbitrary spans, filed under identifiers and
+    resolved only at the end, give the report of all events attributed at once."""
+    graph = stitch(dataset.events)
+    window = window_of(dataset)
+    horizon = window.end + timedelta(days=7)
+    rng = random.Random(5)
+    span = (horizon - window.start).total_seconds()
+    cuts = sorted({window.start + timedelta(seconds=rng.uniform(0, span)) for _ in range(40)} | {window.end})
+    inside = [Facts() for _ in cuts]
+    after = [Facts() for _ in cuts]
+    for event in dataset.events:
+        time = parse_time(event["time"])
+        if window.start <= time < horizon:
+            facts = inside if time < window.end else after
+            facts[bisect.bisect_right(cuts, time) - 1].add(event, attribution_identifier(event, graph.policy), time)
+    split = touchpoint_metrics.report(inside, after, window, person_of=graph.person_of)
+    assert split == compute(attributed(dataset.events, graph), window)
+    assert sum(f.events for f in inside) > 3_000
+
+
 @given(st.lists(st.tuples(st.sampled_from(["tag.arrived", "tag.departed", "purchase.completed", "feedback.submitted",
                                            "size.requested", "size.fulfilled", "session.ended", "handoff.created",
                                            "page.viewed"]),
                           st.sampled_from([MIRROR, "/channels/pos", "/channels/web"]), fuzzed_data(),
                           st.sampled_from([None, "customer:c1", "session:s1"])), max_size=12))
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # hostile data is slow to draw by design
 def test_hostile_data_never_raises(items: list[tuple[str, str, dict[str, Any], str | None]]) -> None:
     events = [ev(name, data, i, source, person, eid=f"e{i}") for i, (name, source, data, person) in enumerate(items)]
     report = compute(events, WEEK)

@@ -1,0 +1,152 @@
+"""What a span of events says about touchpoints, before identity is applied: mergeable partial state.
+
+Touchpoint metrics (``hq.touchpoint_metrics``) are computed in two steps so that HQ can cache the
+expensive one. :class:`Facts` reads events once and keeps, per span, only what the metrics need:
+session fragments, dwell times, ratings, size requests and fulfilments, purchases. Every event is
+filed under its *attribution identifier* (``customer:…``, ``session:…`` or ``anon:…``,
+``hq.identity.attribution_identifier``), not under a person: persons are looked up only when a
+report combines facts, so a late identity link never invalidates them, and facts of different
+spans (HQ keeps one per UTC hour) combine into the facts of their union.
+
+Facts are never changed once built; a report copies what it merges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from collections.abc import Mapping
+from typing import Any
+
+from hq.touchpoints import Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
+from sync.envelope import event_name
+
+# The only events a report uses from after its window (up to the conversion window later): the
+# purchases that convert its sessions and the fulfilments that answer its size requests.
+AFTER_WINDOW = frozenset({"purchase.completed", "size.fulfilled"})
+SEEN_ONE = frozenset({"tag.arrived", "tag.departed", "product.viewed", "size.requested", "page.viewed",
+                      "wishlist.added", "cart.added"})
+
+
+def seen_gtins(name: str, data: Mapping[str, Any]) -> list[str]:
+    """The GTINs an event shows the shopper (none for purchases: buying is not seeing)."""
+    if name == "handoff.created":
+        gtins = data.get("gtins")
+        return [g for g in gtins if isinstance(g, str)] if isinstance(gtins, list) else []
+    gtin = data.get("gtin") if name in SEEN_ONE else None
+    return [gtin] if isinstance(gtin, str) else []
+
+
+class SessionPart:
+    """The events of one session within one span: where, when, which items, which identifiers."""
+
+    __slots__ = ("touchpoint", "store", "start", "end", "seen", "idents", "ended")
+
+    def __init__(self, touchpoint: Touchpoint, store: str | None, time: datetime) -> None:
+        self.touchpoint = touchpoint
+        self.store = store
+        self.start = self.end = time
+        self.seen: set[str] = set()
+        self.idents: set[str] = set()
+        self.ended: tuple[datetime, float] | None = None  # the latest session.ended: (time, seconds)
+
+    def copy(self) -> SessionPart:
+        twin = SessionPart(self.touchpoint, self.store, self.start)
+        twin.end, twin.seen, twin.idents, twin.ended = self.end, set(self.seen), set(self.idents), self.ended
+        return twin
+
+    def absorb(self, other: SessionPart) -> None:
+        """Add another part of the same session (from another span)."""
+        self.start, self.end = min(self.start, other.start), max(self.end, other.end)
+        self.seen |= other.seen
+        self.idents |= other.idents
+        if other.ended is not None and (self.ended is None or other.ended > self.ended):
+            self.ended = other.ended
+
+
+# A digital visit: one touchpoint, one UTC day, one visitor. The visitor is the person of
+# ``ident`` when the event has one, else ``fallback`` (its raw anonymous id, else its event id).
+VisitKey = tuple[Touchpoint, date, str | None, str]
+
+
+@dataclass
+class Facts:
+    """Identity-free partial state of some events; ``add`` each, in any order."""
+
+    tmap: TouchpointMap = field(default_factory=TouchpointMap)
+    edge: dict[tuple[str, str], SessionPart] = field(default_factory=dict)  # (source, session_id)
+    visits: dict[VisitKey, SessionPart] = field(default_factory=dict)
+    dwell: dict[Touchpoint, list[float]] = field(default_factory=dict)
+    ratings: dict[tuple[Touchpoint, str], list[int]] = field(default_factory=dict)
+    requested: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (store, request_id): first
+    fulfilled: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    purchases: list[tuple[str, datetime, frozenset[str]]] = field(default_factory=list)  # (ident, time, gtins)
+    pos: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)  # (store, gtin): purchase times
+    events: int = 0
+
+    def add(self, event: Mapping[str, Any], ident: str | None, time: datetime) -> None:
+        """File one event, given its attribution identifier (None: nobody knowable) and time."""
+        self.events += 1
+        name = event_name(event)
+        data = event.get("data") or {}
+        store = store_of(event)
+        if name == "purchase.completed":
+            self._add_purchase(ident, store, time, data)
+        point = touchpoint_of(event, self.tmap)
+        if point is None:
+            return
+        if name in ("size.requested", "size.fulfilled") and store and isinstance(data.get("request_id"), str):
+            found = self.requested if name == "size.requested" else self.fulfilled
+            key = (store, data["request_id"])
+            found[key] = min(time, found.get(key, time))
+        if name == "feedback.submitted":
+            self._add_rating(point, data)
+        part = self._part(event, ident, point, store, time, data)
+        part.start, part.end = min(part.start, time), max(part.end, time)
+        part.seen.update(seen_gtins(name, data))
+        if name == "session.ended" and _number(data.get("duration_ms")):
+            ended = (time, data["duration_ms"] / 1000)
+            if part.ended is None or ended > part.ended:
+                part.ended = ended
+        if name == "tag.departed" and _number(data.get("dwell_ms")):
+            self.dwell.setdefault(point, []).append(data["dwell_ms"] / 1000)
+
+    def _part(self, event: Mapping[str, Any], ident: str | None, point: Touchpoint, store: str | None,
+              time: datetime, data: Mapping[str, Any]) -> SessionPart:
+        if "session_id" in data and event["source"].startswith("/stores/"):  # an edge event: it has a point
+            edge_key = (str(event["source"]), str(data["session_id"]))
+            part = self.edge.get(edge_key)
+            if part is None:
+                part = self.edge[edge_key] = SessionPart(point, store, time)
+        else:
+            fallback = "" if ident is not None else str(data.get("anonymous_id") or event["id"])
+            visit_key = (point, time.date(), ident, fallback)
+            part = self.visits.get(visit_key)
+            if part is None:
+                part = self.visits[visit_key] = SessionPart(point, store, time)
+        if ident is not None:
+            part.idents.add(ident)
+        return part
+
+    def _add_purchase(self, ident: str | None, store: str | None, time: datetime, data: Mapping[str, Any]) -> None:
+        gtins = frozenset(purchased_gtins(data))
+        if ident is not None:
+            self.purchases.append((ident, time, gtins))
+        if store is not None:
+            for gtin in gtins:
+                self.pos.setdefault((store, gtin), []).append(time)
+
+    def _add_rating(self, point: Touchpoint, data: Mapping[str, Any]) -> None:
+        rated = point
+        if isinstance(data.get("touchpoint"), str) and data["touchpoint"].count("/") == 2:
+            try:
+                rated = Touchpoint.parse(data["touchpoint"])
+            except ValueError:
+                rated = point
+        score, scale = data.get("score"), data.get("scale")
+        if scale in ("nps", "csat") and isinstance(score, int) and not isinstance(score, bool):
+            self.ratings.setdefault((rated, scale), []).append(score)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
