@@ -2,7 +2,8 @@
 
 Every route needs a dashboard session or the ``[hq] api_token`` bearer token
 (``hq.users.reader_required``). The numbers come from the analytics core through
-``hq.journeys``; the identity graph is the app's :class:`hq.people.GraphCache`.
+``hq.journeys``; the identity graph is the app's :class:`hq.people.GraphCache`, and touchpoint
+reports reuse the app's :class:`hq.hourly_facts.HourlyFacts` for every hour whose events did not change.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from hq import people
+from hq.hourly_facts import HourlyFacts
 from hq.journeys import CursorError, customer_journey, report_json, touchpoint_report
 from hq.touchpoint_metrics import Report, Window
 from hq.users import reader_required
 
 GRAPHS = "hq.graphs"
+FACTS = "hq.facts"
 RECOMPUTE = "hq.recompute"  # an object with request(), set by the server when MQTT publishing runs
 CUSTOMER = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 MAX_LIMIT = 1000
@@ -29,8 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its identity graph cache (one per web process)."""
+    """Give the app its identity graph and hourly facts caches (one each per web process)."""
     app.extensions[GRAPHS] = people.GraphCache(app.extensions["hq.storage"], lambda: datetime.now(timezone.utc))
+    app.extensions[FACTS] = HourlyFacts(app.extensions["hq.storage"])
 
 
 def _bad(message: str) -> tuple[Response, int]:
@@ -131,7 +135,7 @@ def report_for(args: dict[str, str], now: datetime) -> Report:
         raise ValueError("store: 1 to 64 of a-z, 0-9 and '-'")
     storage = current_app.extensions["hq.storage"]
     with current_app.extensions[GRAPHS].use() as graph:
-        return touchpoint_report(storage, window, store, graph=graph)
+        return touchpoint_report(storage, window, store, graph=graph, facts=current_app.extensions[FACTS])
 
 
 @bp.get("/touchpoints")

@@ -17,14 +17,14 @@ import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from itertools import chain
 from typing import Any
 
 from hq.identity import LINK_EVENTS, IdentityGraph, StitchPolicy, attributed, stitch
 from hq.recommend import ProductLookup, Recommender, RecommendPolicy
 from hq.sqlstore import decode_data
 from hq.storage import Storage
-from hq.touchpoint_metrics import AFTER_WINDOW, MetricsPolicy, Report, Window, compute
+from hq.hourly_facts import HourlyFacts
+from hq.touchpoint_metrics import MetricsPolicy, Report, Window, report
 from hq.touchpoints import Touchpoint, TouchpointMap, place
 from sync.envelope import TYPE_PREFIX, utc_now_iso
 from touchpoint.errors import TouchpointError
@@ -87,13 +87,16 @@ def identity_graph(storage: Storage, policy: StitchPolicy | None = None) -> Iden
 
 
 def touchpoint_report(storage: Storage, window: Window, store: str | None = None,
-                      policy: MetricsPolicy | None = None, graph: IdentityGraph | None = None) -> Report:
-    """Touchpoint metrics, funnel and paths for a window, with the purchases that may follow it."""
+                      policy: MetricsPolicy | None = None, graph: IdentityGraph | None = None,
+                      facts: HourlyFacts | None = None) -> Report:
+    """Touchpoint metrics, funnel and paths for a window, with the purchases that may follow it.
+
+    ``facts`` is the web process's cache; without one, every hour is read (the cold cost)."""
     policy = policy or MetricsPolicy()
     graph = graph or identity_graph(storage)
-    events = chain(read_events(storage, start=window.start, end=window.end),
-                   read_events(storage, start=window.end, end=window.end + policy.conversion_window, names=AFTER_WINDOW))
-    return compute(attributed(events, graph), window, store, policy)
+    facts = facts or HourlyFacts(storage, policy.tmap, graph.policy)
+    inside, after = facts.between((window.start, window.end), (window.end, window.end + policy.conversion_window))
+    return report(inside, after, window, store, policy, graph.person_of)
 
 
 def report_json(report: Report) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hq.hourly_facts import HourlyFacts
 from hq.identity import attributed, stitch
 from hq.ingest import to_row
 from hq.journeys import (
@@ -23,10 +24,11 @@ from hq.journeys import (
     report_json,
     touchpoint_report,
 )
+from hq.people import erase
 from hq.recommend import Recommender
 from hq.sqlstore import SqliteStorage
 from hq.storage import Storage
-from hq.touchpoint_metrics import Window, compute
+from hq.touchpoint_metrics import Report, Window, compute
 from hq.touchpoints import TouchpointMap, journey
 from kiosk.catalog import parse
 from sync.envelope import make_event, utc_now_iso
@@ -74,6 +76,66 @@ def test_storage_analytics_equal_the_in_memory_core(loaded: Storage, dataset: Da
     for item in attributed(dataset.events, memory):
         direct.add(item)
     assert messages == {store: direct.message(store) for store in ("berlin-01", "munich-03")}
+
+
+def test_cached_hours_give_the_core_report_through_new_events_late_links_and_erasure(
+        loaded: Storage, dataset: Dataset) -> None:
+    """Windows that cut hours in two; a repeat reads nothing; new events re-read their hours only; a
+    late link outside the window re-reads nothing yet changes the report; erasure re-reads."""
+    facts = HourlyFacts(loaded)
+    window = Window(dataset.start + timedelta(days=7, minutes=17, seconds=3),
+                    dataset.start + timedelta(days=40, minutes=-5))
+    events = list(dataset.events)
+
+    def check() -> Report:
+        got = touchpoint_report(loaded, window, graph=identity_graph(loaded), facts=facts)
+        assert got == compute(attributed(events, stitch(events)), window)
+        return got
+
+    first = check()
+    assert facts.hours_read > 100  # hours with events; the dataset is sparse at night
+    read = facts.hours_read
+    assert check() == first and facts.hours_read == read
+
+    session = _unlinked_mirror_session(dataset, window)
+    source = session["source"]
+    at = datetime.fromisoformat(session["time"].replace("Z", "+00:00"))
+    added = [make_event("tag.arrived", {"session_id": session["data"]["session_id"], "zone": "cabin-1",
+                                        "epc": "3034", "gtin": "04012345000009", "rssi": -40},
+                        source=source, seq=900_001, time=at + timedelta(seconds=30)),
+             make_event("purchase.completed", {"order_id": "late-order", "store": "berlin-01",
+                                               "items": [{"gtin": "04012345000009", "qty": 1, "price": "9.99"}]},
+                        source="/channels/pos", time=at + timedelta(days=2))]
+    loaded.store_events([to_row(e, json.dumps(e), None, NOW) for e in added])
+    events += added
+    unlinked = check()
+    assert facts.hours_read == read + 2
+    read = facts.hours_read
+
+    link = make_event("customer.identified", {"session_id": session["data"]["session_id"], "customer": "late-card",
+                                              "method": "qr", "consent": "granted"},
+                      source=source, seq=900_002, time=window.start - timedelta(days=3))
+    loaded.store_events([to_row(link, json.dumps(link), None, NOW)])
+    events.append(link)
+    linked = check()
+    assert linked != unlinked and facts.hours_read == read
+    assert any(m.customers > 0 for m in linked.touchpoints)
+
+    middle = (window.start + (window.end - window.start) / 2).isoformat()[:19]
+    customer = next(e["data"]["customer"] for e in dataset.events if e["type"] == "touchpoint.customer.identified"
+                    and e["time"] >= middle and dataset.consent.get(f"customer:{e['data']['customer']}") == "granted")
+    assert erase(loaded, identity_graph(loaded), customer).events > 0
+    events = list(read_events(loaded))
+    check()
+    assert facts.hours_read > read
+
+
+def _unlinked_mirror_session(dataset: Dataset, window: Window) -> dict:
+    """A mirror session's first event in the window's middle, of a session no customer joined."""
+    linked = {e["data"].get("session_id") for e in dataset.events if e["type"] == "touchpoint.customer.identified"}
+    middle = (window.start + (window.end - window.start) / 2).isoformat()
+    return next(e for e in dataset.events if e["type"] == "touchpoint.session.started" and "mirror" in e["source"]
+                and e["data"]["session_id"] not in linked and e["time"] >= middle[:19])
 
 
 def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storage, dataset: Dataset) -> None:
