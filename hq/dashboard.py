@@ -15,8 +15,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
@@ -26,14 +25,13 @@ from flask import (Blueprint, Flask, Response, abort, current_app, redirect, ren
 
 from hq import charts, people
 from hq.customers import CUSTOMER, GRAPHS, report_for
-from hq.journeys import customer_journey, read_events
-from hq.touchpoint_metrics import Report, Window
-from hq.touchpoints import TouchpointMap, touchpoint_of
+from hq.journeys import customer_journey
+from hq.touchpoint_metrics import Report
 from hq.users import LoginThrottle, verify
 from ui.i18n import Translations
 
 TEXT = Translations(folder="hq", cookie="hq-lang", httponly=True)
-REPORT_TTL_S = 60.0  # the overview's report is reused this long; at a million events it takes seconds
+REPORT_TTL_S = 15.0  # the overview's report is reused this long (a page reload, a language switch)
 THROTTLE = "hq.login-throttle"
 REPORTS = "hq.report-cache"
 
@@ -128,33 +126,18 @@ def logout() -> Response:
 
 # -- pages ------------------------------------------------------------------------------------
 
-def daily_reach(events: Iterable[Mapping[str, Any]], window: Window, store: str | None,
-                tmap: TouchpointMap) -> dict[str, list[int]]:
-    """Touchpoint -> distinct visitors (session, anonymous id, else event) per day of the window."""
-    days = max((window.end - window.start).days, 1)
-    seen: dict[str, list[set[str]]] = defaultdict(lambda: [set() for _ in range(days)])
-    for event in events:
-        point = touchpoint_of(event, tmap)
-        if point is None or (store is not None and point.place != store):
-            continue
-        moment = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
-        day = min((moment - window.start).days, days - 1)
-        data = event["data"]
-        seen[str(point)][day].add(str(data.get("session_id") or data.get("anonymous_id") or event["id"]))
-    return {point: [len(visitors) for visitors in per_day] for point, per_day in seen.items()}
-
-
 class ReportCache:
-    """The overview's report and trends per (window, store), computed on a background thread and
-    reused for REPORT_TTL_S seconds; at a million events one takes half a minute."""
+    """The overview's report per (window, store), computed on a background thread and reused for
+    REPORT_TTL_S seconds. Warm, a report over a million events takes about a second; the first one
+    after start reads every hour of the window (half a minute), so the page says so and reloads."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self._lock = threading.Lock()
-        self._entries: dict[tuple[Any, ...], tuple[float, Future[Overview]]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[float, Future[Report]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hq-report")
 
-    def get(self, args: Mapping[str, str], now: datetime, clock: float) -> Future[Overview]:
+    def get(self, args: Mapping[str, str], now: datetime, clock: float) -> Future[Report]:
         """The (possibly still running) computation for these query parameters."""
         key = (args.get("from", ""), args.get("to", ""), args.get("store", ""), now.date())
         with self._lock:
@@ -166,17 +149,9 @@ class ReportCache:
             self._entries[key] = (clock, future)
             return future
 
-    def _compute(self, args: dict[str, str], now: datetime) -> Overview:
+    def _compute(self, args: dict[str, str], now: datetime) -> Report:
         with self.app.app_context():
-            report = report_for(args, now)
-            events = read_events(self.app.extensions["hq.storage"], start=report.window.start, end=report.window.end)
-            return Overview(report, daily_reach(events, report.window, report.store, TouchpointMap()))
-
-
-@dataclass(frozen=True)
-class Overview:
-    report: Report
-    trends: dict[str, list[int]]
+            return report_for(args, now)
 
 
 @bp.get("/")
@@ -187,14 +162,13 @@ def overview() -> Any:
     stores = people.stores(current_app.extensions["hq.storage"])
     future = current_app.extensions[REPORTS].get(request.args, datetime.now(timezone.utc), time.monotonic())
     try:
-        done = future.result(timeout=current_app.config["HQ_REPORT_WAIT_S"])
+        report = future.result(timeout=current_app.config["HQ_REPORT_WAIT_S"])
     except ValueError as error:
         return render_template("hq/overview.html", error=str(error), report=None, stores=stores), 400
     except TimeoutError:
         return render_template("hq/overview.html", error=None, report=None, computing=True, stores=stores)
-    report = done.report
     funnel = charts.bars([(t(f"phase.{s.phase}"), s.persons, f"{s.persons:,}") for s in report.funnel])
-    return render_template("hq/overview.html", report=report, trends=done.trends, funnel=funnel, charts=charts,
+    return render_template("hq/overview.html", report=report, funnel=funnel, charts=charts,
                            error=None, stores=stores, start=report.window.start.date().isoformat(),
                            end=report.window.end.date().isoformat())
 

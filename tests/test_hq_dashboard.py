@@ -13,12 +13,10 @@ import pytest
 from flask import Flask
 
 from hq import charts
-from hq.dashboard import TEXT, daily_reach
+from hq.dashboard import TEXT
 from hq.ingest import to_row
 from hq.users import LoginThrottle
 from hq.storage import DeadLetter, DeviceBatch, DeviceStatus
-from hq.touchpoint_metrics import Window
-from hq.touchpoints import TouchpointMap
 from sync.topics import DeviceTopics
 
 from tests.hq_dataset import Dataset, generate
@@ -142,15 +140,6 @@ def test_journey_devices_and_dead_letter_pages(app: Flask, dataset: Dataset) -> 
     assert re.search(r'<span class="gap">\d+–\d+</span>', devices)
     letters = client.get("/dead-letters?lang=en").text
     assert "data.gtin: required for tag.arrived" in letters
-
-
-def test_daily_reach_counts_distinct_visitors_per_day(dataset: Dataset) -> None:
-    window = Window(dataset.start, dataset.start + timedelta(days=10))
-    reach = daily_reach(dataset.events, window, None, TouchpointMap())
-    assert all(len(days) == 10 for days in reach.values())
-    inside = [e for e in dataset.events if e["source"].startswith("/stores/berlin-01/devices/mirror")
-              and dataset.start.isoformat() <= e["time"].replace("Z", "+00:00") < window.end.isoformat()]
-    assert sum(reach["store/berlin-01/mirror"]) >= len({e["data"].get("session_id") for e in inside}) > 0
 
 
 def test_charts_are_plain_svg_with_escaped_labels() -> None:
