@@ -167,13 +167,20 @@ def csat(scores: list[int]) -> Rating:
 
 
 class _Session:
-    """One session of the report: its parts from every span merged, its person resolved."""
+    """One session of the report: its parts from every span merged, its person resolved. The first
+    part is shared with the cached facts until a second one arrives (most sessions have one)."""
 
-    __slots__ = ("part", "person")
+    __slots__ = ("part", "owned", "person")
 
     def __init__(self, part: SessionPart) -> None:
         self.part = part
+        self.owned = False
         self.person: str | None = None
+
+    def absorb(self, part: SessionPart) -> None:
+        if not self.owned:
+            self.part, self.owned = self.part.copy(), True
+        self.part.absorb(part)
 
 
 class _Assembly:
@@ -222,18 +229,22 @@ class _Assembly:
     def _merge(self, key: tuple[Any, ...], part: SessionPart) -> None:
         session = self._sessions.get(key)
         if session is None:
-            self._sessions[key] = _Session(part.copy())
+            self._sessions[key] = _Session(part)
         else:
-            session.part.absorb(part)
+            session.absorb(part)
 
     # -- measuring ------------------------------------------------------------------------------
 
     def report(self) -> Report:
         for session in self._sessions.values():
-            persons = {self.person(i) for i in session.part.idents}
-            customers = [p for p in persons if p.startswith("customer:")]
-            # Its customer when its events name one (consent withheld splits them), else the smallest.
-            session.person = min(customers) if customers else min(persons, default=None)
+            idents = session.part.idents
+            if len(idents) == 1:
+                session.person = self.person(next(iter(idents)))
+            elif idents:
+                persons = {self.person(i) for i in idents}
+                customers = [p for p in persons if p.startswith("customer:")]
+                # Its customer when its events name one (consent withheld splits them), else the smallest.
+                session.person = min(customers) if customers else min(persons)
         persons = self._persons_in_scope()
         return Report(self.window, self.store, self._touchpoint_metrics(), self._size_requests(),
                       self._funnel(persons), self._paths(persons))
@@ -326,7 +337,9 @@ class _Assembly:
 
     def _funnel(self, persons: dict[str, list[Touchpoint]]) -> tuple[FunnelStage, ...]:
         rank = {phase: i for i, phase in enumerate(PHASES)}
-        deepest = Counter(max(rank[self.policy.tmap.phase(p)] for p in points) for points in persons.values())
+        points = {p for found in persons.values() for p in found}
+        depth = {p: rank[self.policy.tmap.phase(p)] for p in points}
+        deepest = Counter(max(depth[p] for p in found) for found in persons.values())
         reached = [sum(n for depth, n in deepest.items() if depth >= i) for i in range(len(PHASES))]
         stages = []
         for i, phase in enumerate(PHASES):
