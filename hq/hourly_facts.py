@@ -83,7 +83,7 @@ class HourlyFacts:
             event: dict[str, Any] = {"id": event_id, "source": source, "type": kind, "channel": channel,
                                      "data": decode_data(data)}
             facts.add(event, attribution_identifier(event, self.stitch), storage.time_value(time))  # type: ignore[arg-type]
-        return facts
+        return facts.freeze()
 
     def _evict(self, first: int, stop: int) -> None:
         """Past the limit, keep only the hours the latest report used."""

@@ -8,7 +8,8 @@ filed under its *attribution identifier* (``customer:…``, ``session:…`` or `
 report combines facts, so a late identity link never invalidates them, and facts of different
 spans (HQ keeps one per UTC hour) combine into the facts of their union.
 
-Facts are never changed once built; a report copies what it merges.
+Facts are frozen once built (``freeze``: their session parts become tuples) and never changed; a
+report copies what it merges.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from hq.touchpoints import Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
 from sync.envelope import event_name
@@ -37,8 +38,21 @@ def seen_gtins(name: str, data: Mapping[str, Any]) -> list[str]:
     return [gtin] if isinstance(gtin, str) else []
 
 
+class FrozenPart(NamedTuple):
+    """A finished session part: a tuple of strings and times, which the garbage collector stops
+    scanning, so a month of cached parts costs no collection time."""
+
+    touchpoint: Touchpoint
+    store: str | None
+    start: datetime
+    end: datetime
+    seen: tuple[str, ...]
+    idents: tuple[str, ...]
+    ended: tuple[datetime, float] | None  # the latest session.ended: (time, seconds)
+
+
 class SessionPart:
-    """The events of one session within one span: where, when, which items, which identifiers."""
+    """The events of one session within one span, while they are being added or merged."""
 
     __slots__ = ("touchpoint", "store", "start", "end", "seen", "idents", "ended")
 
@@ -48,21 +62,28 @@ class SessionPart:
         self.start = self.end = time
         self.seen: set[str] = set()
         self.idents: set[str] = set()
-        self.ended: tuple[datetime, float] | None = None  # the latest session.ended: (time, seconds)
+        self.ended: tuple[datetime, float] | None = None
 
-    def copy(self) -> SessionPart:
-        twin = SessionPart(self.touchpoint, self.store, self.start)
-        twin.end, twin.seen, twin.idents, twin.ended = self.end, set(self.seen), set(self.idents), self.ended
+    @classmethod
+    def copy_of(cls, part: Part) -> SessionPart:
+        twin = cls(part.touchpoint, part.store, part.start)
+        twin.end, twin.seen, twin.idents, twin.ended = part.end, set(part.seen), set(part.idents), part.ended
         return twin
 
-    def absorb(self, other: SessionPart) -> None:
+    def absorb(self, other: Part) -> None:
         """Add another part of the same session (from another span)."""
         self.start, self.end = min(self.start, other.start), max(self.end, other.end)
-        self.seen |= other.seen
-        self.idents |= other.idents
+        self.seen.update(other.seen)
+        self.idents.update(other.idents)
         if other.ended is not None and (self.ended is None or other.ended > self.ended):
             self.ended = other.ended
 
+    def freeze(self) -> FrozenPart:
+        return FrozenPart(self.touchpoint, self.store, self.start, self.end, tuple(sorted(self.seen)),
+                          tuple(sorted(self.idents)), self.ended)
+
+
+Part = SessionPart | FrozenPart
 
 # A digital visit: one touchpoint, one UTC day, one visitor. The visitor is the person of
 # ``ident`` when the event has one, else ``fallback`` (its raw anonymous id, else its event id).
@@ -74,8 +95,8 @@ class Facts:
     """Identity-free partial state of some events; ``add`` each, in any order."""
 
     tmap: TouchpointMap = field(default_factory=TouchpointMap)
-    edge: dict[tuple[str, str], SessionPart] = field(default_factory=dict)  # (source, session_id)
-    visits: dict[VisitKey, SessionPart] = field(default_factory=dict)
+    edge: dict[tuple[str, str], Part] = field(default_factory=dict)  # (source, session_id)
+    visits: dict[VisitKey, Part] = field(default_factory=dict)
     dwell: dict[Touchpoint, list[float]] = field(default_factory=dict)
     ratings: dict[tuple[Touchpoint, str], list[int]] = field(default_factory=dict)
     requested: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (store, request_id): first
@@ -111,19 +132,25 @@ class Facts:
         if name == "tag.departed" and _number(data.get("dwell_ms")):
             self.dwell.setdefault(point, []).append(data["dwell_ms"] / 1000)
 
+    def freeze(self) -> Facts:
+        """Done adding: parts become tuples (see FrozenPart); returns itself."""
+        self.edge = {key: _frozen(part) for key, part in self.edge.items()}
+        self.visits = {key: _frozen(part) for key, part in self.visits.items()}
+        return self
+
     def _part(self, event: Mapping[str, Any], ident: str | None, point: Touchpoint, store: str | None,
               time: datetime, data: Mapping[str, Any]) -> SessionPart:
         if "session_id" in data and event["source"].startswith("/stores/"):  # an edge event: it has a point
             edge_key = (str(event["source"]), str(data["session_id"]))
             part = self.edge.get(edge_key)
-            if part is None:
-                part = self.edge[edge_key] = SessionPart(point, store, time)
+            if not isinstance(part, SessionPart):
+                part = self.edge[edge_key] = SessionPart(point, store, time) if part is None else SessionPart.copy_of(part)
         else:
             fallback = "" if ident is not None else str(data.get("anonymous_id") or event["id"])
             visit_key = (point, time.date(), ident, fallback)
             part = self.visits.get(visit_key)
-            if part is None:
-                part = self.visits[visit_key] = SessionPart(point, store, time)
+            if not isinstance(part, SessionPart):
+                part = self.visits[visit_key] = SessionPart(point, store, time) if part is None else SessionPart.copy_of(part)
         if ident is not None:
             part.idents.add(ident)
         return part
@@ -146,6 +173,10 @@ class Facts:
         score, scale = data.get("score"), data.get("scale")
         if scale in ("nps", "csat") and isinstance(score, int) and not isinstance(score, bool):
             self.ratings.setdefault((rated, scale), []).append(score)
+
+
+def _frozen(part: Part) -> FrozenPart:
+    return part.freeze() if isinstance(part, SessionPart) else part
 
 
 def _number(value: Any) -> bool:

@@ -41,16 +41,20 @@ funnel and paths keep the persons who had a session at that store (all their ses
 
 from __future__ import annotations
 
+import bisect
+import gc
 import math
 import statistics
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from hq.identity import AttributedEvent
-from hq.touch_facts import AFTER_WINDOW, Facts, SessionPart
+from hq.touch_facts import AFTER_WINDOW, Facts, Part, SessionPart
 from hq.touchpoints import PHASES, Touchpoint, TouchpointMap
 from sync.envelope import event_name, parse_time
 
@@ -166,32 +170,21 @@ def csat(scores: list[int]) -> Rating:
     return Rating(len(scores), sum(1 for s in scores if s >= 4) / len(scores))
 
 
-class _Session:
-    """One session of the report: its parts from every span merged, its person resolved. The first
-    part is shared with the cached facts until a second one arrives (most sessions have one)."""
-
-    __slots__ = ("part", "owned", "person")
-
-    def __init__(self, part: SessionPart) -> None:
-        self.part = part
-        self.owned = False
-        self.person: str | None = None
-
-    def absorb(self, part: SessionPart) -> None:
-        if not self.owned:
-            self.part, self.owned = self.part.copy(), True
-        self.part.absorb(part)
-
-
 class _Assembly:
-    """Facts of many spans combined under one identity graph, then measured."""
+    """Facts of many spans combined under one identity graph, then measured.
+
+    Written for a month of a large retailer (a hundred thousand sessions per report): a session's
+    part is shared with the cached facts until a second part of it arrives, and persons are looked
+    up once per identifier."""
 
     def __init__(self, window: Window, store: str | None, policy: MetricsPolicy,
                  person_of: Callable[[str], str]) -> None:
         self.window, self.store, self.policy = window, store, policy
         self._person_of = person_of
         self._persons: dict[str, str] = {}
-        self._sessions: dict[tuple[Any, ...], _Session] = {}
+        # Edge sessions by (source, session_id), visits by (touchpoint, day, visitor): never equal.
+        self._sessions: dict[tuple[Any, ...], Part] = {}
+        self._owned: set[tuple[Any, ...]] = set()  # keys whose part is a copy of ours to change
         self._dwell: dict[Touchpoint, list[float]] = {}
         self._ratings: dict[tuple[Touchpoint, str], list[int]] = {}
         self._requested: dict[tuple[str, str], datetime] = {}
@@ -208,9 +201,9 @@ class _Assembly:
     def inside(self, facts: Facts) -> None:
         """Facts of events in the window: every metric."""
         for key, part in facts.edge.items():
-            self._merge(("edge", *key), part)
+            self._merge(key, part)
         for (point, day, ident, fallback), part in facts.visits.items():
-            self._merge(("visit", point, day, self.person(ident) if ident is not None else fallback), part)
+            self._merge((point, day, self.person(ident) if ident is not None else fallback), part)
         for point, values in facts.dwell.items():
             self._dwell.setdefault(point, []).extend(values)
         for rated, scores in facts.ratings.items():
@@ -226,34 +219,40 @@ class _Assembly:
         for key, times in facts.pos.items():
             self._pos.setdefault(key, []).extend(times)
 
-    def _merge(self, key: tuple[Any, ...], part: SessionPart) -> None:
-        session = self._sessions.get(key)
-        if session is None:
-            self._sessions[key] = _Session(part)
-        else:
-            session.absorb(part)
+    def _merge(self, key: tuple[Any, ...], part: Part) -> None:
+        mine = self._sessions.get(key)
+        if mine is None:
+            self._sessions[key] = part
+            return
+        if key not in self._owned:
+            mine = self._sessions[key] = SessionPart.copy_of(mine)
+            self._owned.add(key)
+        mine.absorb(part)  # type: ignore[union-attr]  # a copy: ours
 
     # -- measuring ------------------------------------------------------------------------------
 
     def report(self) -> Report:
-        for session in self._sessions.values():
-            idents = session.part.idents
-            if len(idents) == 1:
-                session.person = self.person(next(iter(idents)))
-            elif idents:
-                persons = {self.person(i) for i in idents}
-                customers = [p for p in persons if p.startswith("customer:")]
-                # Its customer when its events name one (consent withheld splits them), else the smallest.
-                session.person = min(customers) if customers else min(persons)
-        persons = self._persons_in_scope()
-        return Report(self.window, self.store, self._touchpoint_metrics(), self._size_requests(),
+        for times in self._pos.values():
+            times.sort()
+        sessions = [(part, self._owner(part.idents)) for part in self._sessions.values()]
+        persons = self._persons_in_scope(sessions)
+        return Report(self.window, self.store, self._touchpoint_metrics(sessions), self._size_requests(),
                       self._funnel(persons), self._paths(persons))
+
+    def _owner(self, idents: Collection[str]) -> str | None:
+        """A session's person: its customer when its events name one (consent withheld splits
+        them), else the smallest of their persons."""
+        if len(idents) == 1:
+            for ident in idents:
+                return self.person(ident)
+        persons = {self.person(i) for i in idents}
+        customers = [p for p in persons if p.startswith("customer:")]
+        return min(customers) if customers else min(persons, default=None)
 
     def _mine(self, point: Touchpoint) -> bool:
         return self.store is None or (point.channel == "store" and point.place == self.store)
 
-    def _converted(self, session: _Session) -> bool:
-        part, person = session.part, session.person
+    def _converted(self, part: Part, person: str | None) -> bool:
         until = part.end + self.policy.conversion_window
         if person is not None:
             for time, gtins in self._purchases.get(person, ()):
@@ -261,36 +260,41 @@ class _Assembly:
                     return True
         anonymous = person is None or not person.startswith("customer:")
         if anonymous and part.store is not None and part.touchpoint.channel == "store":
-            return any(part.start <= t <= until for g in part.seen for t in self._pos.get((part.store, g), ()))
+            for gtin in part.seen:
+                times = self._pos.get((part.store, gtin))  # sorted by report()
+                if times:
+                    i = bisect.bisect_left(times, part.start)
+                    if i < len(times) and times[i] <= until:
+                        return True
         return False
 
-    def _touchpoint_metrics(self) -> tuple[TouchpointMetrics, ...]:
-        by_point: dict[Touchpoint, list[_Session]] = {}
-        for session in self._sessions.values():
-            if self._mine(session.part.touchpoint):
-                by_point.setdefault(session.part.touchpoint, []).append(session)
+    def _touchpoint_metrics(self, sessions: list[tuple[Part, str | None]]) -> tuple[TouchpointMetrics, ...]:
+        by_point: dict[Touchpoint, list[tuple[Part, str | None]]] = {}
+        for session in sessions:
+            if self._mine(session[0].touchpoint):
+                by_point.setdefault(session[0].touchpoint, []).append(session)
         rated = {point for point, _ in self._ratings if self._mine(point)}
         rows = []
         for point in sorted(by_point.keys() | rated):
-            sessions = by_point.get(point, [])
-            people = {s.person for s in sessions if s.person is not None}
-            product = [s for s in sessions if s.part.seen]
-            converted = sum(1 for s in product if self._converted(s))
+            found = by_point.get(point, [])
+            people = {person for _, person in found if person is not None}
+            product = [(part, person) for part, person in found if part.seen]
+            converted = sum(1 for part, person in product if self._converted(part, person))
             rows.append(TouchpointMetrics(
                 touchpoint=point,
                 phase=self.policy.tmap.phase(point),
-                sessions=len(sessions),
+                sessions=len(found),
                 persons=len(people),
                 customers=sum(1 for p in people if p.startswith("customer:")),
-                session_seconds=Summary.of([s.part.ended[1] for s in sessions if s.part.ended is not None]),
+                session_seconds=Summary.of([part.ended[1] for part, _ in found if part.ended is not None]),
                 dwell_seconds=Summary.of(self._dwell.get(point, [])),
-                items_per_session=statistics.fmean(len(s.part.seen) for s in sessions) if sessions else None,
+                items_per_session=sum(len(part.seen) for part, _ in found) / len(found) if found else None,
                 product_sessions=len(product),
                 converted=converted,
                 conversion=converted / len(product) if product else None,
                 nps=nps(self._ratings.get((point, "nps"), [])),
                 csat=csat(self._ratings.get((point, "csat"), [])),
-                daily_sessions=self._daily([s.part.start for s in sessions]),
+                daily_sessions=self._daily([part.start for part, _ in found]),
             ))
         return tuple(rows)
 
@@ -322,15 +326,16 @@ class _Assembly:
                                       statistics.median(values) if values else None, nearest_rank(values, 0.9)))
         return tuple(rows)
 
-    def _persons_in_scope(self) -> dict[str, list[Touchpoint]]:
+    def _persons_in_scope(self, sessions: list[tuple[Part, str | None]]) -> dict[str, list[Touchpoint]]:
         """Each person's session touchpoints in time order, for the persons the store filter keeps."""
         touches: dict[str, list[tuple[datetime, Touchpoint]]] = {}
-        for session in self._sessions.values():
-            if session.person is not None:
-                touches.setdefault(session.person, []).append((session.part.start, session.part.touchpoint))
+        for part, person in sessions:
+            if person is not None:
+                touches.setdefault(person, []).append((part.start, part.touchpoint))
         ordered = {}
         for person, found in touches.items():
-            points = [point for _, point in sorted(found)]
+            found.sort()
+            points = [point for _, point in found]
             if self.store is None or any(self._mine(p) for p in points):
                 ordered[person] = points
         return ordered
@@ -369,16 +374,50 @@ def _earliest(into: dict[tuple[str, str], datetime], found: dict[tuple[str, str]
             into[key] = time
 
 
+class _CollectorPause:
+    """Keeps the cyclic garbage collector off while any report is assembled.
+
+    An assembly makes a few hundred thousand short-lived tuples and lists, all freed by reference
+    counting at its end; with the collector on they trigger full collections that scan the whole
+    heap (identity graph, caches), which doubled a warm report at a million events. Counted, so
+    concurrent reports on several threads turn it back on only when the last one ends, and only
+    if it was on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._was_enabled = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._was_enabled:
+                    gc.enable()
+
+
+collector_paused = _CollectorPause()
+
+
 def report(inside: Iterable[Facts], after: Iterable[Facts], window: Window, store: str | None = None,
            policy: MetricsPolicy | None = None, person_of: Callable[[str], str] = str) -> Report:
     """Every metric from the facts of the window's events (``inside``) and of the events up to the
     conversion window after it (``after``), persons looked up with ``person_of``."""
-    assembly = _Assembly(window, store, policy or MetricsPolicy(), person_of)
-    for facts in inside:
-        assembly.inside(facts)
-    for facts in after:
-        assembly.after(facts)
-    return assembly.report()
+    with collector_paused():
+        assembly = _Assembly(window, store, policy or MetricsPolicy(), person_of)
+        for facts in inside:
+            assembly.inside(facts)
+        for facts in after:
+            assembly.after(facts)
+        return assembly.report()
 
 
 def compute(events: Iterable[AttributedEvent], window: Window, store: str | None = None,
@@ -395,4 +434,4 @@ def compute(events: Iterable[AttributedEvent], window: Window, store: str | None
             inside.add(item.event, item.person, time)
         elif window.end <= time < horizon and event_name(item.event) in AFTER_WINDOW:
             after.add(item.event, item.person, time)
-    return report([inside], [after], window, store, policy)
+    return report([inside.freeze()], [after.freeze()], window, store, policy)
