@@ -184,7 +184,7 @@ class _Assembly:
         self._persons: dict[str, str] = {}
         # Edge sessions by (source, session_id), visits by (touchpoint, day, visitor): never equal.
         self._sessions: dict[tuple[Any, ...], Part] = {}
-        self._owned: set[tuple[Any, ...]] = set()  # keys whose part is a copy of ours to change
+        self._copies: dict[tuple[Any, ...], SessionPart] = {}  # sessions of several parts: ours to change
         self._dwell: dict[Touchpoint, list[float]] = {}
         self._ratings: dict[tuple[Touchpoint, str], list[int]] = {}
         self._requested: dict[tuple[str, str], datetime] = {}
@@ -224,10 +224,10 @@ class _Assembly:
         if mine is None:
             self._sessions[key] = part
             return
-        if key not in self._owned:
-            mine = self._sessions[key] = SessionPart.copy_of(mine)
-            self._owned.add(key)
-        mine.absorb(part)  # type: ignore[union-attr]  # a copy: ours
+        copy = self._copies.get(key)
+        if copy is None:
+            copy = self._copies[key] = self._sessions[key] = SessionPart.copy_of(mine)
+        copy.absorb(part)
 
     # -- measuring ------------------------------------------------------------------------------
 
