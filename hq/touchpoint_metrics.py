@@ -44,10 +44,11 @@ from __future__ import annotations
 import bisect
 import gc
 import math
+import operator
 import statistics
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -170,6 +171,9 @@ def csat(scores: list[int]) -> Rating:
     return Rating(len(scores), sum(1 for s in scores if s >= 4) / len(scores))
 
 
+START_AND_POINT = operator.attrgetter("start", "touchpoint")  # a person's sessions in time order, ties by place
+
+
 class _Assembly:
     """Facts of many spans combined under one identity graph, then measured.
 
@@ -234,20 +238,26 @@ class _Assembly:
     def report(self) -> Report:
         for times in self._pos.values():
             times.sort()
-        sessions = [(part, self._owner(part.idents)) for part in self._sessions.values()]
+        parts = list(self._sessions.values())
+        sessions = list(zip(parts, self._owners(parts)))
         persons = self._persons_in_scope(sessions)
         return Report(self.window, self.store, self._touchpoint_metrics(sessions), self._size_requests(),
                       self._funnel(persons), self._paths(persons))
 
-    def _owner(self, idents: Collection[str]) -> str | None:
-        """A session's person: its customer when its events name one (consent withheld splits
-        them), else the smallest of their persons."""
-        if len(idents) == 1:
-            for ident in idents:
-                return self.person(ident)
-        persons = {self.person(i) for i in idents}
-        customers = [p for p in persons if p.startswith("customer:")]
-        return min(customers) if customers else min(persons, default=None)
+    def _owners(self, parts: list[Part]) -> list[str | None]:
+        """Each session's person: its customer when its events name one (consent withheld splits
+        them), else the smallest of their persons. Most sessions have one identifier."""
+        known, owners = self._persons, []
+        for part in parts:
+            idents = part.idents
+            if len(idents) == 1:
+                (ident,) = idents
+                owners.append(known.get(ident) or self.person(ident))
+            else:
+                persons = {self.person(i) for i in idents}
+                customers = [p for p in persons if p.startswith("customer:")]
+                owners.append(min(customers) if customers else min(persons, default=None))
+        return owners
 
     def _mine(self, point: Touchpoint) -> bool:
         return self.store is None or (point.channel == "store" and point.place == self.store)
@@ -270,9 +280,11 @@ class _Assembly:
 
     def _touchpoint_metrics(self, sessions: list[tuple[Part, str | None]]) -> tuple[TouchpointMetrics, ...]:
         by_point: dict[Touchpoint, list[tuple[Part, str | None]]] = {}
+        everywhere = self.store is None
         for session in sessions:
-            if self._mine(session[0].touchpoint):
-                by_point.setdefault(session[0].touchpoint, []).append(session)
+            point = session[0].touchpoint
+            if everywhere or self._mine(point):
+                by_point.setdefault(point, []).append(session)
         rated = {point for point, _ in self._ratings if self._mine(point)}
         rows = []
         for point in sorted(by_point.keys() | rated):
@@ -328,14 +340,15 @@ class _Assembly:
 
     def _persons_in_scope(self, sessions: list[tuple[Part, str | None]]) -> dict[str, list[Touchpoint]]:
         """Each person's session touchpoints in time order, for the persons the store filter keeps."""
-        touches: dict[str, list[tuple[datetime, Touchpoint]]] = {}
+        touches: dict[str, list[Part]] = {}
         for part, person in sessions:
             if person is not None:
-                touches.setdefault(person, []).append((part.start, part.touchpoint))
+                touches.setdefault(person, []).append(part)
         ordered = {}
         for person, found in touches.items():
-            found.sort()
-            points = [point for _, point in found]
+            if len(found) > 1:
+                found.sort(key=START_AND_POINT)
+            points = [part.touchpoint for part in found]
             if self.store is None or any(self._mine(p) for p in points):
                 ordered[person] = points
         return ordered
@@ -344,7 +357,7 @@ class _Assembly:
         rank = {phase: i for i, phase in enumerate(PHASES)}
         points = {p for found in persons.values() for p in found}
         depth = {p: rank[self.policy.tmap.phase(p)] for p in points}
-        deepest = Counter(max(depth[p] for p in found) for found in persons.values())
+        deepest = Counter(max(map(depth.__getitem__, found)) for found in persons.values())
         reached = [sum(n for depth, n in deepest.items() if depth >= i) for i in range(len(PHASES))]
         stages = []
         for i, phase in enumerate(PHASES):
@@ -353,18 +366,18 @@ class _Assembly:
         return tuple(stages)
 
     def _paths(self, persons: dict[str, list[Touchpoint]]) -> tuple[PathCount, ...]:
-        counts: Counter[tuple[str, ...]] = Counter()
-        for points in persons.values():
-            path: list[str] = []
+        counts: Counter[tuple[Touchpoint, ...]] = Counter()
+        for points in persons.values():  # never empty: a person here has a session
+            path = [points[0]]
             for point in points:
-                label = str(point)
-                if not path or path[-1] != label:
-                    path.append(label)
-                if len(path) > self.policy.path_length:
-                    path.pop()
-                    break
+                if point != path[-1]:
+                    if len(path) == self.policy.path_length:
+                        break
+                    path.append(point)
             counts[tuple(path)] += 1
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        label = {point: str(point) for path in counts for point in path}
+        ranked = sorted(((tuple(label[p] for p in path), n) for path, n in counts.items()),
+                        key=lambda item: (-item[1], item[0]))
         return tuple(PathCount(steps, n) for steps, n in ranked[: self.policy.top_paths])
 
 
