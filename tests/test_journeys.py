@@ -27,7 +27,7 @@ from hq.journeys import (
 from hq.people import erase
 from hq.recommend import Recommender
 from hq.sqlstore import SqliteStorage
-from hq.storage import Storage
+from hq.storage import Storage, hour_of
 from hq.touchpoint_metrics import Report, Window, compute
 from hq.touchpoints import TouchpointMap, journey
 from kiosk.catalog import parse
@@ -128,6 +128,17 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
     events = list(read_events(loaded))
     check()
     assert facts.hours_read > read
+
+
+def test_the_hour_cache_keeps_at_most_its_limit_and_the_latest_hours(loaded: Storage, dataset: Dataset) -> None:
+    facts = HourlyFacts(loaded, keep_hours=24)
+    window = Window(dataset.start, dataset.start + timedelta(days=20))
+    graph = identity_graph(loaded)
+    report = touchpoint_report(loaded, window, graph=graph, facts=facts)
+    kept = facts.cached_hours()
+    assert len(kept) == 24 and facts.hours_read > 24
+    assert kept == sorted(loaded.hour_versions(hour_of(window.start), hour_of(window.end + timedelta(days=7))))[-24:]
+    assert touchpoint_report(loaded, window, graph=graph, facts=facts) == report
 
 
 def _unlinked_mirror_session(dataset: Dataset, window: Window) -> dict:
