@@ -178,14 +178,12 @@ class _Assembly:
     """Facts of many spans combined under one identity graph, then measured.
 
     Written for a month of a large retailer (a hundred thousand sessions per report): a session's
-    part is shared with the cached facts until a second part of it arrives, and persons are looked
-    up once per identifier."""
+    part is shared with the cached facts until a second part of it arrives."""
 
     def __init__(self, window: Window, store: str | None, policy: MetricsPolicy,
                  person_of: Callable[[str], str]) -> None:
         self.window, self.store, self.policy = window, store, policy
-        self._person_of = person_of
-        self._persons: dict[str, str] = {}
+        self.person = person_of
         # Edge sessions by (source, session_id), visits by (touchpoint, day, visitor): never equal.
         self._sessions: dict[tuple[Any, ...], Part] = {}
         self._copies: dict[tuple[Any, ...], SessionPart] = {}  # sessions of several parts: ours to change
@@ -196,18 +194,16 @@ class _Assembly:
         self._purchases: dict[str, list[tuple[datetime, frozenset[str]]]] = {}
         self._pos: dict[tuple[str, str], list[datetime]] = {}
 
-    def person(self, ident: str) -> str:
-        person = self._persons.get(ident)
-        if person is None:
-            person = self._persons[ident] = self._person_of(ident)
-        return person
-
     def inside(self, facts: Facts) -> None:
         """Facts of events in the window: every metric."""
+        sessions, merge, person = self._sessions, self._merge, self.person
         for key, part in facts.edge.items():
-            self._merge(key, part)
+            if sessions.setdefault(key, part) is not part:
+                merge(key, part)
         for (point, day, ident, fallback), part in facts.visits.items():
-            self._merge((point, day, self.person(ident) if ident is not None else fallback), part)
+            key = (point, day, person(ident) if ident is not None else fallback)
+            if sessions.setdefault(key, part) is not part:
+                merge(key, part)
         for point, values in facts.dwell.items():
             self._dwell.setdefault(point, []).extend(values)
         for rated, scores in facts.ratings.items():
@@ -224,13 +220,10 @@ class _Assembly:
             self._pos.setdefault(key, []).extend(times)
 
     def _merge(self, key: tuple[Any, ...], part: Part) -> None:
-        mine = self._sessions.get(key)
-        if mine is None:
-            self._sessions[key] = part
-            return
+        """A further part of a session we hold: absorbed into our own copy."""
         copy = self._copies.get(key)
         if copy is None:
-            copy = self._copies[key] = self._sessions[key] = SessionPart.copy_of(mine)
+            copy = self._copies[key] = self._sessions[key] = SessionPart.copy_of(self._sessions[key])
         copy.absorb(part)
 
     # -- measuring ------------------------------------------------------------------------------
@@ -238,53 +231,60 @@ class _Assembly:
     def report(self) -> Report:
         for times in self._pos.values():
             times.sort()
-        parts = list(self._sessions.values())
-        sessions = list(zip(parts, self._owners(parts)))
-        persons = self._persons_in_scope(sessions)
-        return Report(self.window, self.store, self._touchpoint_metrics(sessions), self._size_requests(),
+        by_point, by_person = self._grouped()
+        persons = self._persons_in_scope(by_person)
+        return Report(self.window, self.store, self._touchpoint_metrics(by_point), self._size_requests(),
                       self._funnel(persons), self._paths(persons))
 
-    def _owners(self, parts: list[Part]) -> list[str | None]:
-        """Each session's person: its customer when its events name one (consent withheld splits
-        them), else the smallest of their persons. Most sessions have one identifier."""
-        known, owners = self._persons, []
-        for part in parts:
+    def _grouped(self) -> tuple[dict[Touchpoint, list[tuple[Part, str | None]]], dict[str, list[Part]]]:
+        """Sessions by touchpoint (those the store filter keeps) with their persons, and by person."""
+        by_point: dict[Touchpoint, list[tuple[Part, str | None]]] = {}
+        by_person: dict[str, list[Part]] = {}
+        person, everywhere = self.person, self.store is None
+        for part in self._sessions.values():
             idents = part.idents
-            if len(idents) == 1:
+            if len(idents) == 1:  # most sessions
                 (ident,) = idents
-                owners.append(known.get(ident) or self.person(ident))
+                owner: str | None = person(ident)
             else:
-                persons = {self.person(i) for i in idents}
-                customers = [p for p in persons if p.startswith("customer:")]
-                owners.append(min(customers) if customers else min(persons, default=None))
-        return owners
+                owner = self._owner(idents)
+            if owner is not None:
+                by_person.setdefault(owner, []).append(part)
+            point = part.touchpoint
+            if everywhere or self._mine(point):
+                by_point.setdefault(point, []).append((part, owner))
+        return by_point, by_person
+
+    def _owner(self, idents: Iterable[str]) -> str | None:
+        """A session's person: its customer when its events name one (consent withheld splits
+        them), else the smallest of their persons."""
+        persons = {self.person(i) for i in idents}
+        customers = [p for p in persons if p.startswith("customer:")]
+        return min(customers) if customers else min(persons, default=None)
 
     def _mine(self, point: Touchpoint) -> bool:
         return self.store is None or (point.channel == "store" and point.place == self.store)
 
     def _converted(self, part: Part, person: str | None) -> bool:
-        until = part.end + self.policy.conversion_window
+        start, until = part.start, part.end + self.policy.conversion_window
         if person is not None:
             for time, gtins in self._purchases.get(person, ()):
-                if part.start <= time <= until and not gtins.isdisjoint(part.seen):
+                if start <= time <= until and not gtins.isdisjoint(part.seen):
                     return True
-        anonymous = person is None or not person.startswith("customer:")
-        if anonymous and part.store is not None and part.touchpoint.channel == "store":
-            for gtin in part.seen:
-                times = self._pos.get((part.store, gtin))  # sorted by report()
-                if times:
-                    i = bisect.bisect_left(times, part.start)
-                    if i < len(times) and times[i] <= until:
-                        return True
+            if person.startswith("customer:"):
+                return False
+        if part.store is None or part.touchpoint.channel != "store":
+            return False
+        for gtin in part.seen:  # anonymous: a purchase of the item in the same store
+            times = self._pos.get((part.store, gtin))  # sorted by report()
+            if times:
+                i = bisect.bisect_left(times, start)
+                if i < len(times) and times[i] <= until:
+                    return True
         return False
 
-    def _touchpoint_metrics(self, sessions: list[tuple[Part, str | None]]) -> tuple[TouchpointMetrics, ...]:
-        by_point: dict[Touchpoint, list[tuple[Part, str | None]]] = {}
-        everywhere = self.store is None
-        for session in sessions:
-            point = session[0].touchpoint
-            if everywhere or self._mine(point):
-                by_point.setdefault(point, []).append(session)
+    def _touchpoint_metrics(self, by_point: dict[Touchpoint, list[tuple[Part, str | None]]]
+                            ) -> tuple[TouchpointMetrics, ...]:
         rated = {point for point, _ in self._ratings if self._mine(point)}
         rows = []
         for point in sorted(by_point.keys() | rated):
@@ -313,9 +313,10 @@ class _Assembly:
     def _daily(self, starts: list[datetime]) -> tuple[int, ...]:
         """How many of these began on each day of the window (a last short day joins the one before)."""
         days = max((self.window.end - self.window.start).days, 1)
+        midnights = [self.window.start + timedelta(days=d) for d in range(1, days)]
         counts = [0] * days
         for start in starts:
-            counts[min((start - self.window.start).days, days - 1)] += 1
+            counts[bisect.bisect_right(midnights, start)] += 1
         return tuple(counts)
 
     def _size_requests(self) -> tuple[ResponseTimes, ...]:
@@ -338,14 +339,10 @@ class _Assembly:
                                       statistics.median(values) if values else None, nearest_rank(values, 0.9)))
         return tuple(rows)
 
-    def _persons_in_scope(self, sessions: list[tuple[Part, str | None]]) -> dict[str, list[Touchpoint]]:
+    def _persons_in_scope(self, by_person: dict[str, list[Part]]) -> dict[str, list[Touchpoint]]:
         """Each person's session touchpoints in time order, for the persons the store filter keeps."""
-        touches: dict[str, list[Part]] = {}
-        for part, person in sessions:
-            if person is not None:
-                touches.setdefault(person, []).append(part)
         ordered = {}
-        for person, found in touches.items():
+        for person, found in by_person.items():
             if len(found) > 1:
                 found.sort(key=START_AND_POINT)
             points = [part.touchpoint for part in found]
