@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 def init_app(app: Flask) -> None:
     """Give the app its identity graph and hourly facts caches (one each per web process)."""
     app.extensions[GRAPHS] = people.GraphCache(app.extensions["hq.storage"], lambda: datetime.now(timezone.utc))
-    app.extensions[FACTS] = HourlyFacts(app.extensions["hq.storage"])
+    days = app.config["HQ"].hq.report_cache_days
+    app.extensions[FACTS] = HourlyFacts(app.extensions["hq.storage"], keep_hours=24 * days)
 
 
 def _bad(message: str) -> tuple[Response, int]:

@@ -25,7 +25,7 @@ from hq.touch_facts import Facts
 from hq.touchpoints import TouchpointMap
 
 COLUMNS = "source, id, type, time, channel, data"
-KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with room; about 130 MB at 1M events a month
+KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with room ([hq] report_cache_days)
 
 
 class HourlyFacts:

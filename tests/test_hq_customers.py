@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.customers import parse_window
+from hq.customers import FACTS, parse_window
 from hq.identity import stitch
 from hq.journeys import person_events
 from hq.storage import Storage
@@ -115,6 +115,20 @@ def test_touchpoints_report_and_its_parameters(client: FlaskClient, dataset: Dat
                          ({"from": "2020-01-01", "to": "2026-01-01"}, "from")]:
         answer = client.get("/v1/touchpoints", query_string=query, headers=API)
         assert answer.status_code == 400 and answer.get_json()["error"].startswith(named), query
+
+
+def test_the_api_serves_reports_from_the_hour_cache_the_config_sizes(tmp_path: Path, dataset: Dataset) -> None:
+    with hq_app(tmp_path, hq={"report_cache_days": 3}) as app:
+        load(app.extensions["hq.storage"], dataset)
+        facts = app.extensions[FACTS]
+        assert facts.keep_hours == 72
+        query = {"from": dataset.start.isoformat(), "to": (dataset.start + timedelta(days=20)).isoformat()}
+        client = app.test_client()
+        first = client.get("/v1/touchpoints", query_string=query, headers=API).get_json()
+        read = facts.hours_read
+        assert read > 72 and len(facts.cached_hours()) == 72
+        again = client.get("/v1/touchpoints", query_string=query, headers=API).get_json()
+        assert again == first and facts.hours_read - read == read - 72  # all but the kept hours read again
 
 
 def test_consent_through_the_api_governs_stitching(client: FlaskClient, dataset: Dataset) -> None:
