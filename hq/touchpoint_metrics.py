@@ -232,9 +232,8 @@ class _Assembly:
         for times in self._pos.values():
             times.sort()
         by_point, by_person = self._grouped()
-        persons = self._persons_in_scope(by_person)
-        return Report(self.window, self.store, self._touchpoint_metrics(by_point), self._size_requests(),
-                      self._funnel(persons), self._paths(persons))
+        funnel, paths = self._journeys(by_person)
+        return Report(self.window, self.store, self._touchpoint_metrics(by_point), self._size_requests(), funnel, paths)
 
     def _grouped(self) -> tuple[dict[Touchpoint, list[tuple[Part, str | None]]], dict[str, list[Part]]]:
         """Sessions by touchpoint (those the store filter keeps) with their persons, and by person."""
@@ -339,43 +338,52 @@ class _Assembly:
                                       statistics.median(values) if values else None, nearest_rank(values, 0.9)))
         return tuple(rows)
 
-    def _persons_in_scope(self, by_person: dict[str, list[Part]]) -> dict[str, list[Touchpoint]]:
-        """Each person's session touchpoints in time order, for the persons the store filter keeps."""
-        ordered = {}
-        for person, found in by_person.items():
-            if len(found) > 1:
-                found.sort(key=START_AND_POINT)
-            points = [part.touchpoint for part in found]
-            if self.store is None or any(self._mine(p) for p in points):
-                ordered[person] = points
-        return ordered
-
-    def _funnel(self, persons: dict[str, list[Touchpoint]]) -> tuple[FunnelStage, ...]:
-        rank = {phase: i for i, phase in enumerate(PHASES)}
-        points = {p for found in persons.values() for p in found}
-        depth = {p: rank[self.policy.tmap.phase(p)] for p in points}
-        deepest = Counter(max(map(depth.__getitem__, found)) for found in persons.values())
-        reached = [sum(n for depth, n in deepest.items() if depth >= i) for i in range(len(PHASES))]
-        stages = []
-        for i, phase in enumerate(PHASES):
-            has_next = i + 1 < len(PHASES) and reached[i] > 0
-            stages.append(FunnelStage(phase, reached[i], 1 - reached[i + 1] / reached[i] if has_next else None))
-        return tuple(stages)
-
-    def _paths(self, persons: dict[str, list[Touchpoint]]) -> tuple[PathCount, ...]:
+    def _journeys(self, by_person: dict[str, list[Part]]) -> tuple[tuple[FunnelStage, ...], tuple[PathCount, ...]]:
+        """The funnel and the top paths, from each person's sessions in time order (ties by
+        touchpoint), for the persons the store filter keeps; one pass over the persons."""
+        depth = _PhaseRanks(self.policy.tmap)
+        deepest = [0] * len(PHASES)
         counts: Counter[tuple[Touchpoint, ...]] = Counter()
-        for points in persons.values():  # never empty: a person here has a session
-            path = [points[0]]
-            for point in points:
-                if point != path[-1]:
-                    if len(path) == self.policy.path_length:
-                        break
-                    path.append(point)
-            counts[tuple(path)] += 1
+        for found in by_person.values():  # never empty: a person here has a session
+            if len(found) == 1:
+                points = [found[0].touchpoint]
+            else:
+                found.sort(key=START_AND_POINT)
+                points = [part.touchpoint for part in found]
+            if self.store is not None and not any(self._mine(p) for p in points):
+                continue
+            deepest[max(map(depth.__getitem__, points))] += 1
+            counts[self._path(points)] += 1
+        reached = [sum(deepest[i:]) for i in range(len(PHASES))]
+        funnel = tuple(FunnelStage(phase, reached[i], 1 - reached[i + 1] / reached[i]
+                                   if i + 1 < len(PHASES) and reached[i] > 0 else None)
+                       for i, phase in enumerate(PHASES))
         label = {point: str(point) for path in counts for point in path}
         ranked = sorted(((tuple(label[p] for p in path), n) for path, n in counts.items()),
                         key=lambda item: (-item[1], item[0]))
-        return tuple(PathCount(steps, n) for steps, n in ranked[: self.policy.top_paths])
+        return funnel, tuple(PathCount(steps, n) for steps, n in ranked[: self.policy.top_paths])
+
+    def _path(self, points: list[Touchpoint]) -> tuple[Touchpoint, ...]:
+        """Repeats in a row collapsed, the first ``path_length`` kept."""
+        path = [points[0]]
+        for point in points:
+            if point != path[-1]:
+                if len(path) == self.policy.path_length:
+                    break
+                path.append(point)
+        return tuple(path)
+
+
+class _PhaseRanks(dict[Touchpoint, int]):
+    """Touchpoint -> the index of its phase in PHASES, each looked up in the map once."""
+
+    def __init__(self, tmap: TouchpointMap) -> None:
+        super().__init__()
+        self.tmap = tmap
+
+    def __missing__(self, point: Touchpoint) -> int:
+        rank = self[point] = PHASES.index(self.tmap.phase(point))
+        return rank
 
 
 def _earliest(into: dict[tuple[str, str], datetime], found: dict[tuple[str, str], datetime]) -> None:
