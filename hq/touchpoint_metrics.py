@@ -42,6 +42,7 @@ funnel and paths keep the persons who had a session at that store (all their ses
 from __future__ import annotations
 
 import bisect
+import functools
 import gc
 import math
 import operator
@@ -192,7 +193,7 @@ class _Assembly:
         self._requested: dict[tuple[str, str], datetime] = {}
         self._fulfilled: dict[tuple[str, str], datetime] = {}
         self._purchases: dict[str, list[tuple[datetime, frozenset[str]]]] = {}
-        self._pos: dict[tuple[str, str], list[datetime]] = {}
+        self._pos: dict[str, dict[str, list[datetime]]] = {}  # store -> gtin -> purchase times
 
     def inside(self, facts: Facts) -> None:
         """Facts of events in the window: every metric."""
@@ -216,8 +217,8 @@ class _Assembly:
         _earliest(self._fulfilled, facts.fulfilled)
         for ident, time, gtins in facts.purchases:
             self._purchases.setdefault(self.person(ident), []).append((time, gtins))
-        for key, times in facts.pos.items():
-            self._pos.setdefault(key, []).extend(times)
+        for (store, gtin), times in facts.pos.items():
+            self._pos.setdefault(store, {}).setdefault(gtin, []).extend(times)
 
     def _merge(self, key: tuple[Any, ...], part: Part) -> None:
         """A further part of a session we hold: absorbed into our own copy."""
@@ -229,8 +230,9 @@ class _Assembly:
     # -- measuring ------------------------------------------------------------------------------
 
     def report(self) -> Report:
-        for times in self._pos.values():
-            times.sort()
+        for bought in self._pos.values():
+            for times in bought.values():
+                times.sort()
         by_point, by_person = self._grouped()
         funnel, paths = self._journeys(by_person)
         return Report(self.window, self.store, self._touchpoint_metrics(by_point), self._size_requests(), funnel, paths)
@@ -274,8 +276,9 @@ class _Assembly:
                 return False
         if part.store is None or part.touchpoint.channel != "store":
             return False
+        bought = self._pos.get(part.store, {})
         for gtin in part.seen:  # anonymous: a purchase of the item in the same store
-            times = self._pos.get((part.store, gtin))  # sorted by report()
+            times = bought.get(gtin)  # sorted by report()
             if times:
                 i = bisect.bisect_left(times, start)
                 if i < len(times) and times[i] <= until:
@@ -313,10 +316,8 @@ class _Assembly:
         """How many of these began on each day of the window (a last short day joins the one before)."""
         days = max((self.window.end - self.window.start).days, 1)
         midnights = [self.window.start + timedelta(days=d) for d in range(1, days)]
-        counts = [0] * days
-        for start in starts:
-            counts[bisect.bisect_right(midnights, start)] += 1
-        return tuple(counts)
+        counts = Counter(map(functools.partial(bisect.bisect_right, midnights), starts))
+        return tuple(counts[day] for day in range(days))
 
     def _size_requests(self) -> tuple[ResponseTimes, ...]:
         waits: dict[str, list[float]] = {}
