@@ -48,7 +48,7 @@ import math
 import operator
 import statistics
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -239,8 +239,8 @@ class _Assembly:
 
     def _grouped(self) -> tuple[dict[Touchpoint, list[tuple[Part, str | None]]], dict[str, list[Part]]]:
         """Sessions by touchpoint (those the store filter keeps) with their persons, and by person."""
-        by_point: dict[Touchpoint, list[tuple[Part, str | None]]] = {}
-        by_person: dict[str, list[Part]] = {}
+        by_point: defaultdict[Touchpoint, list[tuple[Part, str | None]]] = defaultdict(list)
+        by_person: defaultdict[str, list[Part]] = defaultdict(list)
         person, everywhere = self.person, self.store is None
         for part in self._sessions.values():
             idents = part.idents
@@ -250,10 +250,9 @@ class _Assembly:
             else:
                 owner = self._owner(idents)
             if owner is not None:
-                by_person.setdefault(owner, []).append(part)
-            point = part.touchpoint
-            if everywhere or self._mine(point):
-                by_point.setdefault(point, []).append((part, owner))
+                by_person[owner].append(part)
+            if everywhere or self._mine(part.touchpoint):
+                by_point[part.touchpoint].append((part, owner))
         return by_point, by_person
 
     def _owner(self, idents: Iterable[str]) -> str | None:
