@@ -14,9 +14,9 @@ report copies what it merges.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from hq.touchpoints import Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
