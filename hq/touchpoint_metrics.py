@@ -314,8 +314,8 @@ class _Assembly:
     def _daily(self, starts: list[datetime]) -> tuple[int, ...]:
         """How many of these began on each day of the window (a last short day joins the one before)."""
         days = max((self.window.end - self.window.start).days, 1)
-        midnights = [self.window.start + timedelta(days=d) for d in range(1, days)]
-        counts = Counter(map(functools.partial(bisect.bisect_right, midnights), starts))
+        day_ends = [self.window.start + timedelta(days=d) for d in range(1, days)]
+        counts = Counter(map(functools.partial(bisect.bisect_right, day_ends), starts))
         return tuple(counts[day] for day in range(days))
 
     def _size_requests(self) -> tuple[ResponseTimes, ...]:
