@@ -128,8 +128,8 @@ def logout() -> Response:
 
 class ReportCache:
     """The overview's report per (window, store), computed on a background thread and reused for
-    REPORT_TTL_S seconds. Warm, a report over a million events takes about a second; the first one
-    after start reads every hour of the window (half a minute), so the page says so and reloads."""
+    REPORT_TTL_S seconds. Warm, 30 days of a million-event database take about a second; the first
+    report after a start reads every hour of its window (10 to 15 s), so the page says so and reloads."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
