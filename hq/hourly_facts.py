@@ -16,15 +16,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 from hq.identity import StitchPolicy, attribution_identifier
-from hq.sqlstore import decode_data
+from hq.sqlstore import EVENT_FIELDS, event_from_row
 from hq.storage import Storage, hour_of, hour_start
 from hq.touch_facts import Facts
 from hq.touchpoints import TouchpointMap
 
-COLUMNS = "source, id, type, time, channel, data"
 KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with room ([hq] report_cache_days)
 
 
@@ -77,12 +75,11 @@ class HourlyFacts:
         """The facts of the events with ``start <= time < end``: one indexed range query."""
         storage = self.storage
         facts = Facts(self.tmap)
-        rows = storage.fetchall(f"SELECT {COLUMNS} FROM events WHERE time >= ? AND time < ?",
+        rows = storage.fetchall(f"SELECT {EVENT_FIELDS} FROM events WHERE time >= ? AND time < ?",
                                 (storage.time_param(start), storage.time_param(end)))
-        for source, event_id, kind, time, channel, data in rows:
-            event: dict[str, Any] = {"id": event_id, "source": source, "type": kind, "channel": channel,
-                                     "data": decode_data(data)}
-            facts.add(event, attribution_identifier(event, self.stitch), storage.time_value(time))  # type: ignore[arg-type]
+        for row in rows:
+            event = event_from_row(storage, row)
+            facts.add(event, attribution_identifier(event, self.stitch), storage.time_value(row[3]))  # type: ignore[arg-type]
         return facts.freeze()
 
     def _evict(self, first: int, stop: int) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from hq.identity import LINK_EVENTS, IdentityGraph, StitchPolicy, attributed, stitch
 from hq.recommend import ProductLookup, Recommender, RecommendPolicy
-from hq.sqlstore import decode_data
+from hq.sqlstore import EVENT_FIELDS, decode_data, event_from_row
 from hq.storage import Storage
 from hq.hourly_facts import HourlyFacts
 from hq.touchpoint_metrics import MetricsPolicy, Report, Window, report
@@ -30,7 +30,6 @@ from sync.envelope import TYPE_PREFIX, utc_now_iso
 from touchpoint.errors import TouchpointError
 
 PAGE = 5000
-COLUMNS = "source, id, type, time, seq, channel, data"
 IDENTIFIER_FIELDS = ("customer", "session_id", "anonymous_id")  # attribution order; ingest copies them to columns
 KEYS = "source, id, type, time, channel, " + ", ".join(IDENTIFIER_FIELDS)
 # How read_events pages: SQLite by rowid in table order, no index (with statistics, SQLite would
@@ -41,15 +40,6 @@ KEY_CHUNK = 400  # (source, id) pairs per lookup, well under every backend's par
 
 class CursorError(TouchpointError, ValueError):
     """A journey cursor that this module did not hand out."""
-
-
-def _envelope(storage: Storage, row: Sequence[Any]) -> dict[str, Any]:
-    source, event_id, kind, time, seq, channel, data = row
-    event = {"specversion": "1.0", "id": event_id, "source": source, "type": kind,
-             "time": storage.time_text(time), "channel": channel, "data": decode_data(data)}
-    if seq is not None:
-        event["seq"] = seq
-    return event
 
 
 def read_events(storage: Storage, *, start: datetime | None = None, end: datetime | None = None,
@@ -70,12 +60,12 @@ def read_events(storage: Storage, *, start: datetime | None = None, end: datetim
     last: tuple[Any, ...] = ()
     while True:
         clauses = [*where, f"({key}) > ({', '.join('?' * len(last))})"] if last else where
-        sql = f"SELECT {COLUMNS}, {key} FROM {table}"
+        sql = f"SELECT {EVENT_FIELDS}, {key} FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         rows = storage.fetchall(f"{sql} ORDER BY {key} LIMIT {int(page)}", [*params, *last])
         for row in rows:
-            yield _envelope(storage, row[:7])
+            yield event_from_row(storage, row[:7])
         if len(rows) < page:
             return
         last = tuple(rows[-1][7:])
@@ -149,8 +139,8 @@ def events_naming(storage: Storage, identifiers: Iterable[str]) -> list[dict[str
     where, params = _naming(identifiers)
     if not where:
         return []
-    rows = storage.fetchall(f"SELECT {COLUMNS} FROM events WHERE {where}", params)
-    return [_envelope(storage, row) for row in rows]
+    rows = storage.fetchall(f"SELECT {EVENT_FIELDS} FROM events WHERE {where}", params)
+    return [event_from_row(storage, row) for row in rows]
 
 
 def person_events(storage: Storage, graph: IdentityGraph, person: str) -> list[dict[str, Any]]:

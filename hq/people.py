@@ -25,7 +25,7 @@ from typing import Any
 
 from hq.identity import CONSENT_STATES, LINK_EVENTS, ConsentChange, IdentityGraph, StitchPolicy
 from hq.journeys import events_naming, identity_graph, read_events
-from hq.sqlstore import decode_data
+from hq.sqlstore import EVENT_FIELDS, event_from_row
 from hq.storage import Storage
 from sync.envelope import TYPE_PREFIX
 
@@ -92,12 +92,9 @@ class GraphCache:
     def _arrived_since(self, moment: datetime) -> Iterator[dict[str, Any]]:
         types = [TYPE_PREFIX + name for name in LINK_EVENTS]
         rows = self.storage.fetchall(
-            f"SELECT source, id, type, time, data FROM events WHERE type IN ({', '.join('?' * len(types))})"
+            f"SELECT {EVENT_FIELDS} FROM events WHERE type IN ({', '.join('?' * len(types))})"
             " AND received_at >= ?", [*types, self.storage.time_param(moment)])
-        for source, event_id, kind, time, data in rows:
-            yield {"id": event_id, "source": source, "type": kind,
-                   "time": self.storage.time_value(time).isoformat(),  # type: ignore[union-attr]
-                   "data": decode_data(data)}
+        return (event_from_row(self.storage, row) for row in rows)
 
 
 @dataclass(frozen=True)
