@@ -24,7 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from hq.ingest import DEAD_RAW_BYTES, decode, to_row
-from hq.storage import DeadLetter, EventRow, Storage
+from hq.storage import DeadLetter, EventRow, Storage, reason_kind
 from hq.users import bearer, token_matches
 from sync.envelope import EnvelopeError
 
@@ -141,5 +141,5 @@ def _count(outcome: Intake) -> None:
     metrics.duplicates.inc(len(outcome.duplicates))
     for name, count in Counter(outcome.types).items():
         metrics.events.labels(name).inc(count)
-    for kind, count in Counter(r["reason"].split(":", 1)[0][:60] for r in outcome.rejected).items():
+    for kind, count in Counter(reason_kind(r["reason"]) for r in outcome.rejected).items():
         metrics.dead_letters.labels(kind).inc(count)

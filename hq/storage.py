@@ -46,6 +46,11 @@ class EventRow:
     received_at: datetime
 
 
+def reason_kind(reason: str) -> str:
+    """A refusal reason's first clause, a bounded label for metrics (``data.gtin``, ``json``)."""
+    return reason.split(":", 1)[0][:60]
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """Something HQ refused, kept with why, where from and (truncated) what it was."""
@@ -59,8 +64,7 @@ class DeadLetter:
 
     @property
     def kind(self) -> str:
-        """The reason's first clause, a bounded label for metrics (``data.gtin``, ``json``)."""
-        return self.reason.split(":", 1)[0][:60]
+        return reason_kind(self.reason)
 
     def to_json(self) -> dict[str, Any]:
         return {
