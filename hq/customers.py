@@ -24,6 +24,7 @@ GRAPHS = "hq.graphs"
 FACTS = "hq.facts"
 RECOMPUTE = "hq.recompute"  # an object with request(), set by the server when MQTT publishing runs
 CUSTOMER = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+BAD_CUSTOMER = "customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
 MAX_LIMIT = 1000
 MAX_WINDOW = timedelta(days=400)
 
@@ -47,7 +48,7 @@ def _bad(message: str) -> tuple[Response, int]:
 def journey(customer: str) -> Response | tuple[Response, int]:
     """Every touchpoint of the person behind a customer token, in time order, a page at a time."""
     if not CUSTOMER.fullmatch(customer):
-        return _bad("customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
+        return _bad(BAD_CUSTOMER)
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
         return _bad(f"limit: a whole number from 1 to {MAX_LIMIT}")
@@ -65,7 +66,7 @@ def journey(customer: str) -> Response | tuple[Response, int]:
 def consent(customer: str) -> Response | tuple[Response, int]:
     """Record ``{"consent": "granted"|"denied"|"revoked"}``; it governs stitching and hints."""
     if not CUSTOMER.fullmatch(customer):
-        return _bad("customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
+        return _bad(BAD_CUSTOMER)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _bad('body: a JSON object like {"consent": "granted"}')
@@ -83,7 +84,7 @@ def consent(customer: str) -> Response | tuple[Response, int]:
 def erase(customer: str) -> Response | tuple[Response, int]:
     """Erase the customer and everything linked to them; the stores' messages are rebuilt."""
     if not CUSTOMER.fullmatch(customer):
-        return _bad("customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
+        return _bad(BAD_CUSTOMER)
     graphs = current_app.extensions[GRAPHS]
     with graphs.use() as graph:
         done = people.erase(current_app.extensions["hq.storage"], graph, customer)
