@@ -86,7 +86,7 @@ def touchpoint_report(storage: Storage, window: Window, store: str | None = None
     graph = graph or identity_graph(storage)
     facts = facts or HourlyFacts(storage, policy.tmap, graph.policy)
     inside, after = facts.between((window.start, window.end), (window.end, window.end + policy.conversion_window))
-    return report(inside, after, window, store, policy, graph.person_of)
+    return report(inside, after, window, store, policy, graph.stitched())
 
 
 def report_json(report: Report) -> dict[str, Any]:

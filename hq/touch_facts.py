@@ -8,13 +8,13 @@ filed under its *attribution identifier* (``customer:…``, ``session:…`` or `
 report combines facts, so a late identity link never invalidates them, and facts of different
 spans (HQ keeps one per UTC hour) combine into the facts of their union.
 
-Facts are frozen once built (``freeze``: their session parts become tuples) and never changed; a
-report copies what it merges.
+Facts are frozen once built (``freeze``: their session parts become tuples) and never changed;
+``combined`` shares their parts and copies only the sessions it merges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -173,6 +173,50 @@ class Facts:
         score, scale = data.get("score"), data.get("scale")
         if scale in ("nps", "csat") and isinstance(score, int) and not isinstance(score, bool):
             self.ratings.setdefault((rated, scale), []).append(score)
+
+
+def combined(spans: Iterable[Facts], tmap: TouchpointMap | None = None) -> Facts:
+    """The facts of the union of disjoint spans, which stay as they are: parts are shared, and
+    only a session with parts in several spans gets a new part (dictionary work in C otherwise)."""
+    whole = Facts(tmap or TouchpointMap())
+    copies: dict[tuple[Any, ...], SessionPart] = {}
+    for facts in spans:
+        _join(whole.edge, facts.edge, copies)
+        _join(whole.visits, facts.visits, copies)
+        for point, values in facts.dwell.items():
+            whole.dwell.setdefault(point, []).extend(values)
+        for rated, scores in facts.ratings.items():
+            whole.ratings.setdefault(rated, []).extend(scores)
+        earliest(whole.requested, facts.requested)
+        earliest(whole.fulfilled, facts.fulfilled)
+        whole.purchases += facts.purchases
+        for bought, times in facts.pos.items():
+            whole.pos.setdefault(bought, []).extend(times)
+        whole.events += facts.events
+    return whole
+
+
+def _join(held: dict[Any, Part], parts: Mapping[Any, Part], copies: dict[tuple[Any, ...], SessionPart]) -> None:
+    common = held.keys() & parts.keys()
+    earlier = [(key, held[key]) for key in common]
+    held.update(parts)
+    for key, part in earlier:
+        held[key] = absorbed(key, part, parts[key], copies)
+
+
+def absorbed(key: tuple[Any, ...], part: Part, other: Part, copies: dict[tuple[Any, ...], SessionPart]) -> SessionPart:
+    """``part`` with ``other`` added, in a copy kept in ``copies`` (what is shared stays as it is)."""
+    copy = copies.get(key)
+    if copy is None:
+        copy = copies[key] = SessionPart.copy_of(part)
+    copy.absorb(other)
+    return copy
+
+
+def earliest(into: dict[tuple[str, str], datetime], found: Mapping[tuple[str, str], datetime]) -> None:
+    for key, time in found.items():
+        if key not in into or time < into[key]:
+            into[key] = time
 
 
 def _frozen(part: Part) -> FrozenPart:

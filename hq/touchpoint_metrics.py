@@ -49,14 +49,14 @@ import operator
 import statistics
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from hq.identity import AttributedEvent
-from hq.touch_facts import AFTER_WINDOW, Facts, Part, SessionPart
+from hq.touch_facts import AFTER_WINDOW, Facts, Part, SessionPart, absorbed, combined, earliest
 from hq.touchpoints import PHASES, Touchpoint, TouchpointMap
 from sync.envelope import event_name, parse_time
 
@@ -173,80 +173,72 @@ def csat(scores: list[int]) -> Rating:
 
 
 START_AND_POINT = operator.attrgetter("start", "touchpoint")  # a person's sessions in time order, ties by place
+ENDED, SEEN, START = operator.attrgetter("ended"), operator.attrgetter("seen"), operator.attrgetter("start")
 
 
 class _Assembly:
-    """Facts of many spans combined under one identity graph, then measured.
+    """The facts of a window and of the conversion window after it, measured under one identity graph.
 
-    Written for a month of a large retailer (a hundred thousand sessions per report): a session's
-    part is shared with the cached facts until a second part of it arrives."""
+    Written for a month of a large retailer (a couple of hundred thousand sessions per report),
+    where every step per session counts: persons are looked up only in the mapping of stitched
+    identifiers (any other identifier is its own person), and persons of one session are counted
+    by touchpoint."""
 
-    def __init__(self, window: Window, store: str | None, policy: MetricsPolicy,
-                 person_of: Callable[[str], str]) -> None:
-        self.window, self.store, self.policy = window, store, policy
-        self.person = person_of
-        # Edge sessions by (source, session_id), visits by (touchpoint, day, visitor): never equal.
-        self._sessions: dict[tuple[Any, ...], Part] = {}
-        self._copies: dict[tuple[Any, ...], SessionPart] = {}  # sessions of several parts: ours to change
-        self._dwell: dict[Touchpoint, list[float]] = {}
-        self._ratings: dict[tuple[Touchpoint, str], list[int]] = {}
-        self._requested: dict[tuple[str, str], datetime] = {}
-        self._fulfilled: dict[tuple[str, str], datetime] = {}
+    def __init__(self, inside: Facts, after: Facts, window: Window, store: str | None, policy: MetricsPolicy,
+                 persons: Mapping[str, str]) -> None:
+        self.inside, self.window, self.store, self.policy = inside, window, store, policy
+        self.persons = persons
+        self._fulfilled = dict(inside.fulfilled)
+        earliest(self._fulfilled, after.fulfilled)
         self._purchases: dict[str, list[tuple[datetime, frozenset[str]]]] = {}
-        self._pos: dict[str, dict[str, list[datetime]]] = {}  # store -> gtin -> purchase times
+        self._pos: dict[str, dict[str, list[datetime]]] = {}  # store -> gtin -> purchase times, sorted
+        for facts in (inside, after):
+            for ident, time, gtins in facts.purchases:
+                self._purchases.setdefault(self.person(ident), []).append((time, gtins))
+            for (store_id, gtin), times in facts.pos.items():
+                self._pos.setdefault(store_id, {}).setdefault(gtin, []).extend(times)
+        for bought in self._pos.values():
+            for times in bought.values():
+                times.sort()
 
-    def inside(self, facts: Facts) -> None:
-        """Facts of events in the window: every metric."""
-        sessions, merge, person = self._sessions, self._merge, self.person
-        for key, part in facts.edge.items():
-            if sessions.setdefault(key, part) is not part:
-                merge(key, part)
-        for (point, day, ident, fallback), part in facts.visits.items():
-            key = (point, day, person(ident) if ident is not None else fallback)
-            if sessions.setdefault(key, part) is not part:
-                merge(key, part)
-        for point, values in facts.dwell.items():
-            self._dwell.setdefault(point, []).extend(values)
-        for rated, scores in facts.ratings.items():
-            self._ratings.setdefault(rated, []).extend(scores)
-        _earliest(self._requested, facts.requested)
-        self.after(facts)
+    def person(self, ident: str) -> str:
+        return self.persons.get(ident, ident)
 
-    def after(self, facts: Facts) -> None:
-        """Facts of events after the window (within the conversion window): purchases, fulfilments."""
-        _earliest(self._fulfilled, facts.fulfilled)
-        for ident, time, gtins in facts.purchases:
-            self._purchases.setdefault(self.person(ident), []).append((time, gtins))
-        for (store, gtin), times in facts.pos.items():
-            self._pos.setdefault(store, {}).setdefault(gtin, []).extend(times)
-
-    def _merge(self, key: tuple[Any, ...], part: Part) -> None:
-        """A further part of a session we hold: absorbed into our own copy."""
-        copy = self._copies.get(key)
-        if copy is None:
-            copy = self._copies[key] = self._sessions[key] = SessionPart.copy_of(self._sessions[key])
-        copy.absorb(part)
+    def _sessions(self) -> list[Part]:
+        """Every session: edge sessions as they are, digital visits of one person's several
+        identifiers on the same day and touchpoint as one (only stitched identifiers can meet)."""
+        found = list(self.inside.edge.values())
+        stitched: dict[tuple[Any, ...], Part] = {}
+        copies: dict[tuple[Any, ...], SessionPart] = {}
+        for key, part in self.inside.visits.items():
+            ident = key[2]
+            if ident not in self.persons:
+                found.append(part)
+                continue
+            visit = (key[0], key[1], self.persons[ident])
+            if stitched.setdefault(visit, part) is not part:
+                stitched[visit] = absorbed(visit, stitched[visit], part, copies)
+        found += stitched.values()
+        return found
 
     # -- measuring ------------------------------------------------------------------------------
 
     def report(self) -> Report:
-        for bought in self._pos.values():
-            for times in bought.values():
-                times.sort()
-        by_point, by_person = self._grouped()
+        by_point, by_person = self._grouped(self._sessions())
         funnel, paths = self._journeys(by_person)
         return Report(self.window, self.store, self._touchpoint_metrics(by_point), self._size_requests(), funnel, paths)
 
-    def _grouped(self) -> tuple[dict[Touchpoint, list[tuple[Part, str | None]]], dict[str, list[Part]]]:
+    def _grouped(self, sessions: list[Part]) -> tuple[dict[Touchpoint, list[tuple[Part, str | None]]],
+                                                      dict[str, list[Part]]]:
         """Sessions by touchpoint (those the store filter keeps) with their persons, and by person."""
         by_point: defaultdict[Touchpoint, list[tuple[Part, str | None]]] = defaultdict(list)
         by_person: defaultdict[str, list[Part]] = defaultdict(list)
-        person, everywhere = self.person, self.store is None
-        for part in self._sessions.values():
+        person, everywhere = self.persons.get, self.store is None
+        for part in sessions:
             idents = part.idents
             if len(idents) == 1:  # most sessions
                 (ident,) = idents
-                owner: str | None = person(ident)
+                owner: str | None = person(ident, ident)
             else:
                 owner = self._owner(idents)
             if owner is not None:
@@ -265,49 +257,57 @@ class _Assembly:
     def _mine(self, point: Touchpoint) -> bool:
         return self.store is None or (point.channel == "store" and point.place == self.store)
 
-    def _converted(self, part: Part, person: str | None) -> bool:
-        start, until = part.start, part.end + self.policy.conversion_window
-        if person is not None:
-            for time, gtins in self._purchases.get(person, ()):
-                if start <= time <= until and not gtins.isdisjoint(part.seen):
-                    return True
-            if person.startswith("customer:"):
-                return False
-        if part.store is None or part.touchpoint.channel != "store":
-            return False
-        bought = self._pos.get(part.store, {})
-        for gtin in part.seen:  # anonymous: a purchase of the item in the same store
-            times = bought.get(gtin)  # sorted by report()
-            if times:
-                i = bisect.bisect_left(times, start)
-                if i < len(times) and times[i] <= until:
-                    return True
-        return False
+    def _converted(self, product: list[tuple[Part, str | None]]) -> int:
+        """How many of these sessions that saw items were followed by a purchase of one of them."""
+        purchases, pos, later = self._purchases, self._pos, self.policy.conversion_window
+        converted = 0
+        for part, person in product:
+            start, until = part.start, part.end + later
+            if person is not None:
+                if any(start <= time <= until and not gtins.isdisjoint(part.seen)
+                       for time, gtins in purchases.get(person, ())):
+                    converted += 1
+                    continue
+                if person.startswith("customer:"):
+                    continue
+            if part.store is None or part.touchpoint.channel != "store":
+                continue
+            bought = pos.get(part.store, {})
+            for gtin in part.seen:  # anonymous: a purchase of the item in the same store
+                times = bought.get(gtin)  # sorted by report()
+                if times:
+                    i = bisect.bisect_left(times, start)
+                    if i < len(times) and times[i] <= until:
+                        converted += 1
+                        break
+        return converted
 
     def _touchpoint_metrics(self, by_point: dict[Touchpoint, list[tuple[Part, str | None]]]
                             ) -> tuple[TouchpointMetrics, ...]:
-        rated = {point for point, _ in self._ratings if self._mine(point)}
+        rated = {point for point, _ in self.inside.ratings if self._mine(point)}
         rows = []
         for point in sorted(by_point.keys() | rated):
             found = by_point.get(point, [])
-            people = {person for _, person in found if person is not None}
+            parts, owners = (list(column) for column in zip(*found)) if found else ([], [])
+            people = set(owners)
+            people.discard(None)
             product = [(part, person) for part, person in found if part.seen]
-            converted = sum(1 for part, person in product if self._converted(part, person))
+            converted = self._converted(product)
             rows.append(TouchpointMetrics(
                 touchpoint=point,
                 phase=self.policy.tmap.phase(point),
                 sessions=len(found),
                 persons=len(people),
                 customers=sum(1 for p in people if p.startswith("customer:")),
-                session_seconds=Summary.of([part.ended[1] for part, _ in found if part.ended is not None]),
-                dwell_seconds=Summary.of(self._dwell.get(point, [])),
-                items_per_session=sum(len(part.seen) for part, _ in found) / len(found) if found else None,
+                session_seconds=Summary.of([ended[1] for ended in map(ENDED, parts) if ended is not None]),
+                dwell_seconds=Summary.of(self.inside.dwell.get(point, [])),
+                items_per_session=sum(map(len, map(SEEN, parts))) / len(found) if found else None,
                 product_sessions=len(product),
                 converted=converted,
                 conversion=converted / len(product) if product else None,
-                nps=nps(self._ratings.get((point, "nps"), [])),
-                csat=csat(self._ratings.get((point, "csat"), [])),
-                daily_sessions=self._daily([part.start for part, _ in found]),
+                nps=nps(self.inside.ratings.get((point, "nps"), [])),
+                csat=csat(self.inside.ratings.get((point, "csat"), [])),
+                daily_sessions=self._daily(list(map(START, parts))),
             ))
         return tuple(rows)
 
@@ -321,7 +321,7 @@ class _Assembly:
     def _size_requests(self) -> tuple[ResponseTimes, ...]:
         waits: dict[str, list[float]] = {}
         unanswered: Counter[str] = Counter()
-        for key, asked in self._requested.items():
+        for key, asked in self.inside.requested.items():
             store = key[0]
             if self.store is not None and store != self.store:
                 continue
@@ -340,20 +340,26 @@ class _Assembly:
 
     def _journeys(self, by_person: dict[str, list[Part]]) -> tuple[tuple[FunnelStage, ...], tuple[PathCount, ...]]:
         """The funnel and the top paths, from each person's sessions in time order (ties by
-        touchpoint), for the persons the store filter keeps; one pass over the persons."""
+        touchpoint), for the persons the store filter keeps; persons of one session (most) counted
+        by their touchpoint, the others one by one."""
         depth = _PhaseRanks(self.policy.tmap)
         deepest = [0] * len(PHASES)
         counts: Counter[tuple[Touchpoint, ...]] = Counter()
+        alone: Counter[Touchpoint] = Counter()
         for found in by_person.values():  # never empty: a person here has a session
             if len(found) == 1:
-                points = [found[0].touchpoint]
-            else:
-                found.sort(key=START_AND_POINT)
-                points = [part.touchpoint for part in found]
+                alone[found[0].touchpoint] += 1
+                continue
+            found.sort(key=START_AND_POINT)
+            points = [part.touchpoint for part in found]
             if self.store is not None and not any(self._mine(p) for p in points):
                 continue
             deepest[max(map(depth.__getitem__, points))] += 1
             counts[self._path(points)] += 1
+        for point, persons in alone.items():
+            if self._mine(point):
+                deepest[depth[point]] += persons
+                counts[(point,)] += persons
         reached = [sum(deepest[i:]) for i in range(len(PHASES))]
         funnel = tuple(FunnelStage(phase, reached[i], 1 - reached[i + 1] / reached[i]
                                    if i + 1 < len(PHASES) and reached[i] > 0 else None)
@@ -384,12 +390,6 @@ class _PhaseRanks(dict[Touchpoint, int]):
     def __missing__(self, point: Touchpoint) -> int:
         rank = self[point] = PHASES.index(self.tmap.phase(point))
         return rank
-
-
-def _earliest(into: dict[tuple[str, str], datetime], found: dict[tuple[str, str], datetime]) -> None:
-    for key, time in found.items():
-        if key not in into or time < into[key]:
-            into[key] = time
 
 
 class _CollectorPause:
@@ -426,16 +426,14 @@ collector_paused = _CollectorPause()
 
 
 def report(inside: Iterable[Facts], after: Iterable[Facts], window: Window, store: str | None = None,
-           policy: MetricsPolicy | None = None, person_of: Callable[[str], str] = str) -> Report:
+           policy: MetricsPolicy | None = None, persons: Mapping[str, str] | None = None) -> Report:
     """Every metric from the facts of the window's events (``inside``) and of the events up to the
-    conversion window after it (``after``), persons looked up with ``person_of``."""
+    conversion window after it (``after``); ``persons`` maps stitched identifiers to their person
+    (``IdentityGraph.stitched``), any other identifier is a person of its own."""
+    policy = policy or MetricsPolicy()
     with collector_paused():
-        assembly = _Assembly(window, store, policy or MetricsPolicy(), person_of)
-        for facts in inside:
-            assembly.inside(facts)
-        for facts in after:
-            assembly.after(facts)
-        return assembly.report()
+        return _Assembly(combined(inside, policy.tmap), combined(after, policy.tmap), window, store, policy,
+                         persons or {}).report()
 
 
 def compute(events: Iterable[AttributedEvent], window: Window, store: str | None = None,

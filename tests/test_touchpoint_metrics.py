@@ -354,7 +354,7 @@ def test_facts_of_any_split_of_the_events_combine_to_the_whole(dataset: Dataset)
         if window.start <= time < horizon:
             facts = inside if time < window.end else after
             facts[bisect.bisect_right(cuts, time) - 1].add(event, attribution_identifier(event, graph.policy), time)
-    split = touchpoint_metrics.report(inside, after, window, person_of=graph.person_of)
+    split = touchpoint_metrics.report(inside, after, window, persons=graph.stitched())
     assert split == compute(attributed(dataset.events, graph), window)
     assert sum(f.events for f in inside) > 3_000
 
