@@ -7,6 +7,10 @@ every insert and erasure of an event of that hour raises, ``Storage.hour_version
 again only the hours whose version moved, plus the partial hours at a window's edges. Facts do not
 depend on the identity graph, so a late link costs nothing here: the report resolves persons.
 
+Whole UTC days are also kept combined (``hq.touch_facts.combined``), tagged with the versions of
+their hours, so that a report joins a month as thirty days rather than seven hundred hours; a day
+whose hour changed is combined again from its hours, of which only the changed one is read.
+
 The version is read before the events, so an insert racing a rebuild leaves facts tagged older
 than they are (read again next time), never newer.
 """
@@ -16,11 +20,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import groupby
 
 from hq.identity import StitchPolicy, attribution_identifier
 from hq.sqlstore import EVENT_FIELDS, event_from_row
 from hq.storage import Storage, hour_of, hour_start
-from hq.touch_facts import Facts
+from hq.touch_facts import Facts, combined
 from hq.touchpoints import TouchpointMap
 
 KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with room ([hq] report_cache_days)
@@ -36,7 +41,9 @@ class HourlyFacts:
         self.stitch = stitch or StitchPolicy()
         self.keep_hours = keep_hours
         self.hours_read = 0  # whole hours read from storage since start: what the cache saved shows here
+        self.days_combined = 0
         self._hours: dict[int, tuple[int, Facts]] = {}
+        self._days: dict[int, tuple[tuple[tuple[int, int], ...], Facts]] = {}  # day -> ((hour, version)...), facts
         self._lock = threading.Lock()
 
     def between(self, *periods: tuple[datetime, datetime]) -> list[list[Facts]]:
@@ -53,20 +60,34 @@ class HourlyFacts:
         return found
 
     def _period(self, start: datetime, end: datetime, versions: dict[int, int]) -> Iterator[Facts]:
-        for hour in sorted(h for h in versions if hour_of(start) <= h <= hour_of(end)):
-            low, high = hour_start(hour), hour_start(hour + 1)
-            if low >= end or high <= start:
+        hours = sorted(h for h in versions if hour_of(start) <= h <= hour_of(end))
+        for day, of_day in groupby(hours, key=lambda hour: hour // 24):
+            if start <= hour_start(day * 24) and hour_start(day * 24 + 24) <= end:
+                yield self._whole_day(day, tuple((hour, versions[hour]) for hour in of_day))
                 continue
-            if start <= low and high <= end:
-                yield self._whole_hour(hour, versions[hour], low, high)
-            else:
-                yield self._read(max(start, low), min(end, high))
+            for hour in of_day:
+                low, high = hour_start(hour), hour_start(hour + 1)
+                if low >= end or high <= start:
+                    continue
+                if start <= low and high <= end:
+                    yield self._whole_hour(hour, versions[hour])
+                else:
+                    yield self._read(max(start, low), min(end, high))
 
-    def _whole_hour(self, hour: int, version: int, low: datetime, high: datetime) -> Facts:
+    def _whole_day(self, day: int, stamps: tuple[tuple[int, int], ...]) -> Facts:
+        cached = self._days.get(day)
+        if cached is not None and cached[0] == stamps:
+            return cached[1]
+        facts = combined((self._whole_hour(hour, version) for hour, version in stamps), self.tmap).freeze()
+        self._days[day] = (stamps, facts)
+        self.days_combined += 1
+        return facts
+
+    def _whole_hour(self, hour: int, version: int) -> Facts:
         cached = self._hours.get(hour)
         if cached is not None and cached[0] == version:
             return cached[1]
-        facts = self._read(low, high)
+        facts = self._read(hour_start(hour), hour_start(hour + 1))
         self._hours[hour] = (version, facts)
         self.hours_read += 1
         return facts
@@ -84,14 +105,21 @@ class HourlyFacts:
 
     def _evict(self, first: int, stop: int) -> None:
         """Past the limit, drop the hours the latest report did not use, then its earliest ones: the
-        next report most likely ends near now again."""
+        next report most likely ends near now again. A day goes with the first of its hours."""
         if len(self._hours) > self.keep_hours:
             for hour in [h for h in self._hours if not first <= h < stop]:
                 del self._hours[hour]
             for hour in sorted(self._hours)[: max(0, len(self._hours) - self.keep_hours)]:
                 del self._hours[hour]
+            for day in [d for d, (stamps, _) in self._days.items() if not all(h in self._hours for h, _ in stamps)]:
+                del self._days[day]
 
     def cached_hours(self) -> list[int]:
         """The hours held, oldest first."""
         with self._lock:
             return sorted(self._hours)
+
+    def cached_days(self) -> list[int]:
+        """The days held combined (UTC days since 1970), oldest first."""
+        with self._lock:
+            return sorted(self._days)

@@ -85,18 +85,22 @@ class SessionPart:
 
 Part = SessionPart | FrozenPart
 
-# A digital visit: one touchpoint, one UTC day, one visitor. The visitor is the person of
+# A digital visit, at its touchpoint: one UTC day, one visitor. The visitor is the person of
 # ``ident`` when the event has one, else ``fallback`` (its raw anonymous id, else its event id).
-VisitKey = tuple[Touchpoint, date, str | None, str]
+VisitKey = tuple[date, str | None, str]
+EdgeKey = tuple[str, str]  # an edge session, at its device's touchpoint: (source, session_id)
 
 
 @dataclass
 class Facts:
-    """Identity-free partial state of some events; ``add`` each, in any order."""
+    """Identity-free partial state of some events; ``add`` each, in any order.
+
+    Session parts are filed by touchpoint first (a session never changes touchpoint): a report
+    takes a touchpoint's sessions whole, without hashing a touchpoint per session."""
 
     tmap: TouchpointMap = field(default_factory=TouchpointMap)
-    edge: dict[tuple[str, str], Part] = field(default_factory=dict)  # (source, session_id)
-    visits: dict[VisitKey, Part] = field(default_factory=dict)
+    edge: dict[Touchpoint, dict[EdgeKey, Part]] = field(default_factory=dict)
+    visits: dict[Touchpoint, dict[VisitKey, Part]] = field(default_factory=dict)
     dwell: dict[Touchpoint, list[float]] = field(default_factory=dict)
     ratings: dict[tuple[Touchpoint, str], list[int]] = field(default_factory=dict)
     requested: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (store, request_id): first
@@ -134,23 +138,21 @@ class Facts:
 
     def freeze(self) -> Facts:
         """Done adding: parts become tuples (see FrozenPart); returns itself."""
-        self.edge = {key: _frozen(part) for key, part in self.edge.items()}
-        self.visits = {key: _frozen(part) for key, part in self.visits.items()}
+        self.edge = {point: _frozen(parts) for point, parts in self.edge.items()}
+        self.visits = {point: _frozen(parts) for point, parts in self.visits.items()}
         return self
 
     def _part(self, event: Mapping[str, Any], ident: str | None, point: Touchpoint, store: str | None,
               time: datetime, data: Mapping[str, Any]) -> SessionPart:
+        key: EdgeKey | VisitKey
         if "session_id" in data and event["source"].startswith("/stores/"):  # an edge event: it has a point
-            edge_key = (str(event["source"]), str(data["session_id"]))
-            part = self.edge.get(edge_key)
-            if not isinstance(part, SessionPart):
-                part = self.edge[edge_key] = SessionPart(point, store, time) if part is None else SessionPart.copy_of(part)
+            parts, key = self.edge.setdefault(point, {}), (str(event["source"]), str(data["session_id"]))
         else:
             fallback = "" if ident is not None else str(data.get("anonymous_id") or event["id"])
-            visit_key = (point, time.date(), ident, fallback)
-            part = self.visits.get(visit_key)
-            if not isinstance(part, SessionPart):
-                part = self.visits[visit_key] = SessionPart(point, store, time) if part is None else SessionPart.copy_of(part)
+            parts, key = self.visits.setdefault(point, {}), (time.date(), ident, fallback)
+        part = parts.get(key)  # type: ignore[call-overload]
+        if not isinstance(part, SessionPart):
+            part = parts[key] = SessionPart(point, store, time) if part is None else SessionPart.copy_of(part)  # type: ignore[index]
         if ident is not None:
             part.idents.add(ident)
         return part
@@ -179,10 +181,12 @@ def combined(spans: Iterable[Facts], tmap: TouchpointMap | None = None) -> Facts
     """The facts of the union of disjoint spans, which stay as they are: parts are shared, and
     only a session with parts in several spans gets a new part (dictionary work in C otherwise)."""
     whole = Facts(tmap or TouchpointMap())
-    copies: dict[tuple[Any, ...], SessionPart] = {}
+    copies: dict[int, SessionPart] = {}  # by id: the parts that are ours to change
     for facts in spans:
-        _join(whole.edge, facts.edge, copies)
-        _join(whole.visits, facts.visits, copies)
+        for point, parts in facts.edge.items():
+            _join(whole.edge.setdefault(point, {}), parts, copies)
+        for point, parts in facts.visits.items():
+            _join(whole.visits.setdefault(point, {}), parts, copies)
         for point, values in facts.dwell.items():
             whole.dwell.setdefault(point, []).extend(values)
         for rated, scores in facts.ratings.items():
@@ -196,31 +200,35 @@ def combined(spans: Iterable[Facts], tmap: TouchpointMap | None = None) -> Facts
     return whole
 
 
-def _join(held: dict[Any, Part], parts: Mapping[Any, Part], copies: dict[tuple[Any, ...], SessionPart]) -> None:
+def _join(held: dict[Any, Part], parts: Mapping[Any, Part], copies: dict[int, SessionPart]) -> None:
     common = held.keys() & parts.keys()
     earlier = [(key, held[key]) for key in common]
     held.update(parts)
     for key, part in earlier:
-        held[key] = absorbed(key, part, parts[key], copies)
+        held[key] = absorbed(part, parts[key], copies)
 
 
-def absorbed(key: tuple[Any, ...], part: Part, other: Part, copies: dict[tuple[Any, ...], SessionPart]) -> SessionPart:
-    """``part`` with ``other`` added, in a copy kept in ``copies`` (what is shared stays as it is)."""
-    copy = copies.get(key)
-    if copy is None:
-        copy = copies[key] = SessionPart.copy_of(part)
+def absorbed(part: Part, other: Part, copies: dict[int, SessionPart]) -> SessionPart:
+    """``part`` with ``other`` added: ``part`` itself when it is one of ``copies``, else a new copy
+    (what is shared stays as it is)."""
+    copy = copies.get(id(part))
+    if copy is not part:
+        copy = SessionPart.copy_of(part)
+        copies[id(copy)] = copy
     copy.absorb(other)
     return copy
 
 
 def earliest(into: dict[tuple[str, str], datetime], found: Mapping[tuple[str, str], datetime]) -> None:
-    for key, time in found.items():
-        if key not in into or time < into[key]:
-            into[key] = time
+    """Add ``found`` to ``into``, keeping the earlier time where both have a key."""
+    earlier = [(key, into[key]) for key in into.keys() & found.keys()]
+    into.update(found)
+    for key, time in earlier:
+        into[key] = min(time, into[key])
 
 
-def _frozen(part: Part) -> FrozenPart:
-    return part.freeze() if isinstance(part, SessionPart) else part
+def _frozen(parts: dict[Any, Part]) -> dict[Any, Part]:
+    return {key: part.freeze() if isinstance(part, SessionPart) else part for key, part in parts.items()}
 
 
 def _number(value: Any) -> bool:

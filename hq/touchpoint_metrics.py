@@ -52,8 +52,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
 from hq.identity import AttributedEvent
 from hq.touch_facts import AFTER_WINDOW, Facts, Part, SessionPart, absorbed, combined, earliest
@@ -172,17 +171,18 @@ def csat(scores: list[int]) -> Rating:
     return Rating(len(scores), sum(1 for s in scores if s >= 4) / len(scores))
 
 
-START_AND_POINT = operator.attrgetter("start", "touchpoint")  # a person's sessions in time order, ties by place
 ENDED, SEEN, START = operator.attrgetter("ended"), operator.attrgetter("seen"), operator.attrgetter("start")
+IS_CUSTOMER = operator.methodcaller("startswith", "customer:")
 
 
 class _Assembly:
     """The facts of a window and of the conversion window after it, measured under one identity graph.
 
     Written for a month of a large retailer (a couple of hundred thousand sessions per report),
-    where every step per session counts: persons are looked up only in the mapping of stitched
-    identifiers (any other identifier is its own person), and persons of one session are counted
-    by touchpoint."""
+    where every step per session counts: sessions come grouped by touchpoint from the facts,
+    persons are looked up only in the mapping of stitched identifiers (any other identifier is its
+    own person), a person's sessions are kept as (start, touchpoint number) pairs, and persons of
+    one session are counted by touchpoint."""
 
     def __init__(self, inside: Facts, after: Facts, window: Window, store: str | None, policy: MetricsPolicy,
                  persons: Mapping[str, str]) -> None:
@@ -204,112 +204,113 @@ class _Assembly:
     def person(self, ident: str) -> str:
         return self.persons.get(ident, ident)
 
-    def _sessions(self) -> list[Part]:
-        """Every session: edge sessions as they are, digital visits of one person's several
-        identifiers on the same day and touchpoint as one (only stitched identifiers can meet)."""
-        found = list(self.inside.edge.values())
-        stitched: dict[tuple[Any, ...], Part] = {}
-        copies: dict[tuple[Any, ...], SessionPart] = {}
-        for key, part in self.inside.visits.items():
-            ident = key[2]
-            if ident not in self.persons:
+    def report(self) -> Report:
+        inside = self.inside
+        points = sorted(inside.edge.keys() | inside.visits.keys() | {point for point, _ in inside.ratings})
+        by_person: defaultdict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        rows = []
+        for number, point in enumerate(points):
+            sessions = self._sessions(point)
+            owners = self._owners(sessions, number, by_person)
+            if self._mine(point):
+                rows.append(self._touchpoint_metrics(point, sessions, owners))
+        funnel, paths = self._journeys(by_person, points)
+        return Report(self.window, self.store, tuple(rows), self._size_requests(), funnel, paths)
+
+    def _sessions(self, point: Touchpoint) -> list[Part]:
+        found = list(self.inside.edge.get(point, {}).values())
+        stitched: dict[tuple[date, str], Part] = {}
+        copies: dict[int, SessionPart] = {}
+        persons = self.persons
+        for (day, ident, _), part in self.inside.visits.get(point, {}).items():
+            if ident not in persons:
                 found.append(part)
                 continue
-            visit = (key[0], key[1], self.persons[ident])
+            visit = (day, persons[ident])
             if stitched.setdefault(visit, part) is not part:
-                stitched[visit] = absorbed(visit, stitched[visit], part, copies)
+                stitched[visit] = absorbed(stitched[visit], part, copies)
         found += stitched.values()
         return found
 
-    # -- measuring ------------------------------------------------------------------------------
-
-    def report(self) -> Report:
-        by_point, by_person = self._grouped(self._sessions())
-        funnel, paths = self._journeys(by_person)
-        return Report(self.window, self.store, self._touchpoint_metrics(by_point), self._size_requests(), funnel, paths)
-
-    def _grouped(self, sessions: list[Part]) -> tuple[dict[Touchpoint, list[tuple[Part, str | None]]],
-                                                      dict[str, list[Part]]]:
-        """Sessions by touchpoint (those the store filter keeps) with their persons, and by person."""
-        by_point: defaultdict[Touchpoint, list[tuple[Part, str | None]]] = defaultdict(list)
-        by_person: defaultdict[str, list[Part]] = defaultdict(list)
-        person, everywhere = self.persons.get, self.store is None
+    def _owners(self, sessions: list[Part], number: int, by_person: dict[str, list[tuple[datetime, int]]]
+                ) -> list[str | None]:
+        """Each session's person, also filed with the session's start and touchpoint ``number``
+        under ``by_person``: its customer when its events name one (consent withheld splits
+        them), else the smallest of their persons; None when nobody is knowable."""
+        person = self.persons.get
+        owners: list[str | None] = []
         for part in sessions:
             idents = part.idents
             if len(idents) == 1:  # most sessions
                 (ident,) = idents
-                owner: str | None = person(ident, ident)
+                owner = person(ident, ident)
+            elif idents:
+                persons = {person(i, i) for i in idents}
+                customers = [p for p in persons if p.startswith("customer:")]
+                owner = min(customers) if customers else min(persons)
             else:
-                owner = self._owner(idents)
-            if owner is not None:
-                by_person[owner].append(part)
-            if everywhere or self._mine(part.touchpoint):
-                by_point[part.touchpoint].append((part, owner))
-        return by_point, by_person
-
-    def _owner(self, idents: Iterable[str]) -> str | None:
-        """A session's person: its customer when its events name one (consent withheld splits
-        them), else the smallest of their persons."""
-        persons = {self.person(i) for i in idents}
-        customers = [p for p in persons if p.startswith("customer:")]
-        return min(customers) if customers else min(persons, default=None)
+                owners.append(None)
+                continue
+            owners.append(owner)
+            by_person[owner].append((part.start, number))
+        return owners
 
     def _mine(self, point: Touchpoint) -> bool:
         return self.store is None or (point.channel == "store" and point.place == self.store)
 
-    def _converted(self, product: list[tuple[Part, str | None]]) -> int:
-        """How many of these sessions that saw items were followed by a purchase of one of them."""
-        purchases, pos, later = self._purchases, self._pos, self.policy.conversion_window
+    def _converted(self, point: Touchpoint, sessions: list[Part], owners: list[str | None]) -> int:
+        """How many of these sessions (that saw items) were followed by a purchase of one of them."""
+        purchases, later = self._purchases, self.policy.conversion_window
+        in_store = point.channel == "store"  # only here can an anonymous session convert at the till
         converted = 0
-        for part, person in product:
-            start, until = part.start, part.end + later
+        for part, person in zip(sessions, owners):
             if person is not None:
-                if any(start <= time <= until and not gtins.isdisjoint(part.seen)
-                       for time, gtins in purchases.get(person, ())):
+                bought = purchases.get(person)
+                if bought is not None and _bought_seen(part, bought, part.end + later):
                     converted += 1
                     continue
                 if person.startswith("customer:"):
                     continue
-            if part.store is None or part.touchpoint.channel != "store":
-                continue
-            bought = pos.get(part.store, {})
-            for gtin in part.seen:  # anonymous: a purchase of the item in the same store
-                times = bought.get(gtin)  # sorted by report()
-                if times:
-                    i = bisect.bisect_left(times, start)
-                    if i < len(times) and times[i] <= until:
-                        converted += 1
-                        break
+            if in_store and part.store is not None and self._sold_in_store(part, part.end + later):
+                converted += 1
         return converted
 
-    def _touchpoint_metrics(self, by_point: dict[Touchpoint, list[tuple[Part, str | None]]]
-                            ) -> tuple[TouchpointMetrics, ...]:
-        rated = {point for point, _ in self.inside.ratings if self._mine(point)}
-        rows = []
-        for point in sorted(by_point.keys() | rated):
-            found = by_point.get(point, [])
-            parts, owners = (list(column) for column in zip(*found)) if found else ([], [])
-            people = set(owners)
-            people.discard(None)
-            product = [(part, person) for part, person in found if part.seen]
-            converted = self._converted(product)
-            rows.append(TouchpointMetrics(
-                touchpoint=point,
-                phase=self.policy.tmap.phase(point),
-                sessions=len(found),
-                persons=len(people),
-                customers=sum(1 for p in people if p.startswith("customer:")),
-                session_seconds=Summary.of([ended[1] for ended in map(ENDED, parts) if ended is not None]),
-                dwell_seconds=Summary.of(self.inside.dwell.get(point, [])),
-                items_per_session=sum(map(len, map(SEEN, parts))) / len(found) if found else None,
-                product_sessions=len(product),
-                converted=converted,
-                conversion=converted / len(product) if product else None,
-                nps=nps(self.inside.ratings.get((point, "nps"), [])),
-                csat=csat(self.inside.ratings.get((point, "csat"), [])),
-                daily_sessions=self._daily(list(map(START, parts))),
-            ))
-        return tuple(rows)
+    def _sold_in_store(self, part: Part, until: datetime) -> bool:
+        """Whether the session's store sold an item it saw between its start and ``until``."""
+        sold = self._pos.get(part.store)  # type: ignore[arg-type]
+        if sold is None:
+            return False
+        for gtin in part.seen:
+            times = sold.get(gtin)  # sorted
+            if times:
+                i = bisect.bisect_left(times, part.start)
+                if i < len(times) and times[i] <= until:
+                    return True
+        return False
+
+    def _touchpoint_metrics(self, point: Touchpoint, sessions: list[Part], owners: list[str | None]) -> TouchpointMetrics:
+        people = set(owners)
+        people.discard(None)
+        seen = list(map(SEEN, sessions))
+        product = [(part, owner) for part, owner, items in zip(sessions, owners, seen) if items]
+        converted = self._converted(point, *map(list, zip(*product))) if product else 0
+        inside = self.inside
+        return TouchpointMetrics(
+            touchpoint=point,
+            phase=self.policy.tmap.phase(point),
+            sessions=len(sessions),
+            persons=len(people),
+            customers=sum(map(IS_CUSTOMER, people)),
+            session_seconds=Summary.of([ended[1] for ended in map(ENDED, sessions) if ended is not None]),
+            dwell_seconds=Summary.of(inside.dwell.get(point, [])),
+            items_per_session=sum(map(len, seen)) / len(sessions) if sessions else None,
+            product_sessions=len(product),
+            converted=converted,
+            conversion=converted / len(product) if product else None,
+            nps=nps(inside.ratings.get((point, "nps"), [])),
+            csat=csat(inside.ratings.get((point, "csat"), [])),
+            daily_sessions=self._daily(list(map(START, sessions))),
+        )
 
     def _daily(self, starts: list[datetime]) -> tuple[int, ...]:
         """How many of these began on each day of the window (a last short day joins the one before)."""
@@ -338,58 +339,54 @@ class _Assembly:
                                       statistics.median(values) if values else None, nearest_rank(values, 0.9)))
         return tuple(rows)
 
-    def _journeys(self, by_person: dict[str, list[Part]]) -> tuple[tuple[FunnelStage, ...], tuple[PathCount, ...]]:
+    def _journeys(self, by_person: dict[str, list[tuple[datetime, int]]], points: list[Touchpoint]
+                  ) -> tuple[tuple[FunnelStage, ...], tuple[PathCount, ...]]:
         """The funnel and the top paths, from each person's sessions in time order (ties by
         touchpoint), for the persons the store filter keeps; persons of one session (most) counted
-        by their touchpoint, the others one by one."""
-        depth = _PhaseRanks(self.policy.tmap)
+        by touchpoint, the others one by one."""
+        ranks = [PHASES.index(self.policy.tmap.phase(point)) for point in points]
+        mine = [self._mine(point) for point in points]
         deepest = [0] * len(PHASES)
-        counts: Counter[tuple[Touchpoint, ...]] = Counter()
-        alone: Counter[Touchpoint] = Counter()
+        counts: Counter[tuple[int, ...]] = Counter()
+        alone: Counter[int] = Counter()
         for found in by_person.values():  # never empty: a person here has a session
             if len(found) == 1:
-                alone[found[0].touchpoint] += 1
+                alone[found[0][1]] += 1
                 continue
-            found.sort(key=START_AND_POINT)
-            points = [part.touchpoint for part in found]
-            if self.store is not None and not any(self._mine(p) for p in points):
+            found.sort()
+            numbers = [number for _, number in found]
+            if self.store is not None and not any(mine[n] for n in numbers):
                 continue
-            deepest[max(map(depth.__getitem__, points))] += 1
-            counts[self._path(points)] += 1
-        for point, persons in alone.items():
-            if self._mine(point):
-                deepest[depth[point]] += persons
-                counts[(point,)] += persons
+            deepest[max(map(ranks.__getitem__, numbers))] += 1
+            counts[self._path(numbers)] += 1
+        for number, persons in alone.items():
+            if mine[number]:
+                deepest[ranks[number]] += persons
+                counts[(number,)] += persons
         reached = [sum(deepest[i:]) for i in range(len(PHASES))]
         funnel = tuple(FunnelStage(phase, reached[i], 1 - reached[i + 1] / reached[i]
                                    if i + 1 < len(PHASES) and reached[i] > 0 else None)
                        for i, phase in enumerate(PHASES))
-        label = {point: str(point) for path in counts for point in path}
-        ranked = sorted(((tuple(label[p] for p in path), n) for path, n in counts.items()),
+        labels = [str(point) for point in points]
+        ranked = sorted(((tuple(labels[n] for n in path), persons) for path, persons in counts.items()),
                         key=lambda item: (-item[1], item[0]))
-        return funnel, tuple(PathCount(steps, n) for steps, n in ranked[: self.policy.top_paths])
+        return funnel, tuple(PathCount(steps, persons) for steps, persons in ranked[: self.policy.top_paths])
 
-    def _path(self, points: list[Touchpoint]) -> tuple[Touchpoint, ...]:
+    def _path(self, numbers: list[int]) -> tuple[int, ...]:
         """Repeats in a row collapsed, the first ``path_length`` kept."""
-        path = [points[0]]
-        for point in points:
-            if point != path[-1]:
+        path = [numbers[0]]
+        for number in numbers:
+            if number != path[-1]:
                 if len(path) == self.policy.path_length:
                     break
-                path.append(point)
+                path.append(number)
         return tuple(path)
 
 
-class _PhaseRanks(dict[Touchpoint, int]):
-    """Touchpoint -> the index of its phase in PHASES, each looked up in the map once."""
-
-    def __init__(self, tmap: TouchpointMap) -> None:
-        super().__init__()
-        self.tmap = tmap
-
-    def __missing__(self, point: Touchpoint) -> int:
-        rank = self[point] = PHASES.index(self.tmap.phase(point))
-        return rank
+def _bought_seen(part: Part, bought: list[tuple[datetime, frozenset[str]]], until: datetime) -> bool:
+    """Whether one of a person's purchases between the session's start and ``until`` has an item it saw."""
+    start = part.start
+    return any(start <= time <= until and not gtins.isdisjoint(part.seen) for time, gtins in bought)
 
 
 class _CollectorPause:

@@ -80,8 +80,9 @@ def test_storage_analytics_equal_the_in_memory_core(loaded: Storage, dataset: Da
 
 def test_cached_hours_give_the_core_report_through_new_events_late_links_and_erasure(
         loaded: Storage, dataset: Dataset) -> None:
-    """Windows that cut hours in two; a repeat reads nothing; new events re-read their hours only; a
-    late link outside the window re-reads nothing yet changes the report; erasure re-reads."""
+    """Windows that cut hours in two; a repeat reads nothing; new events re-read their hours only and
+    combine their days again; a late link outside the window re-reads nothing yet changes the
+    report; erasure re-reads."""
     facts = HourlyFacts(loaded)
     window = Window(dataset.start + timedelta(days=7, minutes=17, seconds=3),
                     dataset.start + timedelta(days=40, minutes=-5))
@@ -94,8 +95,9 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
 
     first = check()
     assert facts.hours_read > 100  # hours with events; the dataset is sparse at night
-    read = facts.hours_read
-    assert check() == first and facts.hours_read == read
+    read, days = facts.hours_read, facts.days_combined
+    assert len(facts.cached_days()) == days > 30  # the whole days of both periods
+    assert check() == first and (facts.hours_read, facts.days_combined) == (read, days)
 
     session = _unlinked_mirror_session(dataset, window)
     source = session["source"]
@@ -109,8 +111,8 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
     loaded.store_events([to_row(e, json.dumps(e), None, NOW) for e in added])
     events += added
     unlinked = check()
-    assert facts.hours_read == read + 2
-    read = facts.hours_read
+    assert facts.hours_read == read + 2 and facts.days_combined == days + 2
+    read, days = facts.hours_read, facts.days_combined
 
     link = make_event("customer.identified", {"session_id": session["data"]["session_id"], "customer": "late-card",
                                               "method": "qr", "consent": "granted"},
@@ -118,7 +120,7 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
     loaded.store_events([to_row(link, json.dumps(link), None, NOW)])
     events.append(link)
     linked = check()
-    assert linked != unlinked and facts.hours_read == read
+    assert linked != unlinked and (facts.hours_read, facts.days_combined) == (read, days)
     assert any(m.customers > 0 for m in linked.touchpoints)
 
     middle = (window.start + (window.end - window.start) / 2).isoformat()[:19]
@@ -137,6 +139,8 @@ def test_the_hour_cache_keeps_at_most_its_limit_and_the_latest_hours(loaded: Sto
     report = touchpoint_report(loaded, window, graph=graph, facts=facts)
     kept = facts.cached_hours()
     assert len(kept) == 24 and facts.hours_read > 24
+    assert all(hour in kept for day in facts.cached_days() for hour in range(day * 24, day * 24 + 24)
+               if loaded.hour_versions(hour, hour + 1))  # a day is kept only with every hour of it
     assert kept == sorted(loaded.hour_versions(hour_of(window.start), hour_of(window.end + timedelta(days=7))))[-24:]
     assert touchpoint_report(loaded, window, graph=graph, facts=facts) == report
 
