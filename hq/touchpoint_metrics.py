@@ -53,6 +53,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import compress
 
 from hq.identity import AttributedEvent
 from hq.touch_facts import AFTER_WINDOW, Facts, Part, SessionPart, absorbed, combined, earliest
@@ -292,8 +293,8 @@ class _Assembly:
         people = set(owners)
         people.discard(None)
         seen = list(map(SEEN, sessions))
-        product = [(part, owner) for part, owner, items in zip(sessions, owners, seen) if items]
-        converted = self._converted(point, *map(list, zip(*product))) if product else 0
+        product = list(compress(sessions, seen))  # the sessions that saw an item, and their persons
+        converted = self._converted(point, product, list(compress(owners, seen)))
         inside = self.inside
         return TouchpointMetrics(
             touchpoint=point,
