@@ -8,8 +8,9 @@ again only the hours whose version moved, plus the partial hours at a window's e
 depend on the identity graph, so a late link costs nothing here: the report resolves persons.
 
 Whole UTC days are also kept combined (``hq.touch_facts.combined``), tagged with the versions of
-their hours, so that a report joins a month as thirty days rather than seven hundred hours; a day
-whose hour changed is combined again from its hours, of which only the changed one is read.
+their hours, and so is the run of whole days of each period of the latest request: a report over
+the last 30 days joins one run (the same all day long) and a few hours. A day whose hour changed is
+combined again from its hours, of which only the changed one is read.
 
 The version is read before the events, so an insert racing a rebuild leaves facts tagged older
 than they are (read again next time), never newer.
@@ -28,6 +29,7 @@ from hq.storage import Storage, hour_of, hour_start
 from hq.touch_facts import Facts, combined
 from hq.touchpoints import TouchpointMap
 
+Stamps = tuple[tuple[int, int], ...]  # a day's hours with events, each with its version
 KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with room ([hq] report_cache_days)
 
 
@@ -43,7 +45,8 @@ class HourlyFacts:
         self.hours_read = 0  # whole hours read from storage since start: what the cache saved shows here
         self.days_combined = 0
         self._hours: dict[int, tuple[int, Facts]] = {}
-        self._days: dict[int, tuple[tuple[tuple[int, int], ...], Facts]] = {}  # day -> ((hour, version)...), facts
+        self._days: dict[int, tuple[Stamps, Facts]] = {}  # day -> its hours' (hour, version), facts
+        self._runs: dict[tuple[tuple[int, Stamps], ...], Facts] = {}  # whole days -> combined, latest request's
         self._lock = threading.Lock()
 
     def between(self, *periods: tuple[datetime, datetime]) -> list[list[Facts]]:
@@ -55,15 +58,20 @@ class HourlyFacts:
         stop = max(hour_of(end) for _, end in bounds) + 1
         with self._lock:
             versions = self.storage.hour_versions(first, stop)
-            found = [list(self._period(start, end, versions)) for start, end in periods]
+            runs: dict[tuple[tuple[int, Stamps], ...], Facts] = {}
+            found = [list(self._period(start, end, versions, runs)) for start, end in periods]
             self._evict(first, stop)
+            self._runs = {key: run for key, run in runs.items()  # only while every day of it is held
+                          if all(day in self._days and self._days[day][0] == stamps for day, stamps in key)}
         return found
 
-    def _period(self, start: datetime, end: datetime, versions: dict[int, int]) -> Iterator[Facts]:
+    def _period(self, start: datetime, end: datetime, versions: dict[int, int],
+                runs: dict[tuple[tuple[int, Stamps], ...], Facts]) -> Iterator[Facts]:
         hours = sorted(h for h in versions if hour_of(start) <= h <= hour_of(end))
+        whole_days = []
         for day, of_day in groupby(hours, key=lambda hour: hour // 24):
             if start <= hour_start(day * 24) and hour_start(day * 24 + 24) <= end:
-                yield self._whole_day(day, tuple((hour, versions[hour]) for hour in of_day))
+                whole_days.append((day, tuple((hour, versions[hour]) for hour in of_day)))
                 continue
             for hour in of_day:
                 low, high = hour_start(hour), hour_start(hour + 1)
@@ -73,8 +81,14 @@ class HourlyFacts:
                     yield self._whole_hour(hour, versions[hour])
                 else:
                     yield self._read(max(start, low), min(end, high))
+        if whole_days:
+            key = tuple(whole_days)
+            run = self._runs.get(key) or combined((self._whole_day(day, stamps) for day, stamps in whole_days),
+                                                  self.tmap).freeze()
+            runs[key] = run
+            yield run
 
-    def _whole_day(self, day: int, stamps: tuple[tuple[int, int], ...]) -> Facts:
+    def _whole_day(self, day: int, stamps: Stamps) -> Facts:
         cached = self._days.get(day)
         if cached is not None and cached[0] == stamps:
             return cached[1]
@@ -113,6 +127,11 @@ class HourlyFacts:
                 del self._hours[hour]
             for day in [d for d, (stamps, _) in self._days.items() if not all(h in self._hours for h, _ in stamps)]:
                 del self._days[day]
+
+    @property
+    def hours_held(self) -> int:
+        """How many hours are cached; without the lock, so a scrape never waits for a report."""
+        return len(self._hours)
 
     def cached_hours(self) -> list[int]:
         """The hours held, oldest first."""

@@ -219,6 +219,8 @@ class _Assembly:
         return Report(self.window, self.store, tuple(rows), self._size_requests(), funnel, paths)
 
     def _sessions(self, point: Touchpoint) -> list[Part]:
+        """A touchpoint's sessions: edge sessions as they are, digital visits of one person's
+        several identifiers on the same day as one (only stitched identifiers can meet)."""
         found = list(self.inside.edge.get(point, {}).values())
         stitched: dict[tuple[date, str], Part] = {}
         copies: dict[int, SessionPart] = {}

@@ -145,6 +145,24 @@ def test_the_hour_cache_keeps_at_most_its_limit_and_the_latest_hours(loaded: Sto
     assert touchpoint_report(loaded, window, graph=graph, facts=facts) == report
 
 
+def test_the_whole_days_of_a_period_are_combined_once_and_again_only_when_one_changes(
+        loaded: Storage, dataset: Dataset) -> None:
+    facts = HourlyFacts(loaded)
+    days = dataset.start + timedelta(days=4), dataset.start + timedelta(days=20)  # the whole days in it
+    period = (days[0] - timedelta(hours=2, minutes=30), days[1] + timedelta(hours=7))
+    (first,) = facts.between(period)
+    (again,) = facts.between(period)
+    run = first[-1]
+    ((in_days,),) = loaded.fetchall("SELECT COUNT(*) FROM events WHERE time >= ? AND time < ?",
+                                    tuple(loaded.time_param(moment) for moment in days))
+    assert run.events == in_days and again[-1] is run and len(again) == len(first) >= 2  # edge hours, the run
+    late = make_event("page.viewed", {"anonymous_id": "late-visitor", "page": "home"}, source="/channels/web",
+                      time=days[0] + timedelta(days=5, hours=3))
+    loaded.store_events([to_row(late, json.dumps(late), None, NOW)])
+    (changed,) = facts.between(period)
+    assert changed[-1] is not run and changed[-1].events == in_days + 1 and facts.days_combined == 16 + 1
+
+
 def _unlinked_mirror_session(dataset: Dataset, window: Window) -> dict:
     """A mirror session's first event in the window's middle, of a session no customer joined."""
     linked = {e["data"].get("session_id") for e in dataset.events if e["type"] == "touchpoint.customer.identified"}
