@@ -47,6 +47,7 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(events_api.bp)
     customers.init_app(app)
+    metrics.watch_report_cache(app.extensions[customers.FACTS])
     app.register_blueprint(customers.bp)
     dashboard.init_app(app)
     return app

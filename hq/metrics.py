@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hq.hourly_facts import HourlyFacts
 from hq.storage import Storage
 
 
@@ -69,6 +70,12 @@ class HqMetrics:
     def watch(self, storage: Storage) -> None:
         """Report the fleet gauges from ``storage`` at every scrape."""
         self.registry.register(FleetCollector(storage))
+
+    def watch_report_cache(self, facts: HourlyFacts) -> None:
+        """Report how many hours of touchpoint facts the web process holds (0: the next report is cold)."""
+        held = Gauge("touchpoint_hq_report_cache_hours", "Hours of touchpoint facts cached for reports",
+                     registry=self.registry)
+        held.set_function(lambda: facts.hours_held)
 
 
 class FleetCollector(Collector):

@@ -1,7 +1,8 @@
 """``touchpoint hq``: ingest workers and the web app in one process, or either role alone.
 
 Roles: ``all`` (small set-up), ``ingest`` (``[hq] workers`` MQTT clients, no HTTP, so several
-ingest processes can share a machine) and ``web`` (API and health on ``[web] listen``).
+ingest processes can share a machine) and ``web`` (API and health on ``[web] listen``; it starts
+the dashboard's default report at once, so the first visitor finds the report cache warm).
 Start-up is reported to systemd once everything runs; the watchdog is pinged only while the
 database answers.
 """
@@ -14,9 +15,11 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from cheroot import wsgi
 
+from hq import dashboard
 from hq.app import create_app
 from hq.customers import RECOMPUTE
 from hq.metrics import HqMetrics
@@ -57,6 +60,7 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
         if role in ("all", "web"):
             checks = {"mqtt": lambda: any(w.connected for w in workers)} if workers else {}
             app = create_app(config, storage, metrics=metrics, checks=checks)
+            dashboard.warm_up(app, datetime.now(timezone.utc))
             recomputer = app.extensions[RECOMPUTE] = Recomputer(config, storage).start()
             host, _, port = config.web.listen.rpartition(":")
             server = wsgi.Server((host, int(port)), app, numthreads=config.web.threads)

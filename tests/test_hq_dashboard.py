@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from hq import charts
-from hq.dashboard import TEXT
+from hq.customers import FACTS
+from hq.dashboard import TEXT, warm_up
 from hq.ingest import to_row
 from hq.users import LoginThrottle
-from hq.storage import DeadLetter, DeviceBatch, DeviceStatus
+from hq.storage import DeadLetter, DeviceBatch, DeviceStatus, open_storage
 from sync.topics import DeviceTopics
 
 from tests.hq_dataset import Dataset, generate
-from tests.hq_support import NOW, events
+from sync.envelope import make_event
+from tests.hq_support import NOW, events, wait_until
 from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -197,3 +200,31 @@ def test_login_goes_back_only_to_this_site(app: Flask, target: str, lands: str) 
     answer = client.post("/login", query_string={"next": target},
                          data={"name": USER, "password": PASSWORD, "csrf": csrf_of(client)})
     assert answer.status_code == 302 and answer.headers["Location"] == lands
+
+
+def test_warm_up_computes_the_default_report_into_the_hour_cache(app: Flask, dataset: Dataset) -> None:
+    facts = app.extensions[FACTS]
+    assert facts.hours_held == 0
+    report = warm_up(app, dataset.end).result(timeout=120)
+    assert report.window.end == dataset.end and report.window.start == dataset.end - timedelta(days=30)
+    assert report.touchpoints and facts.hours_held > 0
+    gauge = re.search(r"^touchpoint_hq_report_cache_hours (\S+)$", app.test_client().get("/metrics").text, re.M)
+    assert gauge and float(gauge[1]) == facts.hours_held
+
+
+def test_the_web_role_warms_the_report_cache_before_anyone_asks(tmp_path: Path) -> None:
+    config = listening(tmp_path)
+    storage = open_storage(config.database.url)
+    recent = make_event("page.viewed", {"anonymous_id": "a-1", "page": "home"}, source="/channels/web",
+                        time=datetime.now(timezone.utc) - timedelta(hours=2))
+    storage.store_events([to_row(recent, json.dumps(recent), None, NOW)])
+    storage.close()
+
+    def held(base: str) -> float:
+        with urllib.request.urlopen(f"{base}/metrics") as answer:
+            found = re.search(r"^touchpoint_hq_report_cache_hours (\S+)$", answer.read().decode(), re.M)
+        assert found, "the gauge is exported"
+        return float(found[1])
+
+    with live_hq(config) as base:
+        wait_until(lambda: held(base) > 0, what="the report cache filled without a request")
