@@ -160,7 +160,7 @@ class HqSection:
     recompute_interval_s: int = checked(3600, at_least(0), "seconds between recommendation publishes; 0 = off")
     workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
     report_cache_days: int = checked(45, at_least(1), "days of hourly touchpoint facts a web process keeps "
-                                     "(about 200 MB per million events in them); cover your usual report and its "
+                                     "(about 280 MB per million events in them); cover your usual report and its "
                                      "7-day conversion window")
     share_group: str = checked("touchpoint-hq", lambda v: None if v == "" else identifier(v),
                                "MQTT shared-subscription group of all ingest workers; empty for a broker "
