@@ -14,7 +14,8 @@ Facts are frozen once built (``freeze``: their session parts become tuples) and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -182,11 +183,12 @@ def combined(spans: Iterable[Facts], tmap: TouchpointMap | None = None) -> Facts
     only a session with parts in several spans gets a new part (dictionary work in C otherwise)."""
     whole = Facts(tmap or TouchpointMap())
     copies: dict[int, SessionPart] = {}  # by id: the parts that are ours to change
+    merged = functools.partial(absorbed, copies=copies)
     for facts in spans:
         for point, parts in facts.edge.items():
-            _join(whole.edge.setdefault(point, {}), parts, copies)
+            _join(whole.edge.setdefault(point, {}), parts, merged)
         for point, parts in facts.visits.items():
-            _join(whole.visits.setdefault(point, {}), parts, copies)
+            _join(whole.visits.setdefault(point, {}), parts, merged)
         for point, values in facts.dwell.items():
             whole.dwell.setdefault(point, []).extend(values)
         for rated, scores in facts.ratings.items():
@@ -200,12 +202,13 @@ def combined(spans: Iterable[Facts], tmap: TouchpointMap | None = None) -> Facts
     return whole
 
 
-def _join(held: dict[Any, Part], parts: Mapping[Any, Part], copies: dict[int, SessionPart]) -> None:
-    common = held.keys() & parts.keys()
-    earlier = [(key, held[key]) for key in common]
-    held.update(parts)
-    for key, part in earlier:
-        held[key] = absorbed(part, parts[key], copies)
+def _join(held: dict[Any, Any], found: Mapping[Any, Any], merge: Callable[[Any, Any], Any]) -> None:
+    """Add ``found`` to ``held``, ``merge(held's, found's)`` where both have a key: dictionary work
+    in C, but for the few keys in both."""
+    earlier = [(key, held[key]) for key in held.keys() & found.keys()]
+    held.update(found)
+    for key, value in earlier:
+        held[key] = merge(value, found[key])
 
 
 def absorbed(part: Part, other: Part, copies: dict[int, SessionPart]) -> SessionPart:
@@ -221,10 +224,7 @@ def absorbed(part: Part, other: Part, copies: dict[int, SessionPart]) -> Session
 
 def earliest(into: dict[tuple[str, str], datetime], found: Mapping[tuple[str, str], datetime]) -> None:
     """Add ``found`` to ``into``, keeping the earlier time where both have a key."""
-    earlier = [(key, into[key]) for key in into.keys() & found.keys()]
-    into.update(found)
-    for key, time in earlier:
-        into[key] = min(time, into[key])
+    _join(into, found, min)
 
 
 def _frozen(parts: dict[Any, Part]) -> dict[Any, Part]:
