@@ -129,7 +129,7 @@ def logout() -> Response:
 class ReportCache:
     """The overview's report per (window, store), computed on a background thread and reused for
     REPORT_TTL_S seconds. Warm, 30 days of a million-event database take about half a second; the
-    first report after a start reads every hour of its window (10 to 15 s), so the web role starts
+    first report after a start reads every hour of its window (6 to 15 s), so the web role starts
     it at once (``warm_up``), and until it is ready the page says so and reloads."""
 
     def __init__(self, app: Flask) -> None:

@@ -72,7 +72,8 @@ class HqMetrics:
         self.registry.register(FleetCollector(storage))
 
     def watch_report_cache(self, facts: HourlyFacts) -> None:
-        """Report how many hours of touchpoint facts the web process holds (0: the next report is cold)."""
+        """Report how many hours of touchpoint facts the web process holds: the whole hours reports
+        covered, 0 after a start until the first one (a report over uncached hours reads them)."""
         held = Gauge("touchpoint_hq_report_cache_hours", "Hours of touchpoint facts cached for reports",
                      registry=self.registry)
         held.set_function(lambda: facts.hours_held)

@@ -19,10 +19,10 @@ from hq.dashboard import TEXT, warm_up
 from hq.ingest import to_row
 from hq.users import LoginThrottle
 from hq.storage import DeadLetter, DeviceBatch, DeviceStatus, open_storage
+from sync.envelope import make_event
 from sync.topics import DeviceTopics
 
 from tests.hq_dataset import Dataset, generate
-from sync.envelope import make_event
 from tests.hq_support import NOW, events, wait_until
 from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
 
