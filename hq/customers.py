@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from hq import people
+from hq import people, touchpoint_metrics
 from hq.hourly_facts import HourlyFacts
-from hq.journeys import CursorError, customer_journey, report_json, touchpoint_report
-from hq.touchpoint_metrics import Report, Window
+from hq.journeys import CursorError, customer_journey, report_facts, report_json
+from hq.touchpoint_metrics import MetricsPolicy, Report, Window
 from hq.users import reader_required
 
 GRAPHS = "hq.graphs"
@@ -135,9 +135,10 @@ def report_for(args: dict[str, str], now: datetime) -> Report:
     store = args.get("store") or None
     if store is not None and not re.fullmatch(r"[a-z0-9-]{1,64}", store):
         raise ValueError("store: 1 to 64 of a-z, 0-9 and '-'")
-    storage = current_app.extensions["hq.storage"]
+    policy = MetricsPolicy()
+    inside, after = report_facts(window, policy, current_app.extensions[FACTS])  # journeys need not wait for this
     with current_app.extensions[GRAPHS].use() as graph:
-        return touchpoint_report(storage, window, store, graph=graph, facts=current_app.extensions[FACTS])
+        return touchpoint_metrics.report(inside, after, window, store, policy, graph.stitched())
 
 
 @bp.get("/touchpoints")

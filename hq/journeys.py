@@ -6,8 +6,10 @@ reads through the :class:`hq.storage.Storage` interface only, pages by primary k
 flat at a million events (the core does not need time order), and turns rows back into envelopes.
 
 For the API: ``customer_journey`` answers ``GET /v1/customers/{customer}/journey``,
-``touchpoint_report`` + ``report_json`` answer ``GET /v1/touchpoints``, ``recommendation_messages``
-builds the retained ``recommendations`` document of each store.
+``report_facts`` (read without holding the identity graph) + ``hq.touchpoint_metrics.report`` +
+``report_json`` answer ``GET /v1/touchpoints`` (``touchpoint_report`` does the first two for a
+caller that has a graph), ``recommendation_messages`` builds the retained ``recommendations``
+document of each store.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hq.sqlstore import EVENT_FIELDS, decode_data, event_from_row
 from hq.storage import Storage
 from hq.hourly_facts import HourlyFacts
 from hq.touchpoint_metrics import MetricsPolicy, Report, Window, report
+from hq.touch_facts import Facts
 from hq.touchpoints import Touchpoint, TouchpointMap, place
 from sync.envelope import TYPE_PREFIX, utc_now_iso
 from touchpoint.errors import TouchpointError
@@ -84,9 +87,15 @@ def touchpoint_report(storage: Storage, window: Window, store: str | None = None
     ``facts`` is the web process's cache; without one, every hour is read (the cold cost)."""
     policy = policy or MetricsPolicy()
     graph = graph or identity_graph(storage)
-    facts = facts or HourlyFacts(storage, policy.tmap, graph.policy)
-    inside, after = facts.between((window.start, window.end), (window.end, window.end + policy.conversion_window))
+    inside, after = report_facts(window, policy, facts or HourlyFacts(storage, policy.tmap, graph.policy))
     return report(inside, after, window, store, policy, graph.stitched())
+
+
+def report_facts(window: Window, policy: MetricsPolicy, facts: HourlyFacts) -> tuple[list[Facts], list[Facts]]:
+    """The facts of a window's events and of the conversion window after it. They do not depend on
+    the identity graph, so a web process reads them (the slow part when cold) without holding it."""
+    inside, after = facts.between((window.start, window.end), (window.end, window.end + policy.conversion_window))
+    return inside, after
 
 
 def report_json(report: Report) -> dict[str, Any]:

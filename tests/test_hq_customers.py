@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from hq.journeys import person_events
 from hq.storage import Storage
 
 from tests.hq_dataset import Dataset, generate
-from tests.hq_support import NOW
+from tests.hq_support import NOW, wait_until
 from tests.hq_web_support import API_TOKEN, WEB_TOKEN, bearer, hq_app, load, logged_in
 
 API = bearer(API_TOKEN)
@@ -158,3 +160,31 @@ def test_any_period_parameters_give_a_window_or_an_error_naming_them(start: str 
         assert str(error).split(":", 1)[0] in ("from", "to")
     else:
         assert window.start < window.end and window.start.tzinfo is not None
+
+
+def test_a_journey_is_answered_while_a_report_reads_its_hours(app: Flask, dataset: Dataset) -> None:
+    """Reading hours (seconds when cold, at a million events) does not hold the identity graph that
+    every journey request needs; only the short assembly after it does."""
+    facts = app.extensions[FACTS]
+    query = {"from": dataset.start.isoformat(), "to": (dataset.start + timedelta(days=20)).isoformat()}
+    answers: dict[str, int] = {}
+
+    def ask(name: str, path: str, **args: object) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers.update({name: app.test_client().get(path, **args).status_code}))
+        thread.start()
+        return thread
+
+    def reading_hours(thread: threading.Thread) -> bool:
+        frame = sys._current_frames().get(thread.ident or 0)
+        while frame is not None and frame.f_code.co_name != "between":
+            frame = frame.f_back
+        return frame is not None
+
+    with facts._lock:  # what a cold report's hour reading holds
+        report = ask("report", "/v1/touchpoints", query_string=query, headers=API)
+        wait_until(lambda: reading_hours(report), what="the report waiting to read its hours")
+        journey = ask("journey", f"/v1/customers/{busiest_customer(dataset)}/journey", headers=API)
+        journey.join(30)
+        assert answers.get("journey") == 200 and "report" not in answers
+    report.join(30)
+    assert answers["report"] == 200
