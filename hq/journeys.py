@@ -26,8 +26,8 @@ from hq.recommend import ProductLookup, Recommender, RecommendPolicy
 from hq.sqlstore import EVENT_FIELDS, decode_data, event_from_row
 from hq.storage import Storage
 from hq.hourly_facts import HourlyFacts
-from hq.touchpoint_metrics import MetricsPolicy, Report, Window, report
 from hq.touch_facts import Facts
+from hq.touchpoint_metrics import MetricsPolicy, Report, Window, report
 from hq.touchpoints import Touchpoint, TouchpointMap, place
 from sync.envelope import TYPE_PREFIX, utc_now_iso
 from touchpoint.errors import TouchpointError
