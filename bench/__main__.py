@@ -90,8 +90,16 @@ def line(output: str, pattern: str) -> re.Match[str]:
 def framers(output: str, quick: bool) -> list[Row]:
     row = tables(output)[0]["m100 0%"]
     rate = number(row["framer frames/s"])
-    return [Row("framers: m100 frames/s, one core", f"{rate:,.0f}/s", f"{row['baseline (bytes.find) MB/s']} MB/s bytes.find",
-                f"{row['x baseline']}x", ">= 100,000/s", rate >= 100_000)]
+    return [
+        Row(
+            "framers: m100 frames/s, one core",
+            f"{rate:,.0f}/s",
+            f"{row['baseline (bytes.find) MB/s']} MB/s bytes.find",
+            f"{row['x baseline']}x",
+            ">= 100,000/s",
+            rate >= 100_000,
+        )
+    ]
 
 
 def qr(output: str, quick: bool) -> list[Row]:
@@ -99,8 +107,16 @@ def qr(output: str, quick: bool) -> list[Row]:
     zxing = next(v for k, v in rows.items() if k.startswith("zxing"))
     base = rows["greyscale only (baseline)"]
     ok = zxing["all"] == "100%" and zxing["false"] == "0"
-    return [Row("qr: zxing-cpp, codes found, ms/frame", f"{zxing['all']}, {zxing['ms/frame']} ms",
-                f"{base['ms/frame']} ms greyscale", f"{zxing['x baseline']}x", "100% found, 0 false", ok)]
+    return [
+        Row(
+            "qr: zxing-cpp, codes found, ms/frame",
+            f"{zxing['all']}, {zxing['ms/frame']} ms",
+            f"{base['ms/frame']} ms greyscale",
+            f"{zxing['x baseline']}x",
+            "100% found, 0 false",
+            ok,
+        )
+    ]
 
 
 def edge(output: str, quick: bool) -> list[Row]:
@@ -109,8 +125,14 @@ def edge(output: str, quick: bool) -> list[Row]:
     single = line(output, r"one commit per event: ([\d,]+) events/s; raw sqlite3 ([\d,]+)/s; ratio ([\d.]+)")
     batched = line(output, r"append_many x\d+: ([\d,]+) events/s; raw sqlite3 executemany ([\d,]+)/s; ratio ([\d.]+)")
     return [
-        Row("edge: tag frame to SSE event, p99", f"{latency[2]} ms (p50 {latency[1]})", "-", "-", "p99 < 50 ms",
-            float(latency[2]) < 50),
+        Row(
+            "edge: tag frame to SSE event, p99",
+            f"{latency[2]} ms (p50 {latency[1]})",
+            "-",
+            "-",
+            "p99 < 50 ms",
+            float(latency[2]) < 50,
+        ),
         Row("edge: RSS start / end of load", f"{rss[1]} / {rss[3]} MB", "-", "-", "< 120 MB", float(rss[3]) < 120),
         Row("edge: Outbox.append, commit each", f"{single[1]}/s", f"{single[2]}/s raw sqlite3", single[3]),
         Row("edge: Outbox.append_many", f"{batched[1]}/s", f"{batched[2]}/s raw executemany", batched[3]),
@@ -124,15 +146,35 @@ def sync(output: str, quick: bool) -> list[Row]:
     rss = number(line(output, r"agent peak RSS\s+([\d.]+)")[1])
     events = number(catchup[1])
     rows = [
-        Row("sync: agent -> test acknowledger (real HQ: see Sync)", f"{rate:,.0f} ev/s", "-", "-",
-            ">= 20,000 ev/s", rate >= 20_000),
-        Row("sync: agent against raw QoS 1", f"{rate:,.0f} ev/s", f"{raw:,.0f} ev/s raw paho", f"{rate / raw:.2f}",
-            ">= 0.5", rate / raw >= 0.5),
+        Row(
+            "sync: agent -> test acknowledger (real HQ: see Sync)",
+            f"{rate:,.0f} ev/s",
+            "-",
+            "-",
+            ">= 20,000 ev/s",
+            rate >= 20_000,
+        ),
+        Row(
+            "sync: agent against raw QoS 1",
+            f"{rate:,.0f} ev/s",
+            f"{raw:,.0f} ev/s raw paho",
+            f"{rate / raw:.2f}",
+            ">= 0.5",
+            rate / raw >= 0.5,
+        ),
         Row("sync: agent peak RSS", f"{rss:.1f} MB", "-", "-", "< 60 MB", rss < 60),
     ]
     goal_met = float(catchup[2]) < 60 if events >= 1_000_000 else None
-    rows.append(Row("sync: catch-up after offline", f"{events:,.0f} in {catchup[2]} s", "-", "-",
-                    "1,000,000 in < 60 s" if goal_met is not None else "- (quick: fewer events)", goal_met))
+    rows.append(
+        Row(
+            "sync: catch-up after offline",
+            f"{events:,.0f} in {catchup[2]} s",
+            "-",
+            "-",
+            "1,000,000 in < 60 s" if goal_met is not None else "- (quick: fewer events)",
+            goal_met,
+        )
+    )
     return rows
 
 
@@ -143,11 +185,23 @@ def hq(output: str, quick: bool) -> list[Row]:
         raw = rows[f"{db} raw executemany (baseline)"]
         one = rows[f"{db} MQTT ingest, 1 worker"]
         two = rows[f"{db} MQTT ingest, 2 processes of 1 worker"]
-        found.append(Row(f"hq: MQTT ingest into {db}, 1 worker", f"{one['events/s']} ev/s",
-                         f"{raw['events/s']} ev/s raw executemany", one["x baseline"]))
+        found.append(
+            Row(
+                f"hq: MQTT ingest into {db}, 1 worker",
+                f"{one['events/s']} ev/s",
+                f"{raw['events/s']} ev/s raw executemany",
+                one["x baseline"],
+            )
+        )
         scale = number(two["events/s"]) / number(one["events/s"])
-        found.append(Row(f"hq: {db}, 2 ingest processes", f"{two['events/s']} ev/s", f"{one['events/s']} ev/s 1 worker",
-                         f"{scale:.2f}"))
+        found.append(
+            Row(
+                f"hq: {db}, 2 ingest processes",
+                f"{two['events/s']} ev/s",
+                f"{one['events/s']} ev/s 1 worker",
+                f"{scale:.2f}",
+            )
+        )
     return found
 
 
@@ -155,11 +209,19 @@ def analytics(output: str, quick: bool) -> list[Row]:
     rows = tables(output)[0]
     base = rows["baseline: parse time and name"]
     found = []
-    for stage, label in (("stitch (batch, time-sorted links)", "stitch, batch"),
-                         ("metrics: compute (30-day window)", "touchpoint metrics")):
+    for stage, label in (
+        ("stitch (batch, time-sorted links)", "stitch, batch"),
+        ("metrics: compute (30-day window)", "touchpoint metrics"),
+    ):
         row = rows[stage]
-        found.append(Row(f"analytics: {label}", f"{row['us/event']} us/event", f"{base['us/event']} us/event parse",
-                         f"{row['x baseline']}x"))
+        found.append(
+            Row(
+                f"analytics: {label}",
+                f"{row['us/event']} us/event",
+                f"{base['us/event']} us/event parse",
+                f"{row['x baseline']}x",
+            )
+        )
     return found
 
 
@@ -169,18 +231,34 @@ def journey(output: str, quick: bool) -> list[Row]:
     row = rows["journey API, 1,000-event customer, limit=100 (p99)"]
     scan = rows["baseline: SELECT the window's events (no decoding)"]
     report = rows["touchpoint API, warm (median)"]
-    return [Row("journey API (SQLite), limit=100, p99", f"{row['ms']} ms", f"{base['ms']} ms SELECT",
-                f"{row['x its baseline']}x"),
-            Row("touchpoint API (SQLite), 30 days, warm, median", f"{report['ms']} ms", f"{scan['ms']} ms window SELECT",
-                f"{report['x its baseline']}x")]
+    return [
+        Row(
+            "journey API (SQLite), limit=100, p99",
+            f"{row['ms']} ms",
+            f"{base['ms']} ms SELECT",
+            f"{row['x its baseline']}x",
+        ),
+        Row(
+            "touchpoint API (SQLite), 30 days, warm, median",
+            f"{report['ms']} ms",
+            f"{scan['ms']} ms window SELECT",
+            f"{report['x its baseline']}x",
+        ),
+    ]
 
 
 def screens(output: str, quick: bool) -> list[Row]:
     rows = tables(output)[0]
     card, base = rows["card in the DOM"], rows["tag event in the page (baseline)"]
     ratio = line(output, r"card / baseline \(medians\): ([\d.]+)x")[1]
-    return [Row("screens: tag to card on the mirror, median", f"{card['median']} ms (p95 {card['p95']})",
-                f"{base['median']} ms SSE event", f"{ratio}x")]
+    return [
+        Row(
+            "screens: tag to card on the mirror, median",
+            f"{card['median']} ms (p95 {card['p95']})",
+            f"{base['median']} ms SSE event",
+            f"{ratio}x",
+        )
+    ]
 
 
 def unsummarised(output: str, quick: bool) -> list[Row]:
@@ -191,12 +269,25 @@ def unsummarised(output: str, quick: bool) -> list[Row]:
 BENCHES = (
     Bench("framers", "bench_framers", ("--repeat", "5"), ("--frames", "20000", "--repeat", "2"), framers),
     Bench("qr", "bench_qr", ("--per-variant", "20"), ("--per-variant", "5"), qr),
-    Bench("edge", "bench_edge", ("--minutes", "1"), ("--minutes", "0.25", "--single", "1000", "--batched", "10000"), edge),
-    Bench("sync", "bench_sync", ("--stream", "100000", "--catchup", "1000000"), ("--stream", "20000", "--catchup", "50000"), sync),
+    Bench(
+        "edge", "bench_edge", ("--minutes", "1"), ("--minutes", "0.25", "--single", "1000", "--batched", "10000"), edge
+    ),
+    Bench(
+        "sync",
+        "bench_sync",
+        ("--stream", "100000", "--catchup", "1000000"),
+        ("--stream", "20000", "--catchup", "50000"),
+        sync,
+    ),
     Bench("hq", "bench_hq", ("--events", "10000", "--repeat", "1"), ("--events", "4000", "--repeat", "1"), hq),
     Bench("analytics", "bench_analytics", ("--customers", "10000"), ("--customers", "1000"), analytics),
-    Bench("journey", "bench_journey", ("--customers", "3000", "--no-postgres"),
-          ("--customers", "1000", "--requests", "50", "--no-postgres"), journey),
+    Bench(
+        "journey",
+        "bench_journey",
+        ("--customers", "3000", "--no-postgres"),
+        ("--customers", "1000", "--requests", "50", "--no-postgres"),
+        journey,
+    ),
     Bench("screens", "bench_screens", ("--tags", "40"), ("--tags", "10"), screens),
 )
 
@@ -228,19 +319,27 @@ def run(bench: Bench, quick: bool) -> tuple[list[Row], float]:
 
 
 def render(rows: list[Row]) -> str:
-    lines = ["| benchmark | result | baseline (same run) | ratio | goal | met? | command |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| benchmark | result | baseline (same run) | ratio | goal | met? | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
     marks = {True: "yes", False: "**no**", None: "-"}
-    lines += [f"| {r.benchmark} | {r.result} | {r.baseline} | {r.ratio} | {r.goal} | {marks[r.met]} | "
-              f"{'`' + r.command + '`' if r.command else '-'} |" for r in rows]
+    lines += [
+        f"| {r.benchmark} | {r.result} | {r.baseline} | {r.ratio} | {r.goal} | {marks[r.met]} | "
+        f"{'`' + r.command + '`' if r.command else '-'} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
 def machine() -> str:
     model = "unknown CPU"
     try:
-        model = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                     if ln.startswith("model name"))
+        model = next(
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -248,11 +347,13 @@ def machine() -> str:
 
 def summary_section(table: str, quick: bool, minutes: float, when: datetime) -> str:
     mode = "--quick" if quick else "full"
-    return (f"{START}\n## Summary\n\nGenerated by `.venv/bin/python -m bench --write-results` ({mode} run, "
-            f"{minutes:.1f} min, {when:%Y-%m-%d %H:%M} UTC; {machine()}; load average "
-            f"{os.getloadavg()[0]:.1f} at the end). "
-            f"The command column reproduces a row alone; what each benchmark measures, and its record runs "
-            f"with larger inputs, are in its section below.\n\n{table}\n{END}\n")
+    return (
+        f"{START}\n## Summary\n\nGenerated by `.venv/bin/python -m bench --write-results` ({mode} run, "
+        f"{minutes:.1f} min, {when:%Y-%m-%d %H:%M} UTC; {machine()}; load average "
+        f"{os.getloadavg()[0]:.1f} at the end). "
+        f"The command column reproduces a row alone; what each benchmark measures, and its record runs "
+        f"with larger inputs, are in its section below.\n\n{table}\n{END}\n"
+    )
 
 
 def write_results(section: str, path: Path = RESULTS) -> None:

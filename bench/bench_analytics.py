@@ -51,8 +51,10 @@ def baseline(events: list[dict[str, Any]]) -> None:
 def delayed(events: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     """Arrival as ingest sees it: time order, but a tenth of the sources sync up to a day late."""
     rng = random.Random(seed)
-    lag = {source: timedelta(hours=rng.uniform(0, 24)) if rng.random() < 0.1 else timedelta(0)
-           for source in sorted({e["source"] for e in events})}
+    lag = {
+        source: timedelta(hours=rng.uniform(0, 24)) if rng.random() < 0.1 else timedelta(0)
+        for source in sorted({e["source"] for e in events})
+    }
     return sorted(events, key=lambda e: parse_time(e["time"]) + lag[e["source"]])
 
 
@@ -60,7 +62,7 @@ def incremental(events: list[dict[str, Any]], batch: int) -> None:
     """Events arriving in random order, ``batch`` at a time, each batch re-attributing as it lands."""
     graph = IdentityGraph()
     for i in range(0, len(events), batch):
-        graph.add_events(events[i:i + batch])
+        graph.add_events(events[i : i + batch])
 
 
 def storage_stages(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
@@ -70,7 +72,7 @@ def storage_stages(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
         with open_storage(f"sqlite:///{path}") as storage:
             rows = [to_row(e, json.dumps(e), None, NOW) for e in events]
             for i in range(0, len(rows), 20_000):
-                storage.store_events(rows[i:i + 20_000])
+                storage.store_events(rows[i : i + 20_000])
             paged = timed(lambda: sum(1 for _ in read_events(storage)))
         conn = sqlite3.connect(path)
         try:
@@ -90,8 +92,9 @@ def main() -> None:
     started = time.perf_counter()
     data = generate(seed=args.seed, customers=args.customers)
     events = data.events
-    print(f"{len(events):,} events from {args.customers:,} shoppers, generated in "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"{len(events):,} events from {args.customers:,} shoppers, generated in {time.perf_counter() - started:.0f} s"
+    )
     shuffled = list(events)
     random.Random(args.seed).shuffle(shuffled)
     late = delayed(events, args.seed)
@@ -121,7 +124,7 @@ def main() -> None:
     ]
     if args.storage:
         stages += storage_stages(events)
-    print(f"\n| stage | s | us/event | x baseline |\n|---|---|---|---|")
+    print("\n| stage | s | us/event | x baseline |\n|---|---|---|---|")
     for name, seconds in stages:
         print(f"| {name} | {seconds:.2f} | {seconds / len(events) * 1e6:.1f} | {seconds / base:.1f} |")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -47,6 +47,7 @@ def measure(events: int, batch: int, workdir: Path) -> dict[str, tuple[float, fl
     bodies = payloads(db, DEVICE.device, events, batch)
     box = Outbox(db, f"/stores/{STORE}/devices/{DEVICE.device}")
     try:
+
         def read_all() -> None:
             after = 0
             while chunk := box.pending(after, batch, 256 * 1024 - 2):
@@ -55,14 +56,18 @@ def measure(events: int, batch: int, workdir: Path) -> dict[str, tuple[float, fl
 
         costs = {"agent: Outbox.pending + join": timed(read_all)}
         costs["agent: Outbox.acknowledge (DELETE)"] = timed(
-            lambda: [box.acknowledge(upto) for upto in range(batch, events + batch, batch)])
+            lambda: [box.acknowledge(upto) for upto in range(batch, events + batch, batch)]
+        )
     finally:
         box.close()
     costs["acknowledger: json.loads"] = timed(lambda: [json.loads(body) for body in bodies])
     now = datetime.now(timezone.utc)
     parsed: list[DeviceBatch] = []
-    costs["HQ: parse_events"] = timed(lambda: parsed.extend(
-        p for p in (parse_events(DEVICE.events, body, now) for body in bodies) if isinstance(p, DeviceBatch)))
+    costs["HQ: parse_events"] = timed(
+        lambda: parsed.extend(
+            p for p in (parse_events(DEVICE.events, body, now) for body in bodies) if isinstance(p, DeviceBatch)
+        )
+    )
     with open_storage(f"sqlite:///{workdir / 'hq.db'}") as storage:
         costs["HQ: store_device_batch (SQLite)"] = timed(lambda: [storage.store_device_batch(b) for b in parsed])
     return {name: (cpu / events * 1e6, wall / events * 1e6) for name, (cpu, wall) in costs.items()}

@@ -141,17 +141,27 @@ def latency_and_memory(rate: float, minutes: float) -> dict[str, float]:
         client.close()
     latencies = [(client.arrived[epc] - at) * 1000 for epc, at in written.items() if epc in client.arrived]
     return {
-        "frames": serial, "arrivals": len(written), "received": len(latencies),
-        "p50_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 0.99),
-        "max_ms": max(latencies), "rss_start_mb": rss_start, "rss_end_mb": rss_end,
+        "frames": serial,
+        "arrivals": len(written),
+        "received": len(latencies),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": max(latencies),
+        "rss_start_mb": rss_start,
+        "rss_end_mb": rss_end,
         "rss_mid_mb": samples[len(samples) // 2] if samples else rss_end,
         "exit_code": edge.returncode,
     }
 
 
 def outbox_rates(single: int, batched: int, batch: int) -> dict[str, float]:
-    data = {"zone": "cabin-1", "epc": "3034F4E4E404E24000000001", "gtin": "04012345050011", "rssi": -50,
-            "session_id": "5f0c9d7e8b2a4c1d9e3f7a6b5c4d3e2f"}
+    data = {
+        "zone": "cabin-1",
+        "epc": "3034F4E4E404E24000000001",
+        "gtin": "04012345050011",
+        "rssi": -50,
+        "session_id": "5f0c9d7e8b2a4c1d9e3f7a6b5c4d3e2f",
+    }
     rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
         box = Outbox(Path(tmp) / "edge.db", "/stores/bench/devices/mirror-1", capacity=10**7)
@@ -163,9 +173,12 @@ def outbox_rates(single: int, batched: int, batch: int) -> dict[str, float]:
         for _ in range(batched // batch):
             box.append_many([("tag.arrived", data)] * batch)
         rates["append_many"] = batched / (time.perf_counter() - start)
-        rows = [(seq, event_id, created, bytes(body)) for seq, event_id, created, body in
-                box.conn.execute("SELECT seq, id, created, body FROM events ORDER BY seq LIMIT ?",
-                                 (max(single, batched),))]
+        rows = [
+            (seq, event_id, created, bytes(body))
+            for seq, event_id, created, body in box.conn.execute(
+                "SELECT seq, id, created, body FROM events ORDER BY seq LIMIT ?", (max(single, batched),)
+            )
+        ]
         box.close()
         raw = sqlite3.connect(Path(tmp) / "raw.db", isolation_level=None)
         raw.execute("PRAGMA journal_mode=WAL")
@@ -181,7 +194,7 @@ def outbox_rates(single: int, batched: int, batch: int) -> dict[str, float]:
         start = time.perf_counter()
         for offset in range(0, batched, batch):
             raw.execute("BEGIN IMMEDIATE")
-            raw.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows[offset:offset + batch])
+            raw.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows[offset : offset + batch])
             raw.execute("COMMIT")
         rates["raw_batched"] = batched / (time.perf_counter() - start)
         raw.close()
@@ -198,17 +211,25 @@ def main() -> None:
     args = parser.parse_args()
 
     rates = outbox_rates(args.single, args.batched, args.batch)
-    print(f"outbox, one commit per event: {rates['append']:,.0f} events/s; raw sqlite3 "
-          f"{rates['raw_single']:,.0f}/s; ratio {rates['append'] / rates['raw_single']:.2f}")
-    print(f"outbox, append_many x{args.batch}: {rates['append_many']:,.0f} events/s; raw sqlite3 "
-          f"executemany {rates['raw_batched']:,.0f}/s; ratio {rates['append_many'] / rates['raw_batched']:.2f}")
+    print(
+        f"outbox, one commit per event: {rates['append']:,.0f} events/s; raw sqlite3 "
+        f"{rates['raw_single']:,.0f}/s; ratio {rates['append'] / rates['raw_single']:.2f}"
+    )
+    print(
+        f"outbox, append_many x{args.batch}: {rates['append_many']:,.0f} events/s; raw sqlite3 "
+        f"executemany {rates['raw_batched']:,.0f}/s; ratio {rates['append_many'] / rates['raw_batched']:.2f}"
+    )
     load = latency_and_memory(args.rate, args.minutes)
-    print(f"tag to SSE at {args.rate:.0f} reads/s for {args.minutes:g} min: {load['frames']:,} frames, "
-          f"{load['received']:,}/{load['arrivals']:,} arrivals received; p50 {load['p50_ms']:.1f} ms, "
-          f"p99 {load['p99_ms']:.1f} ms, max {load['max_ms']:.1f} ms")
-    print(f"edge RSS: {load['rss_start_mb']:.1f} MB after start-up, {load['rss_mid_mb']:.1f} MB half-way, "
-          f"{load['rss_end_mb']:.1f} MB after the load; "
-          f"exit code on SIGTERM {load['exit_code']}")
+    print(
+        f"tag to SSE at {args.rate:.0f} reads/s for {args.minutes:g} min: {load['frames']:,} frames, "
+        f"{load['received']:,}/{load['arrivals']:,} arrivals received; p50 {load['p50_ms']:.1f} ms, "
+        f"p99 {load['p99_ms']:.1f} ms, max {load['max_ms']:.1f} ms"
+    )
+    print(
+        f"edge RSS: {load['rss_start_mb']:.1f} MB after start-up, {load['rss_mid_mb']:.1f} MB half-way, "
+        f"{load['rss_end_mb']:.1f} MB after the load; "
+        f"exit code on SIGTERM {load['exit_code']}"
+    )
 
 
 if __name__ == "__main__":

@@ -91,9 +91,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as on the Pi's reader thread
-    print(f"`{args.frames} frames per stream, {CHUNK}-byte chunks, best of {args.repeat}; "
-          f"{cpu_model()}, nproc {os.cpu_count()}, pinned to 1 core, Python {platform.python_version()}`\n")
-    print("| protocol | noise | bytes | reads | framer frames/s | framer MB/s | baseline (bytes.find) MB/s | x baseline |")
+    print(
+        f"`{args.frames} frames per stream, {CHUNK}-byte chunks, best of {args.repeat}; "
+        f"{cpu_model()}, nproc {os.cpu_count()}, pinned to 1 core, Python {platform.python_version()}`\n"
+    )
+    print(
+        "| protocol | noise | bytes | reads | framer frames/s | framer MB/s | baseline (bytes.find) MB/s | x baseline |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for protocol in ("m100", "id12", "rdm6300"):
         for noise in (0.0, 0.01):
@@ -102,9 +106,11 @@ def main(argv: list[str] | None = None) -> None:
                 [framer_run(protocol, data), find_run(protocol, data)], args.repeat
             )
             frames = args.frames if noise == 0 else reads
-            print(f"| {protocol} | {noise:.0%} | {len(data):,} | {reads:,} | {frames / framer_s:,.0f} | "
-                  f"{len(data) / framer_s / 1e6:.1f} | {len(data) / baseline_s / 1e6:.1f} | "
-                  f"{framer_s / baseline_s:.1f} |")
+            print(
+                f"| {protocol} | {noise:.0%} | {len(data):,} | {reads:,} | {frames / framer_s:,.0f} | "
+                f"{len(data) / framer_s / 1e6:.1f} | {len(data) / baseline_s / 1e6:.1f} | "
+                f"{framer_s / baseline_s:.1f} |"
+            )
 
 
 if __name__ == "__main__":

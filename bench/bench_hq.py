@@ -46,17 +46,36 @@ def make_batches(store: str, devices: int, per_device: int, batch: int) -> list[
     for n in range(devices):
         device = DeviceTopics(store, f"mirror-{n}")
         source = edge_source(store, device.device)
-        events = [make_event("tag.arrived", {"session_id": f"s{seq // 20}", "zone": "cabin-1",
-                                             "epc": "3074257BF7194E4000001A85", "gtin": "80614141123458",
-                                             "rssi": -52}, source=source, seq=seq, time=NOW)
-                  for seq in range(1, per_device + 1)]
-        queues.append([(device.events, json.dumps(events[i:i + batch]).encode())
-                       for i in range(0, per_device, batch)])
+        events = [
+            make_event(
+                "tag.arrived",
+                {
+                    "session_id": f"s{seq // 20}",
+                    "zone": "cabin-1",
+                    "epc": "3074257BF7194E4000001A85",
+                    "gtin": "80614141123458",
+                    "rssi": -52,
+                },
+                source=source,
+                seq=seq,
+                time=NOW,
+            )
+            for seq in range(1, per_device + 1)
+        ]
+        queues.append(
+            [(device.events, json.dumps(events[i : i + batch]).encode()) for i in range(0, per_device, batch)]
+        )
     return [item for round_ in zip(*queues) for item in round_]
 
 
-def until_acked(mqtt: MqttSection, store: str, batches: list[tuple[str, bytes]], devices: int,
-                per_device: int, subscribed: Callable[[], bool]) -> float:
+def until_acked(
+    mqtt: MqttSection,
+    store: str,
+    batches: list[tuple[str, bytes]],
+    devices: int,
+    per_device: int,
+    subscribed: Callable[[], bool],
+) -> float:
     """Publish every batch at once; events/s until each device's ack covers its last seq."""
     acked: dict[str, int] = {}
     done = threading.Event()
@@ -90,8 +109,15 @@ def until_acked(mqtt: MqttSection, store: str, batches: list[tuple[str, bytes]],
     return devices * per_device / elapsed
 
 
-def in_process(url: str, mqtt: MqttSection, store: str, workers: int, batches: list[tuple[str, bytes]],
-               devices: int, per_device: int) -> float:
+def in_process(
+    url: str,
+    mqtt: MqttSection,
+    store: str,
+    workers: int,
+    batches: list[tuple[str, bytes]],
+    devices: int,
+    per_device: int,
+) -> float:
     """``workers`` ingest workers in this process sharing one storage, as ``serve`` runs them."""
     storage = open_storage(url)
     ingestor = Ingestor(storage, HqMetrics())
@@ -104,8 +130,15 @@ def in_process(url: str, mqtt: MqttSection, store: str, workers: int, batches: l
         storage.close()
 
 
-def in_processes(url: str, mqtt: MqttSection, store: str, processes: int, batches: list[tuple[str, bytes]],
-                 devices: int, per_device: int) -> float:
+def in_processes(
+    url: str,
+    mqtt: MqttSection,
+    store: str,
+    processes: int,
+    batches: list[tuple[str, bytes]],
+    devices: int,
+    per_device: int,
+) -> float:
     """``processes`` separate ``touchpoint hq --role ingest`` processes of one worker each."""
     with tempfile.TemporaryDirectory(prefix="tp-bench-hq-") as workdir:
         config = Path(workdir) / "hq.toml"
@@ -145,7 +178,7 @@ def raw_rate(url: str, rows: list[list[EventRow]]) -> float:
         dialect = storage.dialect
     sql = INSERT_EVENT if dialect == "sqlite" else INSERT_EVENT.replace("?", "%s")
     if dialect == "sqlite":
-        conn: Any = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        conn: Any = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
     else:
@@ -153,9 +186,28 @@ def raw_rate(url: str, rows: list[list[EventRow]]) -> float:
 
         conn = psycopg.connect(url, autocommit=True)
     to_db: Callable[[datetime], Any] = (lambda t: t.isoformat()) if dialect == "sqlite" else (lambda t: t)
-    params = [[(r.source, r.id, r.type, to_db(r.time), r.seq, r.store, r.device, r.channel, r.session_id,
-                r.customer, r.anonymous_id, r.gtin, r.data, to_db(r.received_at)) for r in batch]
-              for batch in rows]
+    params = [
+        [
+            (
+                r.source,
+                r.id,
+                r.type,
+                to_db(r.time),
+                r.seq,
+                r.store,
+                r.device,
+                r.channel,
+                r.session_id,
+                r.customer,
+                r.anonymous_id,
+                r.gtin,
+                r.data,
+                to_db(r.received_at),
+            )
+            for r in batch
+        ]
+        for batch in rows
+    ]
     try:
         started = time.perf_counter()
         for batch in params:
@@ -190,6 +242,7 @@ def main() -> None:
     with Mosquitto(workdir=workdir / "mosquitto", persistence=False) as broker, PostgresCluster() as cluster:
         mqtt = MqttSection(url=broker.url)
         for backend in ("sqlite", "postgres"):
+
             def fresh(name: str, backend: str = backend) -> str:
                 """A new, empty database of this backend."""
                 return f"sqlite:///{workdir}/{name}.db" if backend == "sqlite" else cluster.create_database(name)
@@ -202,19 +255,20 @@ def main() -> None:
                 raws.append(raw_rate(fresh(f"{backend}_raw{n}"), rows))
             raw = statistics.median(raws)
             rows_out.append((backend, "raw executemany (baseline)", raw, 1.0))
-            rows_out.append((backend, "parse + validate only", statistics.median(parses),
-                             statistics.median(parses) / raw))
+            rows_out.append(
+                (backend, "parse + validate only", statistics.median(parses), statistics.median(parses) / raw)
+            )
             for label, setup, count in SETUPS:
                 rates = []
                 for n in range(args.repeat):
                     store = f"{backend}-{setup.__name__.replace('_', '-')}-{count}-{n}"
                     batches = make_batches(store, args.devices, per_device, args.batch)
-                    rates.append(setup(fresh(store.replace("-", "_")), mqtt, store, count, batches,
-                                       args.devices, per_device))
+                    rates.append(
+                        setup(fresh(store.replace("-", "_")), mqtt, store, count, batches, args.devices, per_device)
+                    )
                 rate = statistics.median(rates)
                 rows_out.append((backend, label, rate, rate / raw))
-    print(f"{args.events} events, {args.devices} devices, {args.batch} events per batch, "
-          f"median of {args.repeat} runs")
+    print(f"{args.events} events, {args.devices} devices, {args.batch} events per batch, median of {args.repeat} runs")
     print("| database | path | events/s | x baseline |\n|---|---|---|---|")
     for backend, path, rate, ratio in rows_out:
         print(f"| {backend} | {path} | {rate:,.0f} | {ratio:.2f} |")

@@ -54,22 +54,48 @@ def heavy_customer(start: datetime) -> list[dict[str, Any]]:
     for n in range(30):
         at = start + timedelta(hours=41 * n)
         session = f"heavy-s{n}"
-        made = [make_event("session.started", {"session_id": session}, source=source, time=at),
-                make_event("customer.identified", {"session_id": session, "customer": HEAVY, "method": "qr",
-                                                   "consent": "granted"}, source=source, time=at)]
-        made += [make_event("product.viewed", {"session_id": session, "customer": HEAVY, "gtin": "04012345010008",
-                                               "via": "tag"}, source=source, time=at + timedelta(seconds=i))
-                 for i in range(22)]
-        made.append(make_event("session.ended", {"session_id": session, "customer": HEAVY}, source=source,
-                               time=at + timedelta(minutes=3)))
+        made = [
+            make_event("session.started", {"session_id": session}, source=source, time=at),
+            make_event(
+                "customer.identified",
+                {"session_id": session, "customer": HEAVY, "method": "qr", "consent": "granted"},
+                source=source,
+                time=at,
+            ),
+        ]
+        made += [
+            make_event(
+                "product.viewed",
+                {"session_id": session, "customer": HEAVY, "gtin": "04012345010008", "via": "tag"},
+                source=source,
+                time=at + timedelta(seconds=i),
+            )
+            for i in range(22)
+        ]
+        made.append(
+            make_event(
+                "session.ended",
+                {"session_id": session, "customer": HEAVY},
+                source=source,
+                time=at + timedelta(minutes=3),
+            )
+        )
         events += made
     for n in range(10):
         at = start + timedelta(hours=127 * n + 5)
         anon = f"heavy-w{n}"
-        events.append(make_event("customer.logged_in", {"anonymous_id": anon, "customer": HEAVY},
-                                 source="/channels/web", time=at))
-        events += [make_event("page.viewed", {"anonymous_id": anon, "page": "product"}, source="/channels/web",
-                              time=at + timedelta(seconds=i + 1)) for i in range(24)]
+        events.append(
+            make_event("customer.logged_in", {"anonymous_id": anon, "customer": HEAVY}, source="/channels/web", time=at)
+        )
+        events += [
+            make_event(
+                "page.viewed",
+                {"anonymous_id": anon, "page": "product"},
+                source="/channels/web",
+                time=at + timedelta(seconds=i + 1),
+            )
+            for i in range(24)
+        ]
     seq = 0
     for event in events:
         if event["source"] == source:
@@ -92,7 +118,7 @@ def p99(samples: list[float]) -> float:
 
 def fill(storage: Storage, events: list[dict[str, Any]]) -> float:
     rows = [to_row(e, json.dumps(e), None, NOW) for e in events]
-    seconds, _ = timed(lambda: [storage.store_events(rows[i:i + 20_000]) for i in range(0, len(rows), 20_000)])
+    seconds, _ = timed(lambda: [storage.store_events(rows[i : i + 20_000]) for i in range(0, len(rows), 20_000)])
     return seconds
 
 
@@ -105,9 +131,16 @@ def backend(name: str, folder: Path) -> Iterator[str]:
         yield cluster.create_database("bench")
 
 
-def measure(url: str, events: list[dict[str, Any]], catalog: Any, window: Window, requests: int) -> list[tuple[str, float]]:
-    config = configuration.from_dict(configuration.HqConfig, {"database": {"url": url},  # 80 days: every event
-                                                              "hq": {"api_token": TOKEN, "report_cache_days": 80}})
+def measure(
+    url: str, events: list[dict[str, Any]], catalog: Any, window: Window, requests: int
+) -> list[tuple[str, float]]:
+    config = configuration.from_dict(
+        configuration.HqConfig,
+        {
+            "database": {"url": url},  # 80 days: every event
+            "hq": {"api_token": TOKEN, "report_cache_days": 80},
+        },
+    )
     app = create_app(config)
     storage: Storage = app.extensions["hq.storage"]
     try:
@@ -122,19 +155,27 @@ def measure(url: str, events: list[dict[str, Any]], catalog: Any, window: Window
         warm, first = timed(lambda: client.get(f"/v1/customers/{HEAVY}/journey?limit=1000", headers=headers))
         assert first.status_code == 200 and len(first.get_json()["events"]) == 1000, first.status_code
         results.append(("journey: first request (builds the identity graph)", warm))
-        raw = [timed(lambda: storage.fetchall("SELECT source, id, data FROM events WHERE customer = ?", (HEAVY,)))[0]
-               for _ in range(requests)]
+        raw = [
+            timed(lambda: storage.fetchall("SELECT source, id, data FROM events WHERE customer = ?", (HEAVY,)))[0]
+            for _ in range(requests)
+        ]
         results.append(("baseline: SELECT by customer token (p99)", p99(raw)))
         for limit in (100, 1000):
-            samples = [timed(lambda: client.get(f"/v1/customers/{HEAVY}/journey?limit={limit}", headers=headers))[0]
-                       for _ in range(requests)]
+            samples = [
+                timed(lambda: client.get(f"/v1/customers/{HEAVY}/journey?limit={limit}", headers=headers))[0]
+                for _ in range(requests)
+            ]
             results.append((f"journey API, 1,000-event customer, limit={limit} (p99)", p99(samples)))
             results.append((f"journey API, limit={limit} (median)", statistics.median(samples)))
         seconds, graph = timed(lambda: full_graph(storage))
         results.append(("identity graph from every link event", seconds))
         results += report_stages(app, storage, graph, window, requests)
-        results.append(("recompute: build every store's recommendations",
-                        timed(lambda: publisher.build(storage, catalog, window.end))[0]))
+        results.append(
+            (
+                "recompute: build every store's recommendations",
+                timed(lambda: publisher.build(storage, catalog, window.end))[0],
+            )
+        )
     finally:
         storage.close()
     return results
@@ -151,33 +192,63 @@ def report_stages(app: Any, storage: Storage, graph: Any, window: Window, reques
         assert answer.status_code == 200 and answer.get_json()["touchpoints"], answer.status_code
         return seconds
 
-    scan = [timed(lambda: storage.fetchall("SELECT data FROM events WHERE time >= ? AND time < ?",
-                                            (storage.time_param(window.start), storage.time_param(window.end))))[0]
-            for _ in range(3)]
-    rows = [("baseline: SELECT the window's events (no decoding)", min(scan)),
-            ("touchpoint report, no cache (reads every hour)",
-             timed(lambda: touchpoint_report(storage, window, graph=graph))[0]),
-            ("touchpoint API, first request (fills the hour cache)", get())]
+    scan = [
+        timed(
+            lambda: storage.fetchall(
+                "SELECT data FROM events WHERE time >= ? AND time < ?",
+                (storage.time_param(window.start), storage.time_param(window.end)),
+            )
+        )[0]
+        for _ in range(3)
+    ]
+    rows = [
+        ("baseline: SELECT the window's events (no decoding)", min(scan)),
+        (
+            "touchpoint report, no cache (reads every hour)",
+            timed(lambda: touchpoint_report(storage, window, graph=graph))[0],
+        ),
+        ("touchpoint API, first request (fills the hour cache)", get()),
+    ]
     warm = [get() for _ in range(max(3, requests // 20))]
     rows += [("touchpoint API, warm (median)", statistics.median(warm)), ("touchpoint API, warm (max)", max(warm))]
     last_hour = window.end - timedelta(minutes=30)
     source = "/stores/berlin-01/devices/kiosk-99"
-    fresh = [make_event("product.viewed", {"session_id": f"bench-new-{n // 10}", "gtin": "04012345010008", "via": "tag"},
-                        source=source, seq=10_000 + n, time=last_hour + timedelta(seconds=n)) for n in range(500)]
+    fresh = [
+        make_event(
+            "product.viewed",
+            {"session_id": f"bench-new-{n // 10}", "gtin": "04012345010008", "via": "tag"},
+            source=source,
+            seq=10_000 + n,
+            time=last_hour + timedelta(seconds=n),
+        )
+        for n in range(500)
+    ]
     storage.store_events([to_row(e, json.dumps(e), None, NOW) for e in fresh])
     rows.append(("touchpoint API after 500 new events in the window's last hour", get()))
-    ((session,),) = storage.fetchall("SELECT session_id FROM events WHERE type = 'touchpoint.session.started'"
-                                     " AND time >= ? ORDER BY time LIMIT 1", (storage.time_param(window.start),))
-    link = make_event("customer.identified", {"session_id": session, "customer": "bench-late", "method": "qr",
-                                              "consent": "granted"}, source=source, seq=20_000,
-                      time=window.start - timedelta(days=1))
+    ((session,),) = storage.fetchall(
+        "SELECT session_id FROM events WHERE type = 'touchpoint.session.started' AND time >= ? ORDER BY time LIMIT 1",
+        (storage.time_param(window.start),),
+    )
+    link = make_event(
+        "customer.identified",
+        {"session_id": session, "customer": "bench-late", "method": "qr", "consent": "granted"},
+        source=source,
+        seq=20_000,
+        time=window.start - timedelta(days=1),
+    )
     storage.store_events([to_row(link, json.dumps(link), None, NOW)])
     rows.append(("touchpoint API after a late identity link (no hour re-read)", get()))
     ((first, last),) = storage.fetchall("SELECT MIN(time), MAX(time) FROM events")
     everything = {"from": storage.time_text(first), "to": utc_now_iso(storage.time_value(last) + timedelta(seconds=1))}
-    rows.append(("baseline: SELECT every stored event (no decoding)",
-                 min(timed(lambda: storage.fetchall("SELECT data FROM events"))[0] for _ in range(3))))
-    whole = [timed(lambda: client.get("/v1/touchpoints", query_string=everything, headers=headers))[0] for _ in range(4)]
+    rows.append(
+        (
+            "baseline: SELECT every stored event (no decoding)",
+            min(timed(lambda: storage.fetchall("SELECT data FROM events"))[0] for _ in range(3)),
+        )
+    )
+    whole = [
+        timed(lambda: client.get("/v1/touchpoints", query_string=everything, headers=headers))[0] for _ in range(4)
+    ]
     rows.append(("touchpoint API, every stored event, warm (median of 3)", statistics.median(whole[1:])))
     return rows
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from importlib.metadata import version
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import cv2
 import numpy as np
@@ -95,9 +95,13 @@ def table(results: dict[str, Result]) -> str:
         hits = sum(result.found[v][0] for v in variants)
         total = sum(result.found[v][1] for v in variants)
         cells = [f"{100 * result.found[v][0] / result.found[v][1]:.0f}%" for v in variants]
-        cells += [f"{100 * hits / total:.0f}%", str(result.false_codes),
-                  f"{1000 * result.seconds_per_frame:.2f}", f"{result.seconds_per_frame / baseline:.0f}",
-                  f"{1000 * result.seconds_per_empty_frame:.2f}"]
+        cells += [
+            f"{100 * hits / total:.0f}%",
+            str(result.false_codes),
+            f"{1000 * result.seconds_per_frame:.2f}",
+            f"{result.seconds_per_frame / baseline:.0f}",
+            f"{1000 * result.seconds_per_empty_frame:.2f}",
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -111,8 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         qr_samples.Sample(s.variant, qr_samples.to_bgr(s.frame), s.payloads)
         for s in qr_samples.samples(args.per_variant, args.seed)
     ]
-    print(f"{len(frames)} BGR frames ({args.per_variant} per variant, seed {args.seed}); "
-          f"OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads, zxing-cpp {version('zxing-cpp')}")
+    print(
+        f"{len(frames)} BGR frames ({args.per_variant} per variant, seed {args.seed}); "
+        f"OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads, zxing-cpp {version('zxing-cpp')}"
+    )
     print(table({name: measure(decoder, frames) for name, decoder in DECODERS.items()}))
 
 

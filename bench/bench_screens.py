@@ -29,8 +29,14 @@ from kiosk.server import EdgeServer
 from touchpoint import config as configuration
 
 GTINS = ("04012345010015", "04012345030013", "04012345040029", "04012345060010")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 STAMPS_JS = """() => {
   window.stamps = {sse: {}, card: {}};
   new EventSource("/api/stream").addEventListener("tag", (e) => {
@@ -50,12 +56,15 @@ def run(tags: int, rate: float) -> dict[str, list[float]]:
     latencies: dict[str, list[float]] = {"sse": [], "card": []}
     with tempfile.TemporaryDirectory() as workdir, Simulator("m100", rate=rate) as simulator:
         simulator.start()
-        config = configuration.from_dict(configuration.EdgeConfig, {
-            "device": {"store_id": "bench", "device_id": "mirror-1", "role": "mirror"},
-            "web": {"listen": "127.0.0.1:0", "threads": 8},
-            "reader": {"protocol": "m100", "url": simulator.path, "zone": "cabin-1", "departure_s": 0.5},
-            "outbox": {"path": str(Path(workdir) / "edge.db")},
-        })
+        config = configuration.from_dict(
+            configuration.EdgeConfig,
+            {
+                "device": {"store_id": "bench", "device_id": "mirror-1", "role": "mirror"},
+                "web": {"listen": "127.0.0.1:0", "threads": 8},
+                "reader": {"protocol": "m100", "url": simulator.path, "zone": "cabin-1", "departure_s": 0.5},
+                "outbox": {"path": str(Path(workdir) / "edge.db")},
+            },
+        )
         server = EdgeServer(config)
         server.start()
         try:

@@ -35,8 +35,16 @@ from touchpoint.config import MqttSection
 from touchpoint.services import Mosquitto
 
 STORE = "bench-store"
-EVENT = ("tag.arrived", {"session_id": "0190f5c2-7c1e-7d3a-9a51-3f2b1c0d4e5f", "zone": "cabin-3",
-                         "epc": "3074257BF7194E4000001A85", "gtin": "80614141123458", "rssi": -52})
+EVENT = (
+    "tag.arrived",
+    {
+        "session_id": "0190f5c2-7c1e-7d3a-9a51-3f2b1c0d4e5f",
+        "zone": "cabin-3",
+        "epc": "3074257BF7194E4000001A85",
+        "gtin": "80614141123458",
+        "rssi": -52,
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -114,11 +122,12 @@ class Hq:
         elif kind == "ingestor":
             from hq.metrics import HqMetrics
             from hq.storage import open_storage
-            from hq.worker import IngestWorker, Ingestor
+            from hq.worker import Ingestor, IngestWorker
 
             self.storage = open_storage(url)
-            self.worker = IngestWorker(MqttSection(url=broker.url), "bench-hq",
-                                       Ingestor(self.storage, HqMetrics())).start()
+            self.worker = IngestWorker(
+                MqttSection(url=broker.url), "bench-hq", Ingestor(self.storage, HqMetrics())
+            ).start()
         else:
             self._start_processes(url, broker, workdir / "hq.toml", processes)
 
@@ -153,9 +162,11 @@ def drain(broker: Mosquitto, db: Path, device: str, count: int) -> Drain:
     another outbox (the agent rightly ignores an ack beyond its last seq).
     """
     config = db.with_suffix(".toml")
-    config.write_text(f'[device]\nstore_id = "{STORE}"\ndevice_id = "{device}"\n'
-                      f'[outbox]\npath = "{db}"\ncapacity = {max(1000, count)}\n[mqtt]\nurl = "{broker.url}"\n'
-                      '[log]\nlevel = "warning"\n')
+    config.write_text(
+        f'[device]\nstore_id = "{STORE}"\ndevice_id = "{device}"\n'
+        f'[outbox]\npath = "{db}"\ncapacity = {max(1000, count)}\n[mqtt]\nurl = "{broker.url}"\n'
+        '[log]\nlevel = "warning"\n'
+    )
     box = Outbox(db, source(device))
     agent = subprocess.Popen([str(Path(sys.executable).parent / "touchpoint"), "sync", "--config", str(config)])
     started = time.perf_counter()
@@ -208,9 +219,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stream", type=int, default=200_000, help="events in the sustained drain")
     parser.add_argument("--catchup", type=int, default=1_000_000, help="events buffered offline")
-    parser.add_argument("--hq", choices=["stub", "ingestor", "processes"], default="stub",
-                        help="stub: the test acknowledger; ingestor: hq.worker on SQLite in this process;"
-                             " processes: --processes `touchpoint hq --role ingest` on SQLite")
+    parser.add_argument(
+        "--hq",
+        choices=["stub", "ingestor", "processes"],
+        default="stub",
+        help="stub: the test acknowledger; ingestor: hq.worker on SQLite in this process;"
+        " processes: --processes `touchpoint hq --role ingest` on SQLite",
+    )
     parser.add_argument("--processes", type=int, default=2, help="ingest processes for --hq processes")
     args = parser.parse_args(argv)
     result = run(args.stream, args.catchup, args.hq, args.processes)
@@ -218,9 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     hq = f"{args.processes} processes" if args.hq == "processes" else args.hq
     print(f"hq: {hq}; batches of up to 500 events as the outbox stores them, QoS 1, loopback")
     print(f"raw paho QoS 1 pub->sub   {raw:>10,.0f} events/s (baseline)")
-    print(f"sustained agent -> HQ     {sustained.steady_rate:>10,.0f} events/s = {sustained.steady_rate / raw:.2f} x raw "
-          f"({sustained.events:,} events, {sustained.seconds:.1f} s with start-up)")
-    print(f"catch-up {catchup.events:>9,} events {catchup.seconds:>8.1f} s  ({catchup.events / catchup.seconds:,.0f} events/s)")
+    print(
+        f"sustained agent -> HQ     {sustained.steady_rate:>10,.0f} events/s = {sustained.steady_rate / raw:.2f} x raw "
+        f"({sustained.events:,} events, {sustained.seconds:.1f} s with start-up)"
+    )
+    print(
+        f"catch-up {catchup.events:>9,} events {catchup.seconds:>8.1f} s  ({catchup.events / catchup.seconds:,.0f} events/s)"
+    )
     print(f"agent peak RSS            {max(sustained.peak_rss_mb, catchup.peak_rss_mb):>10.1f} MB")
     print(f"(outbox filled at {result['fill_rate']:,.0f} events/s, not part of any figure)")
 

@@ -31,7 +31,7 @@ SERIAL198_CHARS = 20
 # The GS1 AI encodable character set 82, the alphabet of an SGTIN-198 serial.
 CHARSET_82 = frozenset("!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
 # Characters a tag URI writes as %XX (TDS, "EPC URI" syntax).
-URI_ESCAPES = {c: f"%{ord(c):02X}" for c in "\"%&/<>?"}
+URI_ESCAPES = {c: f"%{ord(c):02X}" for c in '"%&/<>?'}
 
 
 @dataclass(frozen=True)

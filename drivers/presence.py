@@ -84,7 +84,7 @@ class PresenceTracker:
         return None
 
     def expire(self, now: float) -> list[PresenceChange]:
-        """"departed" changes for every tag unread for ``departure_s``, oldest arrival first."""
+        """ "departed" changes for every tag unread for ``departure_s``, oldest arrival first."""
         changes = []
         for zone in list(self._zones):
             gone = [epc for epc, stay in self._zones[zone].items() if now - stay.last_seen >= self.departure_s]

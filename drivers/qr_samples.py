@@ -18,8 +18,17 @@ import segno
 from drivers.qr import LOYALTY_PREFIX
 
 VARIANTS = (
-    "plain", "rotated-15", "rotated-90", "rotated-180", "small-2px", "small-1px",
-    "blurred", "inverted", "low-contrast", "two-codes", "no-code",
+    "plain",
+    "rotated-15",
+    "rotated-90",
+    "rotated-180",
+    "small-2px",
+    "small-1px",
+    "blurred",
+    "inverted",
+    "low-contrast",
+    "two-codes",
+    "no-code",
 )
 FRAME = (480, 640)  # rows, columns: a VGA camera frame
 LARGE_FRAME = (720, 1280)
@@ -100,7 +109,7 @@ def _place(frame: np.ndarray, code: np.ndarray, rng: np.random.Generator) -> Non
     rows, cols = code.shape
     top = int(rng.integers(0, frame.shape[0] - rows + 1))
     left = int(rng.integers(0, frame.shape[1] - cols + 1))
-    frame[top:top + rows, left:left + cols] = code
+    frame[top : top + rows, left : left + cols] = code
 
 
 def _rotate(code: np.ndarray, degrees: float) -> np.ndarray:

@@ -227,4 +227,3 @@ class Reader:
                 port.write(self._protocol.stop)
         with contextlib.suppress(serial.SerialException, OSError):
             port.close()
-

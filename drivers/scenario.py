@@ -57,7 +57,9 @@ def load(name_or_path: str, protocol: str, seed: int | None = None) -> tuple[Ste
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ScenarioError(f"no scenario {name_or_path!r}: neither built-in ({', '.join(BUILT_IN)}) nor a file") from None
+        raise ScenarioError(
+            f"no scenario {name_or_path!r}: neither built-in ({', '.join(BUILT_IN)}) nor a file"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ScenarioError(f"scenario {path}: {error}") from None
     return parse(document)
@@ -84,7 +86,7 @@ def _step(index: int, item: Any) -> Step:
         elif isinstance(tag, dict) and isinstance(tag.get("epc"), str) and isinstance(tag.get("rssi", 0), int):
             present.append((tag["epc"].upper(), tag.get("rssi", DEFAULT_RSSI)))
         else:
-            raise ScenarioError(f"{where}: each of 'present' is an EPC string or {{\"epc\": ..., \"rssi\": int}}")
+            raise ScenarioError(f'{where}: each of \'present\' is an EPC string or {{"epc": ..., "rssi": int}}')
     remove = _list(where, item, "remove")
     if not all(isinstance(tag, str) for tag in remove):
         raise ScenarioError(f"{where}: 'remove' is a list of EPC strings")

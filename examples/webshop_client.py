@@ -41,11 +41,17 @@ class WebshopClient:
         """Queue ``touchpoint.<name>``; returns its id. Sends a full batch at once."""
         moment = datetime.now(timezone.utc)
         event_id = str(uuid.uuid4())
-        self.queue.append({
-            "specversion": "1.0", "id": event_id, "source": self.source, "type": f"touchpoint.{name}",
-            "time": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
-            "datacontenttype": "application/json", "data": data,
-        })
+        self.queue.append(
+            {
+                "specversion": "1.0",
+                "id": event_id,
+                "source": self.source,
+                "type": f"touchpoint.{name}",
+                "time": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+                "datacontenttype": "application/json",
+                "data": data,
+            }
+        )
         if len(self.queue) >= MAX_BATCH:
             self.flush()
         return event_id
@@ -67,12 +73,14 @@ class WebshopClient:
         """The shopper opened a QR code from a fitting-room mirror: links the cabin visit to this browser."""
         return self.event("handoff.redeemed", _with(customer, anonymous_id=anonymous_id, token=token))
 
-    def purchased(self, anonymous_id: str, order_id: str, items: list[tuple[str, int, str]],
-                  customer: str | None = None) -> str:
+    def purchased(
+        self, anonymous_id: str, order_id: str, items: list[tuple[str, int, str]], customer: str | None = None
+    ) -> str:
         """``items`` are (gtin, quantity, price as a decimal string)."""
         lines = [{"gtin": gtin, "qty": qty, "price": price} for gtin, qty, price in items]
-        return self.event("purchase.completed", _with(customer, anonymous_id=anonymous_id, order_id=order_id,
-                                                      items=lines))
+        return self.event(
+            "purchase.completed", _with(customer, anonymous_id=anonymous_id, order_id=order_id, items=lines)
+        )
 
     def flush(self) -> dict[str, Any]:
         """Send the queue; returns HQ's answer. Raises urllib.error.HTTPError on 400/401/413, and
@@ -80,7 +88,9 @@ class WebshopClient:
         if not self.queue:
             return {"accepted": [], "duplicates": [], "rejected": []}
         request = urllib.request.Request(
-            self.url, data=json.dumps(self.queue).encode("utf-8"), method="POST",
+            self.url,
+            data=json.dumps(self.queue).encode("utf-8"),
+            method="POST",
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:

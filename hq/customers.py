@@ -55,8 +55,9 @@ def journey(customer: str) -> Response | tuple[Response, int]:
     storage = current_app.extensions["hq.storage"]
     with current_app.extensions[GRAPHS].use() as graph:
         try:
-            return jsonify(customer_journey(storage, graph, customer, cursor=request.args.get("cursor"),
-                                            limit=int(limit)))
+            return jsonify(
+                customer_journey(storage, graph, customer, cursor=request.args.get("cursor"), limit=int(limit))
+            )
         except CursorError as error:
             return _bad(f"cursor: {error}")
 
@@ -71,8 +72,9 @@ def consent(customer: str) -> Response | tuple[Response, int]:
     if not isinstance(body, dict):
         return _bad('body: a JSON object like {"consent": "granted"}')
     try:
-        change = people.set_consent(current_app.extensions["hq.storage"], customer, body.get("consent"),
-                                    datetime.now(timezone.utc))
+        change = people.set_consent(
+            current_app.extensions["hq.storage"], customer, body.get("consent"), datetime.now(timezone.utc)
+        )
     except ValueError as error:
         return _bad(str(error))
     _republish()
@@ -89,11 +91,20 @@ def erase(customer: str) -> Response | tuple[Response, int]:
     with graphs.use() as graph:
         done = people.erase(current_app.extensions["hq.storage"], graph, customer)
     graphs.forget()
-    log.info("erased a customer: %d events, %d dead letters, %d identifiers",
-             done.events, done.dead_letters, done.identifiers)
+    log.info(
+        "erased a customer: %d events, %d dead letters, %d identifiers",
+        done.events,
+        done.dead_letters,
+        done.identifiers,
+    )
     republish = _republish()
-    return jsonify(customer=customer, events=done.events, dead_letters=done.dead_letters,
-                   identifiers=done.identifiers, republish=republish)
+    return jsonify(
+        customer=customer,
+        events=done.events,
+        dead_letters=done.dead_letters,
+        identifiers=done.identifiers,
+        republish=republish,
+    )
 
 
 def _republish() -> str:
@@ -107,6 +118,7 @@ def _republish() -> str:
 def parse_window(args: dict[str, str], now: datetime) -> Window:
     """``from``/``to`` as RFC 3339 dates or times (default: the last 30 days); ValueError names
     the parameter."""
+
     def moment(name: str, default: datetime) -> datetime:
         text = args.get(name)
         if not text:

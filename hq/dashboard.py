@@ -14,14 +14,13 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-from flask import (Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
 
 from hq import charts, people
 from hq.customers import CUSTOMER, GRAPHS, report_for
@@ -35,8 +34,13 @@ REPORT_TTL_S = 15.0  # the overview's report is reused this long (a page reload,
 THROTTLE = "hq.login-throttle"
 REPORTS = "hq.report-cache"
 
-bp = Blueprint("dashboard", __name__, template_folder=str(resources.files("ui") / "templates"),
-               static_folder=str(resources.files("ui") / "static" / "hq"), static_url_path="/static/hq")
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    template_folder=str(resources.files("ui") / "templates"),
+    static_folder=str(resources.files("ui") / "static" / "hq"),
+    static_url_path="/static/hq",
+)
 
 
 def t(key: str) -> str:
@@ -47,8 +51,9 @@ def t(key: str) -> str:
 def init_app(app: Flask) -> None:
     """Register the dashboard: session settings, login throttle, strings, CSRF check."""
     app.secret_key = app.config["HQ"].hq.secret_key or secrets.token_hex(32)
-    app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True,
-                      PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
+    app.config.update(
+        SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, PERMANENT_SESSION_LIFETIME=timedelta(hours=12)
+    )
     app.extensions[THROTTLE] = LoginThrottle()
     app.config.setdefault("HQ_REPORT_WAIT_S", 3.0)  # then the overview says "computing" and reloads
     app.extensions[REPORTS] = ReportCache(app)
@@ -57,8 +62,13 @@ def init_app(app: Flask) -> None:
 
 @bp.app_context_processor
 def _context() -> dict[str, Any]:
-    return {"t": t, "lang": TEXT.current(), "languages": TEXT.languages(), "csrf": csrf_token(),
-            "user": session.get("user")}
+    return {
+        "t": t,
+        "lang": TEXT.current(),
+        "languages": TEXT.languages(),
+        "csrf": csrf_token(),
+        "user": session.get("user"),
+    }
 
 
 bp.after_app_request(TEXT.remember)
@@ -82,10 +92,12 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if not session.get("user"):
             return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
+
     return wrapped
 
 
 # -- login ------------------------------------------------------------------------------------
+
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
@@ -111,8 +123,12 @@ def login() -> Any:
 def local_target(target: str) -> str | None:
     """``next`` when it is a path on this site: browsers read ``//host``, ``/\\host`` and paths with
     tabs or newlines (which they drop) as other sites."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target \
-            and all(ord(c) > 0x20 for c in target):
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and all(ord(c) > 0x20 for c in target)
+    ):
         return target
     return None
 
@@ -125,6 +141,7 @@ def logout() -> Response:
 
 
 # -- pages ------------------------------------------------------------------------------------
+
 
 class ReportCache:
     """The overview's report per (window, store), computed on a background thread and reused for
@@ -175,9 +192,16 @@ def overview() -> Any:
     except TimeoutError:
         return render_template("hq/overview.html", error=None, report=None, computing=True, stores=stores)
     funnel = charts.bars([(t(f"phase.{s.phase}"), s.persons, f"{s.persons:,}") for s in report.funnel])
-    return render_template("hq/overview.html", report=report, funnel=funnel, charts=charts,
-                           error=None, stores=stores, start=report.window.start.date().isoformat(),
-                           end=report.window.end.date().isoformat())
+    return render_template(
+        "hq/overview.html",
+        report=report,
+        funnel=funnel,
+        charts=charts,
+        error=None,
+        stores=stores,
+        start=report.window.start.date().isoformat(),
+        end=report.window.end.date().isoformat(),
+    )
 
 
 @bp.get("/journey")

@@ -94,16 +94,24 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
         try:
             row = to_row(event, raw, None, now)
             if row.channel != channel:
-                raise EnvelopeError(f"source: {row.source[:80]!r} is not /channels/{channel}/..., "
-                                    "the channel of this token")
+                raise EnvelopeError(
+                    f"source: {row.source[:80]!r} is not /channels/{channel}/..., the channel of this token"
+                )
         except EnvelopeError as error:
             event_id = event.get("id") if isinstance(event, dict) else None
             event_id = event_id[:64] if isinstance(event_id, str) else None
             source = event.get("source") if isinstance(event, dict) else None
             rejected.append({"index": index, "id": event_id, "reason": error.reason})
-            dead.append(DeadLetter(now, DEAD_TOPIC, error.reason,
-                                   raw.encode("utf-8", errors="replace")[:DEAD_RAW_BYTES],
-                                   source if isinstance(source, str) else None, event_id))
+            dead.append(
+                DeadLetter(
+                    now,
+                    DEAD_TOPIC,
+                    error.reason,
+                    raw.encode("utf-8", errors="replace")[:DEAD_RAW_BYTES],
+                    source if isinstance(source, str) else None,
+                    event_id,
+                )
+            )
             continue
         rows.append(row)
     held = _already_stored(storage, rows)
@@ -118,8 +126,9 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
     storage.store_events(list(new.values()))
     if dead:
         storage.store_dead_letters(dead)
-    return Intake(tuple(row.id for row in new.values()), tuple(duplicates), tuple(rejected),
-                  tuple(row.type for row in rows))
+    return Intake(
+        tuple(row.id for row in new.values()), tuple(duplicates), tuple(rejected), tuple(row.type for row in rows)
+    )
 
 
 def _already_stored(storage: Storage, rows: list[EventRow]) -> set[tuple[str, str]]:
@@ -129,8 +138,9 @@ def _already_stored(storage: Storage, rows: list[EventRow]) -> set[tuple[str, st
         by_source.setdefault(row.source, set()).add(row.id)
     held: set[tuple[str, str]] = set()
     for source, ids in by_source.items():
-        found = storage.fetchall(f"SELECT id FROM events WHERE source = ? AND id IN ({', '.join('?' * len(ids))})",
-                                 [source, *sorted(ids)])
+        found = storage.fetchall(
+            f"SELECT id FROM events WHERE source = ? AND id IN ({', '.join('?' * len(ids))})", [source, *sorted(ids)]
+        )
         held.update((source, event_id) for (event_id,) in found)
     return held
 

@@ -36,8 +36,13 @@ KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with ro
 class HourlyFacts:
     """One per web process: ``between`` gives the facts of a period, whole hours from the cache."""
 
-    def __init__(self, storage: Storage, tmap: TouchpointMap | None = None, stitch: StitchPolicy | None = None,
-                 keep_hours: int = KEEP_HOURS) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        tmap: TouchpointMap | None = None,
+        stitch: StitchPolicy | None = None,
+        keep_hours: int = KEEP_HOURS,
+    ) -> None:
         self.storage = storage
         self.tmap = tmap or TouchpointMap()
         self.stitch = stitch or StitchPolicy()
@@ -61,12 +66,20 @@ class HourlyFacts:
             runs: dict[tuple[tuple[int, Stamps], ...], Facts] = {}
             found = [list(self._period(start, end, versions, runs)) for start, end in periods]
             self._evict(first, stop)
-            self._runs = {key: run for key, run in runs.items()  # only while every day of it is held
-                          if all(day in self._days and self._days[day][0] == stamps for day, stamps in key)}
+            self._runs = {
+                key: run
+                for key, run in runs.items()  # only while every day of it is held
+                if all(day in self._days and self._days[day][0] == stamps for day, stamps in key)
+            }
         return found
 
-    def _period(self, start: datetime, end: datetime, versions: dict[int, int],
-                runs: dict[tuple[tuple[int, Stamps], ...], Facts]) -> Iterator[Facts]:
+    def _period(
+        self,
+        start: datetime,
+        end: datetime,
+        versions: dict[int, int],
+        runs: dict[tuple[tuple[int, Stamps], ...], Facts],
+    ) -> Iterator[Facts]:
         hours = sorted(h for h in versions if hour_of(start) <= h <= hour_of(end))
         whole_days = []
         for day, of_day in groupby(hours, key=lambda hour: hour // 24):
@@ -83,8 +96,10 @@ class HourlyFacts:
                     yield self._read(max(start, low), min(end, high))
         if whole_days:
             key = tuple(whole_days)
-            run = self._runs.get(key) or combined((self._whole_day(day, stamps) for day, stamps in whole_days),
-                                                  self.tmap).freeze()
+            run = (
+                self._runs.get(key)
+                or combined((self._whole_day(day, stamps) for day, stamps in whole_days), self.tmap).freeze()
+            )
             runs[key] = run
             yield run
 
@@ -110,8 +125,10 @@ class HourlyFacts:
         """The facts of the events with ``start <= time < end``: one indexed range query."""
         storage = self.storage
         facts = Facts(self.tmap)
-        rows = storage.fetchall(f"SELECT {EVENT_FIELDS} FROM events WHERE time >= ? AND time < ?",
-                                (storage.time_param(start), storage.time_param(end)))
+        rows = storage.fetchall(
+            f"SELECT {EVENT_FIELDS} FROM events WHERE time >= ? AND time < ?",
+            (storage.time_param(start), storage.time_param(end)),
+        )
         for row in rows:
             event = event_from_row(storage, row)
             facts.add(event, attribution_identifier(event, self.stitch), storage.time_value(row[3]))  # type: ignore[arg-type]

@@ -253,11 +253,13 @@ class IdentityGraph:
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> frozenset[str]:
         """Apply a batch (an uplink message); each component replays at most once for it."""
         found = [evidence(event, self.policy) for event in events]
-        return self.add_evidence(Evidence(
-            tuple(link for f in found for link in f.links),
-            tuple(consent for f in found for consent in f.consents),
-            tuple(conflict for f in found for conflict in f.rejected),
-        ))
+        return self.add_evidence(
+            Evidence(
+                tuple(link for f in found for link in f.links),
+                tuple(consent for f in found for consent in f.consents),
+                tuple(conflict for f in found for conflict in f.rejected),
+            )
+        )
 
     def set_consent(self, change: ConsentChange) -> frozenset[str]:
         """Record a consent statement; re-stitches the customer's component if stitching flips."""

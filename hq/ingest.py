@@ -41,9 +41,14 @@ def device_of(topic: str, kind: str) -> DeviceTopics | None:
 def _dead(topic: str, reason: str, raw: bytes, now: datetime, event: Any = None) -> DeadLetter:
     source = event.get("source") if isinstance(event, dict) else None
     event_id = event.get("id") if isinstance(event, dict) else None
-    return DeadLetter(now, topic, reason, raw[:DEAD_RAW_BYTES],
-                      source if isinstance(source, str) else None,
-                      event_id[:64] if isinstance(event_id, str) else None)
+    return DeadLetter(
+        now,
+        topic,
+        reason,
+        raw[:DEAD_RAW_BYTES],
+        source if isinstance(source, str) else None,
+        event_id[:64] if isinstance(event_id, str) else None,
+    )
 
 
 def _reject_constant(name: str) -> None:
@@ -117,11 +122,17 @@ def to_row(event: Any, raw: str, device: DeviceTopics | None, now: datetime) -> 
     columns = {name: _text(data.get(name)) for name in COLUMN_FIELDS}
     channel = "store" if edge else CHANNEL_SOURCE.fullmatch(source)["channel"]  # type: ignore[index]
     return EventRow(
-        source=source, id=event["id"], type=event["type"], time=moment,
+        source=source,
+        id=event["id"],
+        type=event["type"],
+        time=moment,
         seq=seq if edge else None,
         store=edge["store"] if edge else _text(data.get("store")),
-        device=edge["device"] if edge else None, channel=channel,
-        data=compact_json(data), received_at=now, **columns,
+        device=edge["device"] if edge else None,
+        channel=channel,
+        data=compact_json(data),
+        received_at=now,
+        **columns,
     )
 
 

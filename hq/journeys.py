@@ -21,11 +21,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from hq.hourly_facts import HourlyFacts
 from hq.identity import LINK_EVENTS, IdentityGraph, StitchPolicy, attributed, stitch
 from hq.recommend import ProductLookup, Recommender, RecommendPolicy
 from hq.sqlstore import EVENT_FIELDS, decode_data, event_from_row
 from hq.storage import Storage
-from hq.hourly_facts import HourlyFacts
 from hq.touch_facts import Facts
 from hq.touchpoint_metrics import MetricsPolicy, Report, Window, report
 from hq.touchpoints import Touchpoint, TouchpointMap, place
@@ -45,8 +45,14 @@ class CursorError(TouchpointError, ValueError):
     """A journey cursor that this module did not hand out."""
 
 
-def read_events(storage: Storage, *, start: datetime | None = None, end: datetime | None = None,
-                names: Iterable[str] | None = None, page: int = PAGE) -> Iterator[dict[str, Any]]:
+def read_events(
+    storage: Storage,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    names: Iterable[str] | None = None,
+    page: int = PAGE,
+) -> Iterator[dict[str, Any]]:
     """Every stored event with ``start <= time < end`` (and one of ``names``), in key order."""
     where, params = [], []
     if start is not None:
@@ -79,9 +85,14 @@ def identity_graph(storage: Storage, policy: StitchPolicy | None = None) -> Iden
     return stitch(read_events(storage, names=LINK_EVENTS), policy)
 
 
-def touchpoint_report(storage: Storage, window: Window, store: str | None = None,
-                      policy: MetricsPolicy | None = None, graph: IdentityGraph | None = None,
-                      facts: HourlyFacts | None = None) -> Report:
+def touchpoint_report(
+    storage: Storage,
+    window: Window,
+    store: str | None = None,
+    policy: MetricsPolicy | None = None,
+    graph: IdentityGraph | None = None,
+    facts: HourlyFacts | None = None,
+) -> Report:
     """Touchpoint metrics, funnel and paths for a window, with the purchases that may follow it.
 
     ``facts`` is the web process's cache; without one, every hour is read (the cold cost)."""
@@ -100,6 +111,7 @@ def report_facts(window: Window, policy: MetricsPolicy, facts: HourlyFacts) -> t
 
 def report_json(report: Report) -> dict[str, Any]:
     """A report as JSON: touchpoints as ``channel/place/kind``, times in RFC 3339."""
+
     def convert(value: Any) -> Any:
         if isinstance(value, Touchpoint):
             return str(value)
@@ -162,11 +174,13 @@ def _data_of(storage: Storage, keys: Sequence[tuple[str, str]]) -> dict[tuple[st
     and id among them (a person's events come from a few sources), exact pairs kept."""
     wanted, found = set(keys), {}
     for i in range(0, len(keys), KEY_CHUNK):
-        chunk = keys[i:i + KEY_CHUNK]
+        chunk = keys[i : i + KEY_CHUNK]
         sources, ids = sorted({s for s, _ in chunk}), sorted({e for _, e in chunk})
         rows = storage.fetchall(
             f"SELECT source, id, data FROM events WHERE source IN ({', '.join('?' * len(sources))})"
-            f" AND id IN ({', '.join('?' * len(ids))})", [*sources, *ids])
+            f" AND id IN ({', '.join('?' * len(ids))})",
+            [*sources, *ids],
+        )
         found.update({(s, e): decode_data(d) for s, e, d in rows if (s, e) in wanted})
     return found
 
@@ -176,8 +190,15 @@ def _maybe_integer(column: str | None) -> bool:
     return column is not None and column.lstrip("-").isdigit()
 
 
-def customer_journey(storage: Storage, graph: IdentityGraph, customer: str, *, tmap: TouchpointMap | None = None,
-                     cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
+def customer_journey(
+    storage: Storage,
+    graph: IdentityGraph,
+    customer: str,
+    *,
+    tmap: TouchpointMap | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
     """The cross-channel timeline of DESIGN.md's journey endpoint; raises CursorError on a bad cursor.
 
     The person's events are attributed and ordered from their indexed columns alone; only the page
@@ -204,17 +225,31 @@ def customer_journey(storage: Storage, graph: IdentityGraph, customer: str, *, t
     events = []
     for stamp, source, event_id, kind, channel, time in page:
         data = data_of[(source, event_id)]
-        step = place({"id": event_id, "source": source, "type": kind, "data": data}, storage.time_value(time),
-                     purchases, tmap)
-        events.append({"id": event_id, "source": source, "type": kind, "time": stamp,
-                       "channel": step.touchpoint.channel if step.touchpoint else channel,
-                       "phase": step.phase, "data": data})
+        step = place(
+            {"id": event_id, "source": source, "type": kind, "data": data}, storage.time_value(time), purchases, tmap
+        )
+        events.append(
+            {
+                "id": event_id,
+                "source": source,
+                "type": kind,
+                "time": stamp,
+                "channel": step.touchpoint.channel if step.touchpoint else channel,
+                "phase": step.phase,
+                "data": data,
+            }
+        )
     return {"customer": customer, "events": events, "next": _encode_cursor(events[-1]) if rest else None}
 
 
-def recommendation_messages(storage: Storage, stores: Iterable[str], catalog: ProductLookup, now: datetime,
-                            graph: IdentityGraph | None = None,
-                            policy: RecommendPolicy | None = None) -> dict[str, dict[str, Any]]:
+def recommendation_messages(
+    storage: Storage,
+    stores: Iterable[str],
+    catalog: ProductLookup,
+    now: datetime,
+    graph: IdentityGraph | None = None,
+    policy: RecommendPolicy | None = None,
+) -> dict[str, dict[str, Any]]:
     """Store -> its retained ``recommendations`` document, from every event up to ``now``."""
     graph = graph or identity_graph(storage)
     recommender = Recommender(catalog, graph.consent_of, now, policy)

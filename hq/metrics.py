@@ -46,25 +46,32 @@ class HqMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.events = Counter("touchpoint_hq_events_ingested",
-                              "Valid events received, new or re-sent, by type", ["type"],
-                              registry=self.registry)
-        self.stored = Counter("touchpoint_hq_events_stored", "Events new to HQ and committed",
-                              registry=self.registry)
-        self.duplicates = Counter("touchpoint_hq_duplicate_events", "Re-sent events already stored",
-                                  registry=self.registry)
-        self.dead_letters = Counter("touchpoint_hq_dead_letters", "Refused payloads and events, by reason",
-                                    ["reason"], registry=self.registry)
-        self.batches = Counter("touchpoint_hq_batches", "Uplink event batches processed",
-                               registry=self.registry)
-        self.storage_errors = Counter("touchpoint_hq_storage_errors", "Batches the database failed to store",
-                                      registry=self.registry)
-        self.ack_latency = Histogram("touchpoint_hq_ack_publish_seconds",
-                                     "From receiving a batch to publishing its ack (after the commit)",
-                                     registry=self.registry)
+        self.events = Counter(
+            "touchpoint_hq_events_ingested",
+            "Valid events received, new or re-sent, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.stored = Counter("touchpoint_hq_events_stored", "Events new to HQ and committed", registry=self.registry)
+        self.duplicates = Counter(
+            "touchpoint_hq_duplicate_events", "Re-sent events already stored", registry=self.registry
+        )
+        self.dead_letters = Counter(
+            "touchpoint_hq_dead_letters", "Refused payloads and events, by reason", ["reason"], registry=self.registry
+        )
+        self.batches = Counter("touchpoint_hq_batches", "Uplink event batches processed", registry=self.registry)
+        self.storage_errors = Counter(
+            "touchpoint_hq_storage_errors", "Batches the database failed to store", registry=self.registry
+        )
+        self.ack_latency = Histogram(
+            "touchpoint_hq_ack_publish_seconds",
+            "From receiving a batch to publishing its ack (after the commit)",
+            registry=self.registry,
+        )
         self.window = RateWindow()
-        rate = Gauge("touchpoint_hq_ingest_rate", "Events stored per second over the last minute",
-                     registry=self.registry)
+        rate = Gauge(
+            "touchpoint_hq_ingest_rate", "Events stored per second over the last minute", registry=self.registry
+        )
         rate.set_function(lambda: self.window.rate(time.time()))  # the clock batches are stamped with
 
     def watch(self, storage: Storage) -> None:
@@ -74,8 +81,9 @@ class HqMetrics:
     def watch_report_cache(self, facts: HourlyFacts) -> None:
         """Report how many hours of touchpoint facts the web process holds: the whole hours reports
         covered, 0 after a start until the first one (a report over uncached hours reads them)."""
-        held = Gauge("touchpoint_hq_report_cache_hours", "Hours of touchpoint facts cached for reports",
-                     registry=self.registry)
+        held = Gauge(
+            "touchpoint_hq_report_cache_hours", "Hours of touchpoint facts cached for reports", registry=self.registry
+        )
         held.set_function(lambda: facts.hours_held)
 
 
@@ -86,9 +94,14 @@ class FleetCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         devices = self.storage.devices()
         yield GaugeMetricFamily("touchpoint_hq_devices", "Devices HQ knows", value=len(devices))
-        yield GaugeMetricFamily("touchpoint_hq_devices_online", "Devices whose last status is online",
-                                value=sum(d.online for d in devices))
-        yield GaugeMetricFamily("touchpoint_hq_gap_events", "Seqs missing between devices' contiguous prefix and their highest stored seq",
-                                value=sum(hi - lo + 1 for d in devices for lo, hi in d.gaps))
-        yield GaugeMetricFamily("touchpoint_hq_devices_with_gaps", "Devices with at least one gap",
-                                value=sum(bool(d.gaps) for d in devices))
+        yield GaugeMetricFamily(
+            "touchpoint_hq_devices_online", "Devices whose last status is online", value=sum(d.online for d in devices)
+        )
+        yield GaugeMetricFamily(
+            "touchpoint_hq_gap_events",
+            "Seqs missing between devices' contiguous prefix and their highest stored seq",
+            value=sum(hi - lo + 1 for d in devices for lo, hi in d.gaps),
+        )
+        yield GaugeMetricFamily(
+            "touchpoint_hq_devices_with_gaps", "Devices with at least one gap", value=sum(bool(d.gaps) for d in devices)
+        )

@@ -39,8 +39,10 @@ def set_consent(storage: Storage, customer: str, state: str, now: datetime) -> C
     change = ConsentChange(now, f"api-{uuid.uuid4()}", f"customer:{customer}", state)
     with storage.transaction() as cur:
         cur.execute("DELETE FROM consents WHERE customer = ?", (customer,))
-        cur.execute("INSERT INTO consents (customer, state, time, id) VALUES (?, ?, ?, ?)",
-                    (customer, state, storage.time_param(now), change.event_id))
+        cur.execute(
+            "INSERT INTO consents (customer, state, time, id) VALUES (?, ?, ?, ?)",
+            (customer, state, storage.time_param(now), change.event_id),
+        )
     return change
 
 
@@ -61,8 +63,7 @@ def full_graph(storage: Storage, policy: StitchPolicy | None = None) -> Identity
 class GraphCache:
     """One identity graph per web process, caught up on each use; ``use()`` holds its lock."""
 
-    def __init__(self, storage: Storage, clock: Callable[[], datetime],
-                 policy: StitchPolicy | None = None) -> None:
+    def __init__(self, storage: Storage, clock: Callable[[], datetime], policy: StitchPolicy | None = None) -> None:
         self.storage = storage
         self.clock = clock
         self.policy = policy
@@ -92,8 +93,9 @@ class GraphCache:
     def _arrived_since(self, moment: datetime) -> Iterator[dict[str, Any]]:
         types = [TYPE_PREFIX + name for name in LINK_EVENTS]
         rows = self.storage.fetchall(
-            f"SELECT {EVENT_FIELDS} FROM events WHERE type IN ({', '.join('?' * len(types))})"
-            " AND received_at >= ?", [*types, self.storage.time_param(moment)])
+            f"SELECT {EVENT_FIELDS} FROM events WHERE type IN ({', '.join('?' * len(types))}) AND received_at >= ?",
+            [*types, self.storage.time_param(moment)],
+        )
         return (event_from_row(self.storage, row) for row in rows)
 
 
@@ -129,8 +131,11 @@ def erase(storage: Storage, graph: IdentityGraph, customer: str) -> Erasure:
     # another customer owns (a friend's cabin) stays with that customer.
     persons = {graph.person_of(i) for i in idents}
     persons = {p for p in persons if p == graph.person_of(own) or not p.startswith("customer:")}
-    found = [e for e in events_naming(storage, idents)
-             if graph.attribute(e) in persons or e["data"].get("customer") == customer]
+    found = [
+        e
+        for e in events_naming(storage, idents)
+        if graph.attribute(e) in persons or e["data"].get("customer") == customer
+    ]
     found += _handoffs_naming(storage, {i.split(":", 1)[1] for i in idents if i.startswith("handoff:")})
     doomed = list({(e["source"], e["id"]): e for e in found}.values())
     per_device = Counter(e["source"] for e in doomed if "seq" in e)
@@ -152,8 +157,11 @@ def _handoffs_naming(storage: Storage, tokens: set[str]) -> list[dict[str, Any]]
     ties to the customer (a redemption on a shared tablet); ``token`` has no column of its own."""
     if not tokens:
         return []
-    return [e for e in read_events(storage, names=("handoff.created", "handoff.redeemed"))
-            if e["data"].get("token") in tokens]
+    return [
+        e
+        for e in read_events(storage, names=("handoff.created", "handoff.redeemed"))
+        if e["data"].get("token") in tokens
+    ]
 
 
 def _dead_letter_delete(dialect: str) -> str:
@@ -169,4 +177,3 @@ def stores(storage: Storage) -> list[str]:
     """Every store HQ knows of: from its devices and from the events that name one."""
     rows = storage.fetchall("SELECT store FROM devices UNION SELECT DISTINCT store FROM events WHERE store IS NOT NULL")
     return sorted({r[0] for r in rows if r[0]})
-

@@ -61,15 +61,21 @@ def topic(store: str) -> str:
 Progress = Callable[[Iterable[str]], Iterable[str]]  # wraps the stores as they are done (a progress bar)
 
 
-def build(storage: Storage, catalog: ProductLookup, now: datetime, *,
-          progress: Progress = lambda stores: stores) -> dict[str, dict]:
+def build(
+    storage: Storage, catalog: ProductLookup, now: datetime, *, progress: Progress = lambda stores: stores
+) -> dict[str, dict]:
     """Store -> its recommendations document, from everything stored up to ``now``."""
     graph = full_graph(storage)
     return recommendation_messages(storage, progress(stores(storage)), catalog, now, graph=graph)
 
 
-def publish(settings: MqttSection, messages: dict[str, dict], *, progress: Progress = lambda stores: stores,
-            connect_timeout_s: float | None = None) -> None:
+def publish(
+    settings: MqttSection,
+    messages: dict[str, dict],
+    *,
+    progress: Progress = lambda stores: stores,
+    connect_timeout_s: float | None = None,
+) -> None:
     """Publish each store's document retained with QoS 1; raises PublishFailed unless every one
     was acknowledged by the broker."""
     client = MqttClient(settings, f"hq-recommend-{socket.gethostname()}-{os.getpid()}"[:128])
@@ -79,15 +85,23 @@ def publish(settings: MqttSection, messages: dict[str, dict], *, progress: Progr
             raise PublishFailed(f"broker {settings.url} unreachable: {client.last_error or 'no answer'}")
         for store in progress(sorted(messages)):
             payload = json.dumps(messages[store], ensure_ascii=False, separators=(",", ":")).encode()
-            if not client.publish(topic(store), payload, qos=1, retain=True,
-                                  content_type="application/json").wait(PUBLISH_TIMEOUT_S):
+            if not client.publish(topic(store), payload, qos=1, retain=True, content_type="application/json").wait(
+                PUBLISH_TIMEOUT_S
+            ):
                 raise PublishFailed(f"{topic(store)}: the broker did not acknowledge it")
     finally:
         client.stop()
 
 
-def recompute(config: HqConfig, storage: Storage, catalog: ProductLookup, now: datetime, *,
-              building: Progress = lambda stores: stores, publishing: Progress = lambda stores: stores) -> Published:
+def recompute(
+    config: HqConfig,
+    storage: Storage,
+    catalog: ProductLookup,
+    now: datetime,
+    *,
+    building: Progress = lambda stores: stores,
+    publishing: Progress = lambda stores: stores,
+) -> Published:
     """Build and publish every store's document; raises PublishFailed (a store keeps its last
     message until the next one arrives whole)."""
     messages = build(storage, catalog, now, progress=building)
@@ -99,8 +113,9 @@ def recompute(config: HqConfig, storage: Storage, catalog: ProductLookup, now: d
 class Recomputer:
     """A background thread: recompute every ``interval_s`` (0: only when asked) and on ``request()``."""
 
-    def __init__(self, config: HqConfig, storage: Storage,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(
+        self, config: HqConfig, storage: Storage, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    ) -> None:
         self.config = config
         self.storage = storage
         self.clock = clock

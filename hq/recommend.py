@@ -106,8 +106,10 @@ class CoOccurrence:
             score = together / math.sqrt(self.items[a] * self.items[b])
             found.setdefault(a, []).append(Scored(b, score, together))
             found.setdefault(b, []).append(Scored(a, score, together))
-        return {item: sorted(scored, key=lambda s: (-s.score, -s.together, s.item))[: self.policy.top_k]
-                for item, scored in sorted(found.items())}
+        return {
+            item: sorted(scored, key=lambda s: (-s.score, -s.together, s.item))[: self.policy.top_k]
+            for item, scored in sorted(found.items())
+        }
 
 
 def segment(orders: Iterable[datetime], now: datetime, policy: RecommendPolicy) -> str | None:
@@ -144,8 +146,13 @@ class _Customer:
 class Recommender:
     """Feed attributed events with ``add``; ``message(store)`` builds that store's document."""
 
-    def __init__(self, catalog: ProductLookup, consent_of: Callable[[str], str], now: datetime,
-                 policy: RecommendPolicy | None = None) -> None:
+    def __init__(
+        self,
+        catalog: ProductLookup,
+        consent_of: Callable[[str], str],
+        now: datetime,
+        policy: RecommendPolicy | None = None,
+    ) -> None:
         self.catalog = catalog
         self.consent_of = consent_of
         self.now = now
@@ -212,12 +219,17 @@ class Recommender:
             if kind is not None:
                 members[kind].append(person)
             if self.consent_of(person) == "granted":
-                token = person[len("customer:"):]
+                token = person[len("customer:") :]
                 customers[token] = {"segment": kind, "sizes": preferred_sizes(customer.sizes, self.policy)}
         segments = {}
         for kind, persons in members.items():
             buyers = Counter(item for p in persons for item in self._customers[p].bought)
             top = sorted(buyers.items(), key=lambda pair: (-pair[1], pair[0]))[: self.policy.segment_top]
             segments[kind] = {"customers": len(persons), "top": [item for item, _ in top]}
-        return {"version": utc_now_iso(self.now), "store": store, "items": items,
-                "segments": segments, "customers": customers}
+        return {
+            "version": utc_now_iso(self.now),
+            "store": store,
+            "items": items,
+            "segments": segments,
+            "customers": customers,
+        }

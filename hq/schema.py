@@ -11,70 +11,92 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TYPES = {
-    "sqlite": {"ts": "TEXT", "json": "TEXT", "bytes": "BLOB", "big": "INTEGER",
-               "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
-               # hq.storage.hour_of of a stored time. Cut from the text ('YYYY-MM-DDTHH', always
-               # UTC and four-digit years) because strftime rounds fractions to milliseconds, which
-               # would move 13:59:59.9996 into 14:00; a whole hour's seconds divide exactly.
-               "hour_of_time": "CAST(strftime('%s', substr(time, 1, 13) || ':00') AS INTEGER) / 3600"},
-    "postgres": {"ts": "TIMESTAMPTZ", "json": "JSONB", "bytes": "BYTEA", "big": "BIGINT",
-                 "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-                 "hour_of_time": "floor(extract(epoch from time) / 3600)::bigint"},
+    "sqlite": {
+        "ts": "TEXT",
+        "json": "TEXT",
+        "bytes": "BLOB",
+        "big": "INTEGER",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        # hq.storage.hour_of of a stored time. Cut from the text ('YYYY-MM-DDTHH', always
+        # UTC and four-digit years) because strftime rounds fractions to milliseconds, which
+        # would move 13:59:59.9996 into 14:00; a whole hour's seconds divide exactly.
+        "hour_of_time": "CAST(strftime('%s', substr(time, 1, 13) || ':00') AS INTEGER) / 3600",
+    },
+    "postgres": {
+        "ts": "TIMESTAMPTZ",
+        "json": "JSONB",
+        "bytes": "BYTEA",
+        "big": "BIGINT",
+        "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "hour_of_time": "floor(extract(epoch from time) / 3600)::bigint",
+    },
 }
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (1, "events, devices, seq ranges, dead letters", [
-        # Every touchpoint event HQ holds, edge or digital; (source, id) makes inserts idempotent.
-        # session_id, customer, anonymous_id and gtin are copied out of data for analytics indexes.
-        """CREATE TABLE events (
+    (
+        1,
+        "events, devices, seq ranges, dead letters",
+        [
+            # Every touchpoint event HQ holds, edge or digital; (source, id) makes inserts idempotent.
+            # session_id, customer, anonymous_id and gtin are copied out of data for analytics indexes.
+            """CREATE TABLE events (
             source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, time {ts} NOT NULL,
             seq {big}, store TEXT, device TEXT, channel TEXT NOT NULL,
             session_id TEXT, customer TEXT, anonymous_id TEXT, gtin TEXT,
             data {json} NOT NULL, received_at {ts} NOT NULL,
             PRIMARY KEY (source, id))""",
-        "CREATE INDEX events_customer_time ON events (customer, time)",
-        "CREATE INDEX events_anonymous_time ON events (anonymous_id, time)",
-        "CREATE INDEX events_session ON events (session_id)",
-        "CREATE INDEX events_gtin_time ON events (gtin, time)",
-        "CREATE INDEX events_type_time ON events (type, time)",
-        "CREATE INDEX events_device_seq ON events (store, device, seq)",
-        # One row per edge device: the seq prefix HQ holds without a hole, counters, last status.
-        """CREATE TABLE devices (
+            "CREATE INDEX events_customer_time ON events (customer, time)",
+            "CREATE INDEX events_anonymous_time ON events (anonymous_id, time)",
+            "CREATE INDEX events_session ON events (session_id)",
+            "CREATE INDEX events_gtin_time ON events (gtin, time)",
+            "CREATE INDEX events_type_time ON events (type, time)",
+            "CREATE INDEX events_device_seq ON events (store, device, seq)",
+            # One row per edge device: the seq prefix HQ holds without a hole, counters, last status.
+            """CREATE TABLE devices (
             store TEXT NOT NULL, device TEXT NOT NULL,
             contiguous_seq {big} NOT NULL DEFAULT 0, stored {big} NOT NULL DEFAULT 0,
             last_seen {ts}, state TEXT NOT NULL DEFAULT 'unknown', backlog {big} NOT NULL DEFAULT 0,
             status {json}, status_at {ts},
             PRIMARY KEY (store, device))""",
-        # Stored seq ranges above contiguous_seq; the holes between them are the gaps.
-        """CREATE TABLE seq_ranges (
+            # Stored seq ranges above contiguous_seq; the holes between them are the gaps.
+            """CREATE TABLE seq_ranges (
             store TEXT NOT NULL, device TEXT NOT NULL, lo {big} NOT NULL, hi {big} NOT NULL,
             PRIMARY KEY (store, device, lo))""",
-        """CREATE TABLE dead_letters (
+            """CREATE TABLE dead_letters (
             n {serial}, received_at {ts} NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
             kind TEXT NOT NULL, raw {bytes} NOT NULL, source TEXT, event_id TEXT)""",
-        "CREATE INDEX dead_letters_received ON dead_letters (received_at)",
-    ]),
-    (2, "consent statements; link events by arrival", [
-        # Consent given or withdrawn through the API (PUT /v1/customers/{customer}/consent), the
-        # latest per customer; consent carried by link events stays in those events.
-        """CREATE TABLE consents (
+            "CREATE INDEX dead_letters_received ON dead_letters (received_at)",
+        ],
+    ),
+    (
+        2,
+        "consent statements; link events by arrival",
+        [
+            # Consent given or withdrawn through the API (PUT /v1/customers/{customer}/consent), the
+            # latest per customer; consent carried by link events stays in those events.
+            """CREATE TABLE consents (
             customer TEXT PRIMARY KEY, state TEXT NOT NULL, time {ts} NOT NULL, id TEXT NOT NULL)""",
-        # The identity graph catches up on link events that arrived since its last look.
-        "CREATE INDEX events_type_received ON events (type, received_at)",
-    ]),
-    (3, "events by time; per-hour change versions", [
-        # Analytics reads events by time range, whatever their type.
-        "CREATE INDEX events_time ON events (time)",
-        # A version per UTC hour of event time (hq.storage.hour_of), bumped in the transaction that
-        # stores or deletes one of its events, so per-hour caches know when they went stale. writer
-        # is a random id per storage connection: two PostgreSQL ingest workers bumping the current
-        # hour then never wait on one row's lock. An hour's version is the SUM over its writers.
-        """CREATE TABLE event_hours (
+            # The identity graph catches up on link events that arrived since its last look.
+            "CREATE INDEX events_type_received ON events (type, received_at)",
+        ],
+    ),
+    (
+        3,
+        "events by time; per-hour change versions",
+        [
+            # Analytics reads events by time range, whatever their type.
+            "CREATE INDEX events_time ON events (time)",
+            # A version per UTC hour of event time (hq.storage.hour_of), bumped in the transaction that
+            # stores or deletes one of its events, so per-hour caches know when they went stale. writer
+            # is a random id per storage connection: two PostgreSQL ingest workers bumping the current
+            # hour then never wait on one row's lock. An hour's version is the SUM over its writers.
+            """CREATE TABLE event_hours (
             hour {big} NOT NULL, writer {big} NOT NULL, version {big} NOT NULL,
             PRIMARY KEY (hour, writer))""",
-        # Events stored before this migration: version 1 of their hours, under writer 0 (no connection's).
-        "INSERT INTO event_hours (hour, writer, version) SELECT DISTINCT {hour_of_time}, 0, 1 FROM events",
-    ]),
+            # Events stored before this migration: version 1 of their hours, under writer 0 (no connection's).
+            "INSERT INTO event_hours (hour, writer, version) SELECT DISTINCT {hour_of_time}, 0, 1 FROM events",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
@@ -102,4 +124,3 @@ def version_table(dialect: str) -> str:
         "CREATE TABLE IF NOT EXISTS schema_version "
         f"(version INTEGER PRIMARY KEY, title TEXT NOT NULL, applied_at {TYPES[dialect]['ts']} NOT NULL)"
     )
-

@@ -55,8 +55,10 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
     try:
         if role in ("all", "ingest"):
             ingestor = Ingestor(storage, metrics)
-            workers = [IngestWorker(config.mqtt, client_id(n), ingestor, share_group=config.hq.share_group).start()
-                       for n in range(1, config.hq.workers + 1)]
+            workers = [
+                IngestWorker(config.mqtt, client_id(n), ingestor, share_group=config.hq.share_group).start()
+                for n in range(1, config.hq.workers + 1)
+            ]
         if role in ("all", "web"):
             checks = {"mqtt": lambda: any(w.connected for w in workers)} if workers else {}
             app = create_app(config, storage, metrics=metrics, checks=checks)
@@ -66,8 +68,12 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
             server = wsgi.Server((host, int(port)), app, numthreads=config.web.threads)
             server.prepare()
             threading.Thread(target=server.serve, name="hq-web", daemon=True).start()
-        log.info("hq running: role %s, %d ingest worker(s), web %s", role, len(workers),
-                 config.web.listen if server else "off")
+        log.info(
+            "hq running: role %s, %d ingest worker(s), web %s",
+            role,
+            len(workers),
+            config.web.listen if server else "off",
+        )
         systemd.ready(f"role {role}, {len(workers)} worker(s)")
         _supervise(stop, storage)
     finally:

@@ -36,15 +36,28 @@ from hq.storage import (
     hour_of,
 )
 
-EVENT_COLUMNS = ("source", "id", "type", "time", "seq", "store", "device", "channel", "session_id",
-                 "customer", "anonymous_id", "gtin", "data", "received_at")
+EVENT_COLUMNS = (
+    "source",
+    "id",
+    "type",
+    "time",
+    "seq",
+    "store",
+    "device",
+    "channel",
+    "session_id",
+    "customer",
+    "anonymous_id",
+    "gtin",
+    "data",
+    "received_at",
+)
 INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
     " ON CONFLICT (source, id) DO NOTHING"
 )
 INSERT_DEAD = (
-    "INSERT INTO dead_letters (received_at, topic, reason, kind, raw, source, event_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO dead_letters (received_at, topic, reason, kind, raw, source, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 BUMP_HOUR = (
     "INSERT INTO event_hours (hour, writer, version) VALUES (?, ?, 1)"
@@ -157,13 +170,36 @@ class SqlStorage(Storage):
             return []
         at = rows[0].received_at
         shared = self.time_param(at)
-        return [(row.source, row.id, row.type, self.time_param(row.time), row.seq, row.store, row.device,
-                 row.channel, row.session_id, row.customer, row.anonymous_id, row.gtin, row.data,
-                 shared if row.received_at == at else self.time_param(row.received_at)) for row in rows]
+        return [
+            (
+                row.source,
+                row.id,
+                row.type,
+                self.time_param(row.time),
+                row.seq,
+                row.store,
+                row.device,
+                row.channel,
+                row.session_id,
+                row.customer,
+                row.anonymous_id,
+                row.gtin,
+                row.data,
+                shared if row.received_at == at else self.time_param(row.received_at),
+            )
+            for row in rows
+        ]
 
     def _dead_params(self, letter: DeadLetter) -> tuple[Any, ...]:
-        return (self.time_param(letter.received_at), letter.topic, letter.reason, letter.kind, letter.raw,
-                letter.source, letter.event_id)
+        return (
+            self.time_param(letter.received_at),
+            letter.topic,
+            letter.reason,
+            letter.kind,
+            letter.raw,
+            letter.source,
+            letter.event_id,
+        )
 
     def _insert_events(self, cur: Cursor, rows: Sequence[EventRow]) -> int:
         """Insert idempotently; returns how many were new. Anything new bumps every hour of the batch:
@@ -179,8 +215,11 @@ class SqlStorage(Storage):
         cur.executemany(BUMP_HOUR, [(hour, self.writer) for hour in sorted({hour_of(m) for m in moments})])
 
     def delete_events(self, cursor: Cursor, keys: Iterable[tuple[str, str]]) -> int:
-        times = [time for key in keys
-                 for (time,) in cursor.execute("DELETE FROM events WHERE source = ? AND id = ? RETURNING time", key)]
+        times = [
+            time
+            for key in keys
+            for (time,) in cursor.execute("DELETE FROM events WHERE source = ? AND id = ? RETURNING time", key)
+        ]
         self._bump_hours(cursor, filter(None, map(self.time_value, times)))
         return len(times)
 
@@ -194,9 +233,7 @@ class SqlStorage(Storage):
             )[0]
             stored = self._insert_events(cur, batch.events)
             cur.executemany(INSERT_DEAD, [self._dead_params(d) for d in batch.dead])
-            ranges = cur.execute(
-                "SELECT lo, hi FROM seq_ranges WHERE store = ? AND device = ? ORDER BY lo", key
-            )
+            ranges = cur.execute("SELECT lo, hi FROM seq_ranges WHERE store = ? AND device = ? ORDER BY lo", key)
             before = SeqState(int(contiguous), tuple((int(lo), int(hi)) for lo, hi in ranges))
             after = merge(before, batch.seqs)
             if after != before:
@@ -206,8 +243,7 @@ class SqlStorage(Storage):
                     [(*key, lo, hi) for lo, hi in after.ranges],
                 )
             cur.execute(
-                f"UPDATE devices SET contiguous_seq = ?, stored = stored + ?, {SEEN}"
-                " WHERE store = ? AND device = ?",
+                f"UPDATE devices SET contiguous_seq = ?, stored = stored + ?, {SEEN} WHERE store = ? AND device = ?",
                 (after.contiguous, stored, seen, seen, *key),
             )
         return BatchOutcome(stored, len(batch.events) - stored, after.contiguous)
@@ -230,8 +266,7 @@ class SqlStorage(Storage):
             cur.execute(
                 f"UPDATE devices SET state = ?, backlog = COALESCE(?, backlog), status = ?,"
                 f" status_at = ?, {SEEN} WHERE store = ? AND device = ?",
-                (status.state, status.backlog, status.raw, seen, seen, seen,
-                 status.device.store, status.device.device),
+                (status.state, status.backlog, status.raw, seen, seen, seen, status.device.store, status.device.device),
             )
 
     # -- reads --------------------------------------------------------------------------------
@@ -253,19 +288,29 @@ class SqlStorage(Storage):
             " FROM devices ORDER BY store, device"
         ):
             seqs = SeqState(int(contiguous), tuple(ranges.get((store, device), ())))
-            reports.append(DeviceReport(
-                store, device, state == "online", self.time_value(last_seen), int(backlog),
-                int(stored), int(contiguous), tuple(seqs.gaps()),
-            ))
+            reports.append(
+                DeviceReport(
+                    store,
+                    device,
+                    state == "online",
+                    self.time_value(last_seen),
+                    int(backlog),
+                    int(stored),
+                    int(contiguous),
+                    tuple(seqs.gaps()),
+                )
+            )
         return reports
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self.fetchall(
-            "SELECT received_at, topic, reason, raw, source, event_id FROM dead_letters"
-            " ORDER BY n DESC LIMIT ?", (limit,)
+            "SELECT received_at, topic, reason, raw, source, event_id FROM dead_letters ORDER BY n DESC LIMIT ?",
+            (limit,),
         )
-        return [DeadLetter(self.time_value(at) or datetime.min, topic, reason, bytes(raw), source, eid)
-                for at, topic, reason, raw, source, eid in rows]
+        return [
+            DeadLetter(self.time_value(at) or datetime.min, topic, reason, bytes(raw), source, eid)
+            for at, topic, reason, raw, source, eid in rows
+        ]
 
 
 class SqliteStorage(SqlStorage):
@@ -372,8 +417,15 @@ EVENT_FIELDS = "source, id, type, time, seq, channel, data"
 def event_from_row(storage: Storage, row: Sequence[Any]) -> dict[str, Any]:
     """A stored event as a CloudEvents envelope again, from a row of ``EVENT_FIELDS``."""
     source, event_id, kind, time, seq, channel, data = row
-    event = {"specversion": "1.0", "id": event_id, "source": source, "type": kind,
-             "time": storage.time_text(time), "channel": channel, "data": decode_data(data)}
+    event = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": kind,
+        "time": storage.time_text(time),
+        "channel": channel,
+        "data": decode_data(data),
+    }
     if seq is not None:
         event["seq"] = seq
     return event

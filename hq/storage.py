@@ -68,8 +68,12 @@ class DeadLetter:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "received_at": iso(self.received_at), "topic": self.topic, "reason": self.reason,
-            "kind": self.kind, "source": self.source, "event_id": self.event_id,
+            "received_at": iso(self.received_at),
+            "topic": self.topic,
+            "reason": self.reason,
+            "kind": self.kind,
+            "source": self.source,
+            "event_id": self.event_id,
             "raw": self.raw.decode("utf-8", errors="replace"),
         }
 
@@ -123,9 +127,13 @@ class DeviceReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "store": self.store, "device": self.device, "online": self.online,
-            "last_seen": iso(self.last_seen) if self.last_seen else None, "backlog": self.backlog,
-            "stored": self.stored, "contiguous_seq": self.contiguous_seq,
+            "store": self.store,
+            "device": self.device,
+            "online": self.online,
+            "last_seen": iso(self.last_seen) if self.last_seen else None,
+            "backlog": self.backlog,
+            "stored": self.stored,
+            "contiguous_seq": self.contiguous_seq,
             "gaps": [list(gap) for gap in self.gaps],
         }
 
@@ -242,10 +250,9 @@ def open_storage(url: str) -> Storage:
     if url.startswith("sqlite:///"):
         from hq.sqlstore import SqliteStorage
 
-        return SqliteStorage(url[len("sqlite:///"):])
+        return SqliteStorage(url[len("sqlite:///") :])
     if url.startswith(("postgresql://", "postgres://")):
         from hq.sqlstore import PostgresStorage
 
         return PostgresStorage(url)
     raise StorageError(f"unsupported database url {url!r}: use sqlite:///PATH or postgresql://...")
-

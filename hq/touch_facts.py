@@ -26,8 +26,9 @@ from sync.envelope import event_name
 # The only events a report uses from after its window (up to the conversion window later): the
 # purchases that convert its sessions and the fulfilments that answer its size requests.
 AFTER_WINDOW = frozenset({"purchase.completed", "size.fulfilled"})
-SEEN_ONE = frozenset({"tag.arrived", "tag.departed", "product.viewed", "size.requested", "page.viewed",
-                      "wishlist.added", "cart.added"})
+SEEN_ONE = frozenset(
+    {"tag.arrived", "tag.departed", "product.viewed", "size.requested", "page.viewed", "wishlist.added", "cart.added"}
+)
 
 
 def seen_gtins(name: str, data: Mapping[str, Any]) -> list[str]:
@@ -80,8 +81,15 @@ class SessionPart:
             self.ended = other.ended
 
     def freeze(self) -> FrozenPart:
-        return FrozenPart(self.touchpoint, self.store, self.start, self.end, tuple(sorted(self.seen)),
-                          tuple(sorted(self.idents)), self.ended)
+        return FrozenPart(
+            self.touchpoint,
+            self.store,
+            self.start,
+            self.end,
+            tuple(sorted(self.seen)),
+            tuple(sorted(self.idents)),
+            self.ended,
+        )
 
 
 Part = SessionPart | FrozenPart
@@ -143,8 +151,15 @@ class Facts:
         self.visits = {point: _frozen(parts) for point, parts in self.visits.items()}
         return self
 
-    def _part(self, event: Mapping[str, Any], ident: str | None, point: Touchpoint, store: str | None,
-              time: datetime, data: Mapping[str, Any]) -> SessionPart:
+    def _part(
+        self,
+        event: Mapping[str, Any],
+        ident: str | None,
+        point: Touchpoint,
+        store: str | None,
+        time: datetime,
+        data: Mapping[str, Any],
+    ) -> SessionPart:
         key: EdgeKey | VisitKey
         if "session_id" in data and event["source"].startswith("/stores/"):  # an edge event: it has a point
             parts, key = self.edge.setdefault(point, {}), (str(event["source"]), str(data["session_id"]))

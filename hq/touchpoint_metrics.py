@@ -185,8 +185,15 @@ class _Assembly:
     own person), a person's sessions are kept as (start, touchpoint number) pairs, and persons of
     one session are counted by touchpoint."""
 
-    def __init__(self, inside: Facts, after: Facts, window: Window, store: str | None, policy: MetricsPolicy,
-                 persons: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        inside: Facts,
+        after: Facts,
+        window: Window,
+        store: str | None,
+        policy: MetricsPolicy,
+        persons: Mapping[str, str],
+    ) -> None:
         self.inside, self.window, self.store, self.policy = inside, window, store, policy
         self.persons = persons
         self._fulfilled = dict(inside.fulfilled)
@@ -235,8 +242,9 @@ class _Assembly:
         found += stitched.values()
         return found
 
-    def _owners(self, sessions: list[Part], number: int, by_person: dict[str, list[tuple[datetime, int]]]
-                ) -> list[str | None]:
+    def _owners(
+        self, sessions: list[Part], number: int, by_person: dict[str, list[tuple[datetime, int]]]
+    ) -> list[str | None]:
         """Each session's person, also filed with the session's start and touchpoint ``number``
         under ``by_person``: its customer when its events name one (consent withheld splits
         them), else the smallest of their persons; None when nobody is knowable."""
@@ -291,7 +299,9 @@ class _Assembly:
                     return True
         return False
 
-    def _touchpoint_metrics(self, point: Touchpoint, sessions: list[Part], owners: list[str | None]) -> TouchpointMetrics:
+    def _touchpoint_metrics(
+        self, point: Touchpoint, sessions: list[Part], owners: list[str | None]
+    ) -> TouchpointMetrics:
         people = set(owners)
         people.discard(None)
         seen = list(map(SEEN, sessions))
@@ -338,12 +348,20 @@ class _Assembly:
         rows = []
         for store in sorted(waits):
             values = sorted(waits[store])
-            rows.append(ResponseTimes(store, len(values), unanswered[store],
-                                      statistics.median(values) if values else None, nearest_rank(values, 0.9)))
+            rows.append(
+                ResponseTimes(
+                    store,
+                    len(values),
+                    unanswered[store],
+                    statistics.median(values) if values else None,
+                    nearest_rank(values, 0.9),
+                )
+            )
         return tuple(rows)
 
-    def _journeys(self, by_person: dict[str, list[tuple[datetime, int]]], points: list[Touchpoint]
-                  ) -> tuple[tuple[FunnelStage, ...], tuple[PathCount, ...]]:
+    def _journeys(
+        self, by_person: dict[str, list[tuple[datetime, int]]], points: list[Touchpoint]
+    ) -> tuple[tuple[FunnelStage, ...], tuple[PathCount, ...]]:
         """The funnel and the top paths, from each person's sessions in time order (ties by
         touchpoint), for the persons the store filter keeps; persons of one session (most) counted
         by touchpoint, the others one by one."""
@@ -367,12 +385,17 @@ class _Assembly:
                 deepest[ranks[number]] += persons
                 counts[(number,)] += persons
         reached = [sum(deepest[i:]) for i in range(len(PHASES))]
-        funnel = tuple(FunnelStage(phase, reached[i], 1 - reached[i + 1] / reached[i]
-                                   if i + 1 < len(PHASES) and reached[i] > 0 else None)
-                       for i, phase in enumerate(PHASES))
+        funnel = tuple(
+            FunnelStage(
+                phase, reached[i], 1 - reached[i + 1] / reached[i] if i + 1 < len(PHASES) and reached[i] > 0 else None
+            )
+            for i, phase in enumerate(PHASES)
+        )
         labels = [str(point) for point in points]
-        ranked = sorted(((tuple(labels[n] for n in path), persons) for path, persons in counts.items()),
-                        key=lambda item: (-item[1], item[0]))
+        ranked = sorted(
+            ((tuple(labels[n] for n in path), persons) for path, persons in counts.items()),
+            key=lambda item: (-item[1], item[0]),
+        )
         return funnel, tuple(PathCount(steps, persons) for steps, persons in ranked[: self.policy.top_paths])
 
     def _path(self, numbers: list[int]) -> tuple[int, ...]:
@@ -425,19 +448,27 @@ class _CollectorPause:
 collector_paused = _CollectorPause()
 
 
-def report(inside: Iterable[Facts], after: Iterable[Facts], window: Window, store: str | None = None,
-           policy: MetricsPolicy | None = None, persons: Mapping[str, str] | None = None) -> Report:
+def report(
+    inside: Iterable[Facts],
+    after: Iterable[Facts],
+    window: Window,
+    store: str | None = None,
+    policy: MetricsPolicy | None = None,
+    persons: Mapping[str, str] | None = None,
+) -> Report:
     """Every metric from the facts of the window's events (``inside``) and of the events up to the
     conversion window after it (``after``); ``persons`` maps stitched identifiers to their person
     (``IdentityGraph.stitched``), any other identifier is a person of its own."""
     policy = policy or MetricsPolicy()
     with collector_paused():
-        return _Assembly(combined(inside, policy.tmap), combined(after, policy.tmap), window, store, policy,
-                         persons or {}).report()
+        return _Assembly(
+            combined(inside, policy.tmap), combined(after, policy.tmap), window, store, policy, persons or {}
+        ).report()
 
 
-def compute(events: Iterable[AttributedEvent], window: Window, store: str | None = None,
-            policy: MetricsPolicy | None = None) -> Report:
+def compute(
+    events: Iterable[AttributedEvent], window: Window, store: str | None = None, policy: MetricsPolicy | None = None
+) -> Report:
     """Every metric over attributed events, streamed once; see the module docstring for definitions.
 
     The reference the cached, per-hour way of ``hq.journeys.touchpoint_report`` must equal."""

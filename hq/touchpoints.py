@@ -207,8 +207,14 @@ def place(event: Mapping[str, Any], time: datetime, purchases: Sequence[datetime
     """One event as a journey step at ``time``, given its person's sorted purchase times."""
     point = touchpoint_of(event, tmap)
     name = event_name(event)
-    return Step(time, str(event["id"]), name, point, tmap.phase(point) if point else None,
-                purchase_position(time, purchases, name == "purchase.completed"))
+    return Step(
+        time,
+        str(event["id"]),
+        name,
+        point,
+        tmap.phase(point) if point else None,
+        purchase_position(time, purchases, name == "purchase.completed"),
+    )
 
 
 def journey(events: Iterable[Mapping[str, Any]], tmap: TouchpointMap) -> list[Step]:
@@ -218,5 +224,15 @@ def journey(events: Iterable[Mapping[str, Any]], tmap: TouchpointMap) -> list[St
     return [place(event, time, purchases, tmap) for time, _, event in timed]
 
 
-__all__ = ["PHASES", "Step", "Touchpoint", "TouchpointMap", "journey", "place", "purchase_position", "purchased_gtins",
-           "store_of", "touchpoint_of"]
+__all__ = [
+    "PHASES",
+    "Step",
+    "Touchpoint",
+    "TouchpointMap",
+    "journey",
+    "place",
+    "purchase_position",
+    "purchased_gtins",
+    "store_of",
+    "touchpoint_of",
+]

@@ -85,6 +85,7 @@ def token_matches(given: str | None, expected: str) -> bool:
 
 def reader_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """401 unless the request has a dashboard session or the ``[hq] api_token`` bearer token."""
+
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if session.get("user") or token_matches(bearer(), current_app.config["HQ"].hq.api_token):
@@ -92,4 +93,5 @@ def reader_required(view: Callable[..., Any]) -> Callable[..., Any]:
         response = jsonify(error="authentication: a dashboard session or Authorization: Bearer <api_token>")
         response.headers["WWW-Authenticate"] = 'Bearer realm="touchpoint-hq"'
         return response, 401
+
     return wrapped

@@ -96,15 +96,23 @@ class Ingestor:
 class IngestWorker:
     """One MQTT client in the shared subscription, feeding an :class:`Ingestor`."""
 
-    def __init__(self, settings: MqttSection, client_id: str, ingestor: Ingestor, *,
-                 share_group: str = "touchpoint-hq", clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        settings: MqttSection,
+        client_id: str,
+        ingestor: Ingestor,
+        *,
+        share_group: str = "touchpoint-hq",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.ingestor = ingestor
         self.subscription = events_subscription(share_group)
         self.clock = clock
         # Client ids change with every process, so a kept session would strand shared messages
         # after a restart; the edge re-sends whatever HQ did not ack, so nothing is lost.
-        self.client = MqttClient(dataclasses.replace(settings, session_expiry_s=0), client_id,
-                                 on_message=self._on_message)
+        self.client = MqttClient(
+            dataclasses.replace(settings, session_expiry_s=0), client_id, on_message=self._on_message
+        )
 
     @property
     def connected(self) -> bool:
@@ -129,4 +137,3 @@ class IngestWorker:
         if ack is not None:
             self.client.publish(ack.topic, ack.payload, qos=1, retain=True)
             self.ingestor.metrics.ack_latency.observe(time.monotonic() - started)
-

@@ -11,8 +11,8 @@ from typing import Any
 import segno
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from kiosk import i18n, suggestions
 from kiosk import catalog as catalogue
+from kiosk import i18n, suggestions
 from kiosk.catalog import Product
 from kiosk.edge import ActionError, NoSession, current_edge
 from kiosk.sessions import Session
@@ -64,8 +64,12 @@ def session_json(session: Session | None) -> dict[str, Any] | None:
     if session is None:
         return None
     requests = current_edge().requests.for_session(session.session_id)
-    return {"session_id": session.session_id, "started_at": session.started_at,
-            "identified": session.customer is not None, "requests": [r.as_json() for r in requests]}
+    return {
+        "session_id": session.session_id,
+        "started_at": session.started_at,
+        "identified": session.customer is not None,
+        "requests": [r.as_json() for r in requests],
+    }
 
 
 @bp.get("/products/<gtin>")
@@ -102,10 +106,16 @@ def suggested() -> Response:
     edge = current_edge()
     session = edge.current_session()
     document = catalogue.downlinked(edge.config.outbox.path, "recommendations")
-    found = suggestions.suggest(edge.catalog, document, request.args.getlist("gtin"),
-                                session.customer if session else None)
-    return jsonify({"products": [product_json(p, False) for p in found.products], "source": found.source,
-                    "personal": found.personal})
+    found = suggestions.suggest(
+        edge.catalog, document, request.args.getlist("gtin"), session.customer if session else None
+    )
+    return jsonify(
+        {
+            "products": [product_json(p, False) for p in found.products],
+            "source": found.source,
+            "personal": found.personal,
+        }
+    )
 
 
 @bp.get("/presence")

@@ -14,8 +14,8 @@ from typing import Any
 
 from flask import Flask
 
-from kiosk import catalog as catalogue
 from kiosk import api, i18n, metrics, screens, staff
+from kiosk import catalog as catalogue
 from kiosk.edge import EXTENSION, Edge
 from sync.outbox import Outbox
 from touchpoint.config import EdgeConfig
@@ -52,8 +52,9 @@ def create_app(
         static_folder=str(ui / "static"),
         static_url_path="/static",
     )
-    app.config.update(DEFAULTS, SECRET_KEY=secrets.token_hex(32), TOUCHPOINT=config,
-                      HANDOFF_BASE_URL=config.web.handoff_url)  # where a phone continues a session
+    app.config.update(
+        DEFAULTS, SECRET_KEY=secrets.token_hex(32), TOUCHPOINT=config, HANDOFF_BASE_URL=config.web.handoff_url
+    )  # where a phone continues a session
     app.config.update(overrides or {})
 
     owned = outbox is None

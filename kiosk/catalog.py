@@ -52,9 +52,15 @@ class Product:
     def as_json(self, lang: str) -> dict[str, Any]:
         """The row as the API returns it (price as a string, name in ``lang``)."""
         return {
-            "gtin": self.gtin, "style": self.style, "name": self.display_name(lang),
-            "brand": self.brand, "colour": self.colour, "size": self.size,
-            "price": str(self.price), "image": self.image, "stock": self.stock,
+            "gtin": self.gtin,
+            "style": self.style,
+            "name": self.display_name(lang),
+            "brand": self.brand,
+            "colour": self.colour,
+            "size": self.size,
+            "price": str(self.price),
+            "image": self.image,
+            "stock": self.stock,
         }
 
 
@@ -92,8 +98,10 @@ class Catalog:
         out["image_url"] = f"/catalog/{product.image}"
         out["currency"] = self.currency
         if with_siblings:
-            out["siblings"] = [{"gtin": s.gtin, "colour": s.colour, "size": s.size, "stock": s.stock}
-                               for s in self.siblings(product.gtin)]
+            out["siblings"] = [
+                {"gtin": s.gtin, "colour": s.colour, "size": s.size, "stock": s.stock}
+                for s in self.siblings(product.gtin)
+            ]
         return out
 
     def variant(self, style: str, colour: str, size: str) -> Product | None:
@@ -174,12 +182,10 @@ def _product(index: int, row: Any) -> Product:
     name = row.get("name")
     if isinstance(name, str) and name.strip():
         names = {lang: name for lang in LANGUAGES}
-    elif isinstance(name, Mapping) and name and all(
-        isinstance(v, str) and v.strip() for v in name.values()
-    ):
+    elif isinstance(name, Mapping) and name and all(isinstance(v, str) and v.strip() for v in name.values()):
         names = {lang: name.get(lang) or next(iter(name.values())) for lang in LANGUAGES}
     else:
-        raise CatalogError(f"{where}.name: must be a string or an object like {{\"de\": ..., \"en\": ...}}")
+        raise CatalogError(f'{where}.name: must be a string or an object like {{"de": ..., "en": ...}}')
     price_text = row.get("price")
     if not isinstance(price_text, str) or not PRICE.fullmatch(price_text):
         raise CatalogError(f"{where}.price: {price_text!r} is not a price string like '49.95'")
@@ -194,8 +200,16 @@ def _product(index: int, row: Any) -> Product:
     if ".." in Path(image).parts or image.startswith("/"):
         raise CatalogError(f"{where}.image: {image!r} must be a relative path inside the catalogue")
     return Product(
-        gtin=gtin, style=text("style"), name=names, brand=text("brand"), colour=text("colour"),
-        size=text("size"), price=price, image=image, stock=stock, tags=tuple(tags),
+        gtin=gtin,
+        style=text("style"),
+        name=names,
+        brand=text("brand"),
+        colour=text("colour"),
+        size=text("size"),
+        price=price,
+        image=image,
+        stock=stock,
+        tags=tuple(tags),
     )
 
 

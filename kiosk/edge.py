@@ -27,8 +27,8 @@ from kiosk import catalog as catalogue
 from kiosk.sessions import Session, SessionChange, Sessions
 from kiosk.size_requests import RequestQueue, SizeRequest
 from kiosk.stream import Hub
-from sync.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
 from sync import state as sync_state
+from sync.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
 from sync.outbox import Outbox
 from touchpoint import systemd
 from touchpoint.config import EdgeConfig
@@ -199,18 +199,25 @@ class Edge:
             items.append(("product.viewed", {"gtin": gtin, "via": "tag"}))
         self._record(items, session, now)
         self._publish_sessions(started)
-        self.hub.publish("tag", {
-            "kind": "arrived", "zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi,
-            "since": rfc3339(change.since),
-            # everything a card shows, so the mirror needs no lookup; the screen picks the name's language
-            "product": {**self.catalog.row_json(product, catalogue.LANGUAGES[0]), "name": dict(product.name)}
-            if product else None,
-        })
+        self.hub.publish(
+            "tag",
+            {
+                "kind": "arrived",
+                "zone": change.zone,
+                "epc": change.epc,
+                "gtin": gtin,
+                "rssi": change.rssi,
+                "since": rfc3339(change.since),
+                # everything a card shows, so the mirror needs no lookup; the screen picks the name's language
+                "product": {**self.catalog.row_json(product, catalogue.LANGUAGES[0]), "name": dict(product.name)}
+                if product
+                else None,
+            },
+        )
 
     def _departed(self, change: PresenceChange, now: float) -> None:
         gtin = self._gtin(change)
-        data = {"zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi,
-                "dwell_ms": change.dwell_ms}
+        data = {"zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi, "dwell_ms": change.dwell_ms}
         self._record([("tag.departed", data)], self.sessions.current(), now)
         if not self.presence.present().get(change.zone):
             self.sessions.emptied(now)
@@ -220,11 +227,20 @@ class Edge:
         """``GET /api/presence`` exactly as DESIGN.md fixes it."""
         with self._lock:
             zones = self.presence.present()
-        return {"zones": {
-            zone: [{"epc": t.epc, "gtin": t.gtin or self.catalog.gtin_for_tag(t.epc), "rssi": t.rssi,
-                    "since": rfc3339(t.since)} for t in tags]
-            for zone, tags in zones.items()
-        }}
+        return {
+            "zones": {
+                zone: [
+                    {
+                        "epc": t.epc,
+                        "gtin": t.gtin or self.catalog.gtin_for_tag(t.epc),
+                        "rssi": t.rssi,
+                        "since": rfc3339(t.since),
+                    }
+                    for t in tags
+                ]
+                for zone, tags in zones.items()
+            }
+        }
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -247,8 +263,9 @@ class Edge:
 
     def _publish_sessions(self, changes: list[SessionChange]) -> None:
         for change in changes:
-            self.hub.publish("session", {"kind": change.kind, "session_id": change.session.session_id,
-                                         "reason": change.reason})
+            self.hub.publish(
+                "session", {"kind": change.kind, "session_id": change.session.session_id, "reason": change.reason}
+            )
 
     # -- screen actions ----------------------------------------------------------------------
 
@@ -302,8 +319,13 @@ class Edge:
             session = self.touch()
             now = self.clock()
             request = self.requests.create(
-                session_id=session.session_id, zone=self.zone, gtin=gtin, requested_gtin=want.gtin,
-                size=want.size, colour=want.colour, now=now,
+                session_id=session.session_id,
+                zone=self.zone,
+                gtin=gtin,
+                requested_gtin=want.gtin,
+                size=want.size,
+                colour=want.colour,
+                now=now,
             )
             self._record([("size.requested", _request_data(request))], session, now)
             self.hub.publish("request", request.as_json())
@@ -366,8 +388,7 @@ class Edge:
                 session = self.sessions.identify(customer) or session
                 self._record([("customer.identified", {"method": method})], session, self.clock())
                 # the stream is shared with staff screens: it says who changed, never the token
-                self.hub.publish("session", {"kind": "identified", "session_id": session.session_id,
-                                             "reason": method})
+                self.hub.publish("session", {"kind": "identified", "session_id": session.session_id, "reason": method})
         return session
 
     def status(self) -> dict[str, Any]:
@@ -377,24 +398,46 @@ class Edge:
         stats = self.outbox.stats()
         synced = sync_state.read(self.config.outbox.path)  # written by the separate sync agent
         return {
-            "device": {"store_id": self.config.device.store_id, "device_id": self.config.device.device_id,
-                       "role": self.role, "zone": self.zone},
-            "reader": None if reader is None else {
-                "protocol": reader.protocol, "url": reader.url, "state": reader.state.value,
-                "frames_total": reader.frames_total, "reads_total": reader.reads_total,
+            "device": {
+                "store_id": self.config.device.store_id,
+                "device_id": self.config.device.device_id,
+                "role": self.role,
+                "zone": self.zone,
+            },
+            "reader": None
+            if reader is None
+            else {
+                "protocol": reader.protocol,
+                "url": reader.url,
+                "state": reader.state.value,
+                "frames_total": reader.frames_total,
+                "reads_total": reader.reads_total,
                 "frames_per_s": reader.frames_per_s,
-                "bad_frames": reader.bad_frames, "reconnects": reader.reconnects,
+                "bad_frames": reader.bad_frames,
+                "reconnects": reader.reconnects,
                 "last_error": reader.last_error,
             },
-            "camera": None if camera is None else {
-                "state": camera.state.value, "frames_total": camera.frames_total,
-                "codes_total": camera.codes_total, "reconnects": camera.reconnects,
+            "camera": None
+            if camera is None
+            else {
+                "state": camera.state.value,
+                "frames_total": camera.frames_total,
+                "codes_total": camera.codes_total,
+                "reconnects": camera.reconnects,
                 "last_error": camera.last_error,
             },
-            "outbox": {"depth": stats.depth, "oldest_age_s": round(stats.oldest_age_s, 3),
-                       "last_seq": stats.last_seq, "acked_upto": stats.acked_upto, "dropped": stats.dropped},
-            "catalog": {"version": self.catalog.version, "origin": self.catalog.origin,
-                        "products": len(self.catalog.products)},
+            "outbox": {
+                "depth": stats.depth,
+                "oldest_age_s": round(stats.oldest_age_s, 3),
+                "last_seq": stats.last_seq,
+                "acked_upto": stats.acked_upto,
+                "dropped": stats.dropped,
+            },
+            "catalog": {
+                "version": self.catalog.version,
+                "origin": self.catalog.origin,
+                "products": len(self.catalog.products),
+            },
             "stream": {"clients": self.hub.clients},
             "session": self.current_session() is not None,
             "sync": None if synced is None else asdict(synced),
@@ -409,7 +452,11 @@ def _session_item(change: SessionChange) -> tuple[str, dict[str, Any]]:
 
 
 def _request_data(request: SizeRequest) -> dict[str, Any]:
-    return {"request_id": request.id, "gtin": request.gtin, "requested_gtin": request.requested_gtin,
-            "size": request.size, "colour": request.colour, "zone": request.zone}
-
-
+    return {
+        "request_id": request.id,
+        "gtin": request.gtin,
+        "requested_gtin": request.requested_gtin,
+        "size": request.size,
+        "colour": request.colour,
+        "zone": request.zone,
+    }

@@ -23,7 +23,11 @@ def current() -> str:
 
 def init_app(app: Flask) -> None:
     app.after_request(TEXT.remember)
-    app.context_processor(lambda: {
-        "t": TEXT.translate, "lang": TEXT.current(), "strings": TEXT.strings(TEXT.current()),
-        "languages": [(code, TEXT.strings(code)["language.name"]) for code in TEXT.languages()],
-    })
+    app.context_processor(
+        lambda: {
+            "t": TEXT.translate,
+            "lang": TEXT.current(),
+            "strings": TEXT.strings(TEXT.current()),
+            "languages": [(code, TEXT.strings(code)["language.name"]) for code in TEXT.languages()],
+        }
+    )

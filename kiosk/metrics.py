@@ -48,8 +48,9 @@ class EdgeCollector:
         yield present
         outbox = status["outbox"]
         yield GaugeMetricFamily(f"{PREFIX}_outbox_depth", "events waiting for HQ", value=outbox["depth"])
-        yield GaugeMetricFamily(f"{PREFIX}_outbox_oldest_age_seconds", "age of the oldest waiting event",
-                                value=outbox["oldest_age_s"])
+        yield GaugeMetricFamily(
+            f"{PREFIX}_outbox_oldest_age_seconds", "age of the oldest waiting event", value=outbox["oldest_age_s"]
+        )
         yield _counter("outbox_dropped", "events refused by a full outbox or disk", outbox["dropped"])
         yield GaugeMetricFamily(f"{PREFIX}_sse_clients", "open event streams", value=status["stream"]["clients"])
         recorded = CounterMetricFamily(f"{PREFIX}_events_recorded", "events stored in the outbox", labels=["type"])

@@ -50,8 +50,11 @@ class EdgeServer:
         self.app = create_app(self.config, outbox=self._outbox, clock=self._clock)
         host, _, port = self.config.web.listen.rpartition(":")
         self._server = wsgi.Server(
-            (host, int(port)), self.app, numthreads=self.config.web.threads,
-            server_name="touchpoint-edge", shutdown_timeout=5,
+            (host, int(port)),
+            self.app,
+            numthreads=self.config.web.threads,
+            server_name="touchpoint-edge",
+            shutdown_timeout=5,
         )
         try:
             self._server.prepare()

@@ -42,9 +42,7 @@ def new_session_id() -> str:
 class Sessions:
     """The current session of one screen (``role`` ``mirror`` or ``kiosk``)."""
 
-    def __init__(
-        self, role: str, idle_s: float, new_id: Callable[[], str] = new_session_id
-    ) -> None:
+    def __init__(self, role: str, idle_s: float, new_id: Callable[[], str] = new_session_id) -> None:
         if role not in ("mirror", "kiosk"):
             raise ValueError(f"role: {role!r} is not mirror or kiosk")
         self.role = role

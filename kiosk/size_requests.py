@@ -63,12 +63,17 @@ class RequestQueue:
             )
 
     def create(
-        self, *, session_id: str, zone: str, gtin: str, requested_gtin: str, size: str, colour: str,
+        self,
+        *,
+        session_id: str,
+        zone: str,
+        gtin: str,
+        requested_gtin: str,
+        size: str,
+        colour: str,
         now: float,
     ) -> SizeRequest:
-        request = SizeRequest(
-            uuid.uuid4().hex, session_id, zone, gtin, requested_gtin, size, colour, "open", now, now
-        )
+        request = SizeRequest(uuid.uuid4().hex, session_id, zone, gtin, requested_gtin, size, colour, "open", now, now)
         with self._lock:
             self.conn.execute(
                 "INSERT INTO kiosk_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

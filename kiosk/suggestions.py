@@ -94,8 +94,9 @@ def suggest(
     return Suggestions(tuple(picked.values()), source, bool(sizes) or bool(hints and hints.segment))
 
 
-def _add(picked: dict[str, Product], catalog: Catalog, style: str | None, held: set[str],
-         sizes: tuple[str, ...], limit: int) -> None:
+def _add(
+    picked: dict[str, Product], catalog: Catalog, style: str | None, held: set[str], sizes: tuple[str, ...], limit: int
+) -> None:
     if style is None or style in held or style in picked or len(picked) >= limit:
         return
     product = representative(catalog, style, sizes)

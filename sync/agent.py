@@ -110,8 +110,9 @@ class Agent:
                 busy = False
                 if self.client.state is ConnectionState.CONNECTED:
                     if self.window.expired(now):
-                        log.warning("no ack beyond seq %d for %.0f s: resending", self.window.acked,
-                                    self.window.timeout_s)
+                        log.warning(
+                            "no ack beyond seq %d for %.0f s: resending", self.window.acked, self.window.timeout_s
+                        )
                         self.window.rewind()
                     busy = self._publish_batches(now, wall)
                     self._publish_status_if_due(now, wall)
@@ -174,8 +175,12 @@ class Agent:
         except DownlinkError as error:
             self._error(f"downlink ignored: {error}")
             return
-        log.info("downlink %s version %s %s", kind, self.downlink.version(kind),
-                 "applied" if applied else "kept (received version is not newer)")
+        log.info(
+            "downlink %s version %s %s",
+            kind,
+            self.downlink.version(kind),
+            "applied" if applied else "kept (received version is not newer)",
+        )
 
     def _error(self, message: str) -> None:
         log.warning("%s", message)

@@ -22,7 +22,6 @@ from sync.topics import DOWNLINK_KINDS
 from touchpoint.errors import TouchpointError
 
 
-
 class DownlinkError(TouchpointError, ValueError):
     """A downlink message is malformed; ``kind`` and ``reason`` say which and why."""
 

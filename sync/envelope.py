@@ -48,8 +48,15 @@ REQUIRED_DATA: dict[str, tuple[str, ...]] = {
 EVENT_NAMES = frozenset(REQUIRED_DATA)
 EDGE_EVENT_NAMES = frozenset(
     {
-        "session.started", "session.ended", "tag.arrived", "tag.departed", "product.viewed",
-        "size.requested", "size.fulfilled", "customer.identified", "handoff.created",
+        "session.started",
+        "session.ended",
+        "tag.arrived",
+        "tag.departed",
+        "product.viewed",
+        "size.requested",
+        "size.fulfilled",
+        "customer.identified",
+        "handoff.created",
         "feedback.submitted",
     }
 )
@@ -102,7 +109,7 @@ def make_event(
 
 def event_name(event: Mapping[str, Any]) -> str:
     """``touchpoint.tag.arrived`` -> ``tag.arrived``."""
-    return str(event.get("type", ""))[len(TYPE_PREFIX):]
+    return str(event.get("type", ""))[len(TYPE_PREFIX) :]
 
 
 def parse_time(value: Any) -> datetime:
@@ -168,8 +175,11 @@ def cloudevents_objection(event: Mapping[str, Any]) -> str | None:
     4 us, as much as the rest of validate).
     """
     return _objection_to_shape(
-        tuple((name, (isinstance(value, str), bool(value)) if name in _SDK_TEXT else None)
-              for name, value in event.items() if name not in _PAYLOAD)
+        tuple(
+            (name, (isinstance(value, str), bool(value)) if name in _SDK_TEXT else None)
+            for name, value in event.items()
+            if name not in _PAYLOAD
+        )
     )
 
 

@@ -126,8 +126,10 @@ def tls_context(settings: MqttSection) -> ssl.SSLContext:
         try:
             context.load_cert_chain(settings.cert_file, settings.key_file or None)
         except (OSError, ssl.SSLError) as error:
-            raise MqttError(f"[mqtt] cert_file {settings.cert_file!r} / key_file {settings.key_file!r}: "
-                            f"not a readable certificate and key: {error}") from None
+            raise MqttError(
+                f"[mqtt] cert_file {settings.cert_file!r} / key_file {settings.key_file!r}: "
+                f"not a readable certificate and key: {error}"
+            ) from None
     context.sslsocket_class = _ClosingSSLSocket
     return context
 
@@ -309,8 +311,9 @@ class MqttClient:
         if changed and self._on_state is not None:
             self._on_state(state, error)
 
-    def _handle_connect(self, client: paho.Client, userdata: object, flags: object,
-                        reason: paho.ReasonCode, properties: object) -> None:
+    def _handle_connect(
+        self, client: paho.Client, userdata: object, flags: object, reason: paho.ReasonCode, properties: object
+    ) -> None:
         if reason.is_failure:
             self._set_state(ConnectionState.DISCONNECTED, f"broker refused the connection: {reason}")
             return
@@ -320,8 +323,9 @@ class MqttClient:
         # CONNECTED waits for the SUBACK, so whoever waits for it can rely on the subscriptions.
         _, self._subscribe_mid = client.subscribe(list(self._subscriptions.items()))
 
-    def _handle_subscribe(self, client: paho.Client, userdata: object, mid: int,
-                          reasons: list[paho.ReasonCode], properties: object) -> None:
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: object, mid: int, reasons: list[paho.ReasonCode], properties: object
+    ) -> None:
         refused = [str(reason) for reason in reasons if reason.is_failure]
         if refused:
             self.last_error = f"subscription refused: {', '.join(refused)}"
@@ -329,8 +333,9 @@ class MqttClient:
         if mid == self._subscribe_mid:
             self._set_state(ConnectionState.CONNECTED, "")
 
-    def _handle_disconnect(self, client: paho.Client, userdata: object, flags: object,
-                           reason: paho.ReasonCode, properties: object) -> None:
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: object, flags: object, reason: paho.ReasonCode, properties: object
+    ) -> None:
         if reason.is_failure:
             self.last_error = f"disconnected: {reason}"
 

@@ -79,9 +79,7 @@ class Outbox:
                 " seq INTEGER NOT NULL, acked INTEGER NOT NULL, dropped INTEGER NOT NULL,"
                 " schema INTEGER NOT NULL)"
             )
-            self.conn.execute(
-                "INSERT OR IGNORE INTO outbox_counters VALUES (1, 0, 0, 0, ?)", (SCHEMA_VERSION,)
-            )
+            self.conn.execute("INSERT OR IGNORE INTO outbox_counters VALUES (1, 0, 0, 0, ?)", (SCHEMA_VERSION,))
 
     def _transaction(self) -> Any:
         return _Immediate(self.conn)
@@ -117,9 +115,7 @@ class Outbox:
                         event["seq"] = first + offset
                         body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
                         rows.append((event["seq"], event["id"], now, body.encode()))
-                    self.conn.executemany(
-                        "INSERT INTO events(seq, id, created, body) VALUES (?, ?, ?, ?)", rows
-                    )
+                    self.conn.executemany("INSERT INTO events(seq, id, created, body) VALUES (?, ?, ?, ?)", rows)
             except sqlite3.OperationalError as error:
                 # A full disk or a locked file must not take the screen down: count and go on.
                 self._unsaved_drops += len(events)
@@ -160,9 +156,7 @@ class Outbox:
     def stats(self) -> OutboxStats:
         with self._lock:
             oldest = self.conn.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
-            seq, acked, dropped = self.conn.execute(
-                "SELECT seq, acked, dropped FROM outbox_counters"
-            ).fetchone()
+            seq, acked, dropped = self.conn.execute("SELECT seq, acked, dropped FROM outbox_counters").fetchone()
         return OutboxStats(
             depth=seq - min(acked, seq),  # acks are contiguous, so this is O(1)
             oldest_age_s=max(0.0, time.time() - oldest[0]) if oldest else 0.0,

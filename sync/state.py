@@ -40,16 +40,12 @@ class StateTable:
 
     def __init__(self, path: str | Path) -> None:
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
-        self.conn.execute(
-            f"CREATE TABLE IF NOT EXISTS sync_state (id INTEGER PRIMARY KEY CHECK (id = 1), {_COLUMNS})"
-        )
+        self.conn.execute(f"CREATE TABLE IF NOT EXISTS sync_state (id INTEGER PRIMARY KEY CHECK (id = 1), {_COLUMNS})")
 
     def write(self, state: SyncState) -> None:
         names = ", ".join(f.name for f in fields(SyncState))
         marks = ", ".join("?" for _ in fields(SyncState))
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO sync_state (id, {names}) VALUES (1, {marks})", astuple(state)
-        )
+        self.conn.execute(f"INSERT OR REPLACE INTO sync_state (id, {names}) VALUES (1, {marks})", astuple(state))
 
     def close(self) -> None:
         self.conn.close()

@@ -91,4 +91,3 @@ class Acknowledger:
     def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0) -> bool:
         with self._changed:
             return self._changed.wait_for(condition, timeout)
-

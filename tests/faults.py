@@ -67,8 +67,9 @@ class Service:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"{' '.join(self.args[1:])} ignored SIGTERM for {timeout} s:\n"
-                                 f"{self.log_tail()}") from None
+            raise AssertionError(
+                f"{' '.join(self.args[1:])} ignored SIGTERM for {timeout} s:\n{self.log_tail()}"
+            ) from None
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

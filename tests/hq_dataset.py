@@ -68,9 +68,19 @@ class _Generator:
             for colour in ("blau", "weiss", "schwarz")[: 1 + s % 3]:
                 for size in SIZES:
                     body = f"4006381{s:03d}{SIZES.index(size)}{('blau', 'weiss', 'schwarz').index(colour)}0"
-                    products.append({"gtin": gtin14(body[:13]), "style": f"ST-{100 + s}", "name": f"Style {s}",
-                                     "brand": "Nordlicht", "colour": colour, "size": size,
-                                     "price": f"{19.95 + s:.2f}", "image": f"images/st-{s}.svg", "stock": 5})
+                    products.append(
+                        {
+                            "gtin": gtin14(body[:13]),
+                            "style": f"ST-{100 + s}",
+                            "name": f"Style {s}",
+                            "brand": "Nordlicht",
+                            "colour": colour,
+                            "size": size,
+                            "price": f"{19.95 + s:.2f}",
+                            "image": f"images/st-{s}.svg",
+                            "stock": 5,
+                        }
+                    )
         return products
 
     def _shopper(self, index: int) -> dict[str, Any]:
@@ -78,11 +88,15 @@ class _Generator:
         member = rng.random() < 0.6
         roll = rng.random()
         consent = "granted" if roll < 0.7 else "none" if roll < 0.85 else "denied" if roll < 0.95 else "revoke"
-        return {"token": f"cust-{index:05d}" if member else None, "consent": consent,
-                "size": rng.choice(SIZES), "home": rng.choice(STORES),
-                "web": f"w{index:05d}" if rng.random() < 0.7 else None,
-                "app": f"a{index:05d}" if rng.random() < 0.35 else None,
-                "trips": 1 + int(rng.expovariate(0.6))}
+        return {
+            "token": f"cust-{index:05d}" if member else None,
+            "consent": consent,
+            "size": rng.choice(SIZES),
+            "home": rng.choice(STORES),
+            "web": f"w{index:05d}" if rng.random() < 0.7 else None,
+            "app": f"a{index:05d}" if rng.random() < 0.35 else None,
+            "trips": 1 + int(rng.expovariate(0.6)),
+        }
 
     def _id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -94,7 +108,7 @@ class _Generator:
 
     def pick(self, shopper: dict[str, Any], k: int) -> list[dict[str, Any]]:
         """Products of an outfit in (mostly) the shopper's size."""
-        styles = self.rng.choice(self.outfits)[: k] if self.rng.random() < 0.7 else self.rng.sample(self.styles, k)
+        styles = self.rng.choice(self.outfits)[:k] if self.rng.random() < 0.7 else self.rng.sample(self.styles, k)
         chosen = []
         for style in styles:
             size = shopper["size"] if self.rng.random() < 0.8 else self.rng.choice(SIZES)
@@ -152,13 +166,30 @@ class _Generator:
         self.emit("session.started", {"session_id": session}, source, at)
         for product in self.pick(shopper, self.rng.randint(1, 3)):
             at += timedelta(seconds=self.rng.uniform(5, 60))
-            self.emit("product.viewed", {"session_id": session, "gtin": product["gtin"],
-                                         "via": self.rng.choice(("search", "browse"))}, source, at)
+            self.emit(
+                "product.viewed",
+                {"session_id": session, "gtin": product["gtin"], "via": self.rng.choice(("search", "browse"))},
+                source,
+                at,
+            )
         if self.rng.random() < 0.3:
-            self.emit("feedback.submitted", {"session_id": session, "touchpoint": "kiosk", "scale": "csat",
-                                             "score": self.rng.choice((2, 3, 4, 4, 5, 5))}, source, at)
-        self.emit("session.ended", {"session_id": session, "duration_ms": int(self.rng.uniform(20, 300) * 1000)},
-                  source, at + timedelta(seconds=5))
+            self.emit(
+                "feedback.submitted",
+                {
+                    "session_id": session,
+                    "touchpoint": "kiosk",
+                    "scale": "csat",
+                    "score": self.rng.choice((2, 3, 4, 4, 5, 5)),
+                },
+                source,
+                at,
+            )
+        self.emit(
+            "session.ended",
+            {"session_id": session, "duration_ms": int(self.rng.uniform(20, 300) * 1000)},
+            source,
+            at + timedelta(seconds=5),
+        )
 
     def cabin(self, shopper: dict[str, Any], store: str, at: datetime) -> list[dict[str, Any]]:
         rng = self.rng
@@ -172,8 +203,12 @@ class _Generator:
             who["customer"] = shopper["token"]
         if "customer" in who and rng.random() < 0.05:  # a friend scans their card in this cabin too
             friend = rng.choice([s for s in self.shoppers[:50] if s["token"] and s is not shopper] or [shopper])
-            self.emit("customer.identified", {"session_id": session, "customer": friend["token"], "method": "qr"},
-                      source, at + timedelta(seconds=3))
+            self.emit(
+                "customer.identified",
+                {"session_id": session, "customer": friend["token"], "method": "qr"},
+                source,
+                at + timedelta(seconds=3),
+            )
         tried = self.pick(shopper, rng.randint(1, 4))
         for n, product in enumerate(tried):
             at += timedelta(seconds=rng.uniform(5, 30))
@@ -181,7 +216,9 @@ class _Generator:
             self.emit("tag.arrived", {**who, **tag}, source, at)
             self.emit("product.viewed", {**who, "gtin": product["gtin"], "via": "tag"}, source, at)
             dwell = rng.uniform(30, 600)
-            self.emit("tag.departed", {**who, **tag, "dwell_ms": int(dwell * 1000)}, source, at + timedelta(seconds=dwell))
+            self.emit(
+                "tag.departed", {**who, **tag, "dwell_ms": int(dwell * 1000)}, source, at + timedelta(seconds=dwell)
+            )
         if rng.random() < 0.3:
             request = self._id()[:8]
             self.emit("size.requested", {**who, "gtin": tried[0]["gtin"], "request_id": request}, source, at)
@@ -191,8 +228,12 @@ class _Generator:
         if rng.random() < 0.15:
             self.handoff(shopper, session, source, tried, at)
         if rng.random() < 0.35:
-            self.emit("feedback.submitted", {**who, "touchpoint": "mirror", "scale": "nps",
-                                             "score": rng.choice((3, 6, 7, 8, 9, 9, 10, 10))}, source, at)
+            self.emit(
+                "feedback.submitted",
+                {**who, "touchpoint": "mirror", "scale": "nps", "score": rng.choice((3, 6, 7, 8, 9, 9, 10, 10))},
+                source,
+                at,
+            )
         end = at + timedelta(seconds=rng.uniform(30, 120))
         self.emit("session.ended", {**who, "duration_ms": int((end - start).total_seconds() * 1000)}, source, end)
         return tried
@@ -210,11 +251,13 @@ class _Generator:
         self.emit("customer.identified", data, source, at)
         self.edges.append((f"session:{session}", f"customer:{token}"))
 
-    def handoff(self, shopper: dict[str, Any], session: str, source: str, tried: list[dict[str, Any]],
-                at: datetime) -> None:
+    def handoff(
+        self, shopper: dict[str, Any], session: str, source: str, tried: list[dict[str, Any]], at: datetime
+    ) -> None:
         token = self._id()[:10]
-        self.emit("handoff.created", {"session_id": session, "token": token,
-                                      "gtins": [p["gtin"] for p in tried]}, source, at)
+        self.emit(
+            "handoff.created", {"session_id": session, "token": token, "gtins": [p["gtin"] for p in tried]}, source, at
+        )
         self.edges.append((f"session:{session}", f"handoff:{token}"))
         channel, anon = ("app", shopper["app"]) if shopper["app"] else ("web", shopper["web"] or f"h{token}")
         data: dict[str, Any] = {"token": token, "anonymous_id": anon}
@@ -223,15 +266,21 @@ class _Generator:
         self.browse(shopper, channel, anon, at + timedelta(minutes=2))
 
     def purchase(self, shopper: dict[str, Any], store: str, items: list[dict[str, Any]], at: datetime) -> None:
-        data: dict[str, Any] = {"order_id": self._id()[:12], "store": store,
-                                "items": [{"gtin": p["gtin"], "qty": 1, "price": p["price"]} for p in items]}
+        data: dict[str, Any] = {
+            "order_id": self._id()[:12],
+            "store": store,
+            "items": [{"gtin": p["gtin"], "qty": 1, "price": p["price"]} for p in items],
+        }
         if shopper["token"] and self.rng.random() < 0.7:
             data["customer"] = shopper["token"]
         self.emit("purchase.completed", data, "/channels/pos/till-1", at)
 
     def web_purchase(self, shopper: dict[str, Any], items: list[dict[str, Any]], at: datetime) -> None:
-        data: dict[str, Any] = {"order_id": self._id()[:12], "anonymous_id": shopper["web"],
-                                "items": [{"gtin": p["gtin"], "qty": 1, "price": p["price"]} for p in items]}
+        data: dict[str, Any] = {
+            "order_id": self._id()[:12],
+            "anonymous_id": shopper["web"],
+            "items": [{"gtin": p["gtin"], "qty": 1, "price": p["price"]} for p in items],
+        }
         if shopper["token"] and self.rng.random() < 0.5:
             data["customer"] = shopper["token"]
         self.emit("cart.added", {"anonymous_id": shopper["web"], "gtin": items[0]["gtin"]}, "/channels/web", at)
@@ -250,20 +299,37 @@ def generate(seed: int = 7, customers: int = 300, days: int = 60) -> Dataset:
     catalog = {"version": START.isoformat(), "currency": "EUR", "products": gen.products}
     end = START + timedelta(days=days + 8)
     consent = {customer: state for _, customer, state in sorted(gen.stated)}
-    return Dataset(gen.events, catalog, gen.edges, consent, START, end,
-                   {p["gtin"]: p["style"] for p in gen.products})
+    return Dataset(gen.events, catalog, gen.edges, consent, START, end, {p["gtin"]: p["style"] for p in gen.products})
 
 
 def fuzzed_data() -> Any:
     """A hypothesis strategy for hostile ``data`` objects: the fields analytics read, any JSON values."""
     from hypothesis import strategies as st
 
-    fields = ("session_id", "customer", "anonymous_id", "token", "consent", "gtin", "gtins", "items", "store",
-              "order_id", "page", "touchpoint", "scale", "score", "duration_ms", "dwell_ms", "request_id")
+    fields = (
+        "session_id",
+        "customer",
+        "anonymous_id",
+        "token",
+        "consent",
+        "gtin",
+        "gtins",
+        "items",
+        "store",
+        "order_id",
+        "page",
+        "touchpoint",
+        "scale",
+        "score",
+        "duration_ms",
+        "dwell_ms",
+        "request_id",
+    )
     values = st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(("gtin", "qty", "x")), inner,
-                                                                    max_size=3),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(("gtin", "qty", "x")), inner, max_size=3)
+        ),
         max_leaves=8,
     )
     return st.dictionaries(st.sampled_from(fields), values, max_size=8)

@@ -35,8 +35,13 @@ def events(seqs: Iterable[int], device: DeviceTopics = DEVICE) -> list[dict[str,
     source = edge_source(device.store, device.device)
     made = []
     for seq in seqs:
-        event = make_event("product.viewed", {"session_id": f"s{seq}", "gtin": "80614141123458", "via": "tag"},
-                           source=source, seq=seq, time=NOW)
+        event = make_event(
+            "product.viewed",
+            {"session_id": f"s{seq}", "gtin": "80614141123458", "via": "tag"},
+            source=source,
+            seq=seq,
+            time=NOW,
+        )
         event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{source}#{seq}"))
         made.append(event)
     return made
@@ -100,20 +105,21 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str =
 
 
 @contextmanager
-def running_worker(url: str, storage: Storage, client_id: str = "hq-test-1",
-                   protocol: str = "5", share_group: str = "touchpoint-hq") -> Iterator[IngestWorker]:
+def running_worker(
+    url: str, storage: Storage, client_id: str = "hq-test-1", protocol: str = "5", share_group: str = "touchpoint-hq"
+) -> Iterator[IngestWorker]:
     """An ingest worker whose subscriptions are known to be active when the block starts.
 
     A retained status message proves it: the broker delivers it only once the subscription exists.
     """
-    worker = IngestWorker(MqttSection(url=url, protocol=protocol), client_id,
-                          Ingestor(storage, HqMetrics()), share_group=share_group).start()
+    worker = IngestWorker(
+        MqttSection(url=url, protocol=protocol), client_id, Ingestor(storage, HqMetrics()), share_group=share_group
+    ).start()
     try:
         probe = DeviceTopics("probe", client_id.lower().replace("_", "-")[:60])
         with Peer(url, client_id=f"probe-{client_id}") as publisher:
             publisher.send(probe.status, b'{"state": "online"}', retain=True)
-            wait_until(lambda: any(d.device == probe.device for d in storage.devices()),
-                       what=f"{client_id} subscribed")
+            wait_until(lambda: any(d.device == probe.device for d in storage.devices()), what=f"{client_id} subscribed")
         yield worker
     finally:
         worker.stop()
@@ -122,5 +128,7 @@ def running_worker(url: str, storage: Storage, client_id: str = "hq-test-1",
 def terminate_other_backends(storage: Storage) -> None:
     """What a PostgreSQL restart or failover does to every open connection."""
     with open_storage(storage.url) as admin:  # type: ignore[attr-defined]
-        admin.fetchall("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                       " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        admin.fetchall(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -19,11 +19,10 @@ from hq.server import serve
 from hq.storage import DeviceBatch, Storage
 from sync.envelope import EDGE_SOURCE
 from sync.topics import DeviceTopics
-from touchpoint import config as configuration
-from touchpoint.services import free_port, wait_for_port
-
 from tests.hq_dataset import Dataset
 from tests.hq_support import NOW
+from touchpoint import config as configuration
+from touchpoint.services import free_port, wait_for_port
 
 WEB_TOKEN = "web-token-0123456789"
 POS_TOKEN = "pos-token-0123456789"
@@ -36,8 +35,12 @@ def hq_config(tmp_path: Path, url: str | None = None, **sections: dict[str, Any]
     """An HqConfig with tokens, a user and a database under ``tmp_path`` (or ``url``)."""
     document: dict[str, Any] = {
         "database": {"url": url or f"sqlite:///{tmp_path}/hq.db"},
-        "hq": {"tokens": {"web": WEB_TOKEN, "pos": POS_TOKEN}, "users": USERS, "api_token": API_TOKEN,
-               "secret_key": "test-secret"},
+        "hq": {
+            "tokens": {"web": WEB_TOKEN, "pos": POS_TOKEN},
+            "users": USERS,
+            "api_token": API_TOKEN,
+            "secret_key": "test-secret",
+        },
     }
     for name, table in sections.items():
         document[name] = {**document.get(name, {}), **table}

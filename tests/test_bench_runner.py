@@ -7,7 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import BENCHES, END, START, Row, discovered, framers, hq, render, summary_section, sync, tables, write_results
+from bench.__main__ import (
+    BENCHES,
+    END,
+    START,
+    Row,
+    discovered,
+    framers,
+    hq,
+    render,
+    summary_section,
+    sync,
+    tables,
+    write_results,
+)
 
 FRAMERS = """`100000 frames per stream`
 

@@ -42,21 +42,25 @@ def token(payload: str) -> str:
 
 # -- the payload format ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("TPC1:abcdEFGH", "abcdEFGH"),
-    ("TPC1:a-b_c-d_1234", "a-b_c-d_1234"),
-    ("TPC1:" + "x" * 64, "x" * 64),
-    ("TPC1:abcdEFG", None),  # 7 characters
-    ("TPC1:" + "x" * 65, None),
-    ("TPC2:abcdEFGH", None),
-    ("tpc1:abcdEFGH", None),
-    ("TPC1:abcdEFGH\n", None),
-    (" TPC1:abcdEFGH", None),
-    ("TPC1:abcd EFGH", None),
-    ("TPC1:abcd\u0663EFGH", None),  # a non-ASCII digit
-    ("https://example.com/TPC1:abcdEFGH", None),
-    ("", None),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("TPC1:abcdEFGH", "abcdEFGH"),
+        ("TPC1:a-b_c-d_1234", "a-b_c-d_1234"),
+        ("TPC1:" + "x" * 64, "x" * 64),
+        ("TPC1:abcdEFG", None),  # 7 characters
+        ("TPC1:" + "x" * 65, None),
+        ("TPC2:abcdEFGH", None),
+        ("tpc1:abcdEFGH", None),
+        ("TPC1:abcdEFGH\n", None),
+        (" TPC1:abcdEFGH", None),
+        ("TPC1:abcd EFGH", None),
+        ("TPC1:abcd\u0663EFGH", None),  # a non-ASCII digit
+        ("https://example.com/TPC1:abcdEFGH", None),
+        ("", None),
+    ],
+)
 def test_parse_loyalty_code(text: str, expected: str | None) -> None:
     assert parse_loyalty_code(text) == expected
 
@@ -79,6 +83,7 @@ def test_parse_loyalty_code_ignores_non_text(value: object) -> None:
 
 # -- debouncing ---------------------------------------------------------------------------------
 
+
 def test_a_code_held_up_is_reported_once_and_again_after_it_left() -> None:
     debouncer = Debouncer(gone_s=2.0)
     assert debouncer.update(["A"], now=10.0) == ["A"]
@@ -90,9 +95,7 @@ def test_a_code_held_up_is_reported_once_and_again_after_it_left() -> None:
     assert debouncer.update(["A", "B"], now=14.0) == []
 
 
-FRAMES = st.lists(
-    st.tuples(st.floats(0.0, 3.0), st.lists(st.sampled_from("ABC"), max_size=4)), max_size=40
-)
+FRAMES = st.lists(st.tuples(st.floats(0.0, 3.0), st.lists(st.sampled_from("ABC"), max_size=4)), max_size=40)
 
 
 @given(FRAMES)
@@ -103,7 +106,8 @@ def test_debouncer_reports_exactly_the_first_sightings(frames: list[tuple[float,
     for step, codes in frames:
         now += step
         expected = [
-            code for code in dict.fromkeys(codes)
+            code
+            for code in dict.fromkeys(codes)
             if not any(code in seen and now - when < 2.0 for when, seen in history)
         ]
         assert debouncer.update(codes, now) == expected
@@ -111,6 +115,7 @@ def test_debouncer_reports_exactly_the_first_sightings(frames: list[tuple[float,
 
 
 # -- decoding the sample variants ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("variant", qr_samples.VARIANTS)
 def test_decode_qr_finds_every_code_of_every_variant(variant: str) -> None:
@@ -136,6 +141,7 @@ def test_unknown_sample_variant_is_a_clear_error() -> None:
 
 
 # -- the reader thread --------------------------------------------------------------------------
+
 
 def write_frames(folder: Path, frames: list[np.ndarray]) -> None:
     folder.mkdir()
@@ -181,7 +187,7 @@ def test_reader_debounces_a_code_across_the_frames_of_a_video(tmp_path: Path) ->
     def framed(payload: str) -> np.ndarray:
         frame = blank.copy()
         code = qr_samples.render(payload, scale=6)
-        frame[40:40 + code.shape[0], 40:40 + code.shape[1]] = code
+        frame[40 : 40 + code.shape[0], 40 : 40 + code.shape[1]] = code
         return frame
 
     video = tmp_path / "shoppers.avi"
@@ -222,12 +228,15 @@ def test_an_exception_in_on_code_does_not_stop_the_reader(tmp_path: Path) -> Non
     assert status.frames_total >= 2
 
 
-@pytest.mark.parametrize("source, error", [
-    ("missing.avi", "cannot open video 'missing.avi': no such device or file"),
-    ("9", "cannot open camera 9: no such device or file"),
-    ("empty", "cannot open folder '{tmp}/empty': it holds no"),
-    ("not-a-video.avi", "cannot open video '{tmp}/not-a-video.avi'"),
-])
+@pytest.mark.parametrize(
+    "source, error",
+    [
+        ("missing.avi", "cannot open video 'missing.avi': no such device or file"),
+        ("9", "cannot open camera 9: no such device or file"),
+        ("empty", "cannot open folder '{tmp}/empty': it holds no"),
+        ("not-a-video.avi", "cannot open video '{tmp}/not-a-video.avi'"),
+    ],
+)
 def test_an_unopenable_source_leaves_the_reader_disconnected_with_the_reason(
     tmp_path: Path, source: str, error: str
 ) -> None:

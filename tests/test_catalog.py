@@ -187,8 +187,7 @@ def test_any_json_is_accepted_or_rejected_with_catalog_error(document: Any) -> N
         catalogue.parse(document, origin="fuzz", image_root=None)
 
 
-@given(st.sampled_from(["gtin", "style", "name", "brand", "colour", "size", "price", "image", "stock", "tags"]),
-       JSON)
+@given(st.sampled_from(["gtin", "style", "name", "brand", "colour", "size", "price", "image", "stock", "tags"]), JSON)
 def test_any_value_in_any_field_is_accepted_or_named(field: str, value: Any) -> None:
     document = copy.deepcopy(BASE)
     document["products"][1][field] = value
@@ -196,7 +195,6 @@ def test_any_value_in_any_field_is_accepted_or_named(field: str, value: Any) -> 
         catalogue.parse(document, origin="fuzz", image_root=None)
     except CatalogError as error:
         assert f"products[1].{field}" in str(error)
-
 
 
 def test_the_sample_is_what_its_generator_makes() -> None:

@@ -22,8 +22,9 @@ def test_defaults_fill_every_optional_key() -> None:
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
-    path.write_text('[device]\nstore_id = "berlin-01"\ndevice_id = "mirror-03"\n'
-                    '[reader]\nprotocol = "m100"\nurl = "loop://"\n')
+    path.write_text(
+        '[device]\nstore_id = "berlin-01"\ndevice_id = "mirror-03"\n[reader]\nprotocol = "m100"\nurl = "loop://"\n'
+    )
     env = {"TOUCHPOINT_READER_DEPARTURE_S": "1.5", "TOUCHPOINT_DEVICE_ROLE": "kiosk"}
     config = load_edge(path, env)
     assert config.reader is not None and config.reader.departure_s == 1.5

@@ -30,10 +30,9 @@ from sync import state
 from sync.envelope import MAX_EVENT_BYTES, edge_source
 from sync.outbox import Outbox
 from sync.topics import DeviceTopics
-from touchpoint.services import Mosquitto
-
 from tests.faults import Service, TcpProxy
 from tests.hq_support import Peer, events, payload
+from touchpoint.services import Mosquitto
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -163,23 +162,29 @@ def contiguous(storage: Storage, edge: Edge) -> int:
 
 def at_hq(storage: Storage, edges: Sequence[Edge], count: int) -> Callable[[], str | None]:
     """A check: HQ holds seq 1..count of every edge without a hole."""
+
     def check() -> str | None:
         seen = {edge.topics.device: contiguous(storage, edge) for edge in edges}
         behind = [f"{device} at {seq}" for device, seq in seen.items() if seq < count]
         return f"HQ contiguous below {count}: {', '.join(behind)}" if behind else None
+
     return check
 
 
 def delivered(storage: Storage, edges: Sequence[Edge]) -> Callable[[], str | None]:
     """A check: HQ holds all TOTAL events of every edge, no gap reported, every outbox empty."""
+
     def check() -> str | None:
         missing = []
         for edge in edges:
             row, depth = report(storage, edge), edge.outbox.stats().depth
             if row is None or row.contiguous_seq != TOTAL or row.gaps or depth:
-                missing.append(f"{edge.topics.device}: HQ contiguous {getattr(row, 'contiguous_seq', 0)}/{TOTAL}, "
-                               f"gaps {list(getattr(row, 'gaps', ()))[:5]}, outbox depth {depth}")
+                missing.append(
+                    f"{edge.topics.device}: HQ contiguous {getattr(row, 'contiguous_seq', 0)}/{TOTAL}, "
+                    f"gaps {list(getattr(row, 'gaps', ()))[:5]}, outbox depth {depth}"
+                )
         return "; ".join(missing) or None
+
     return check
 
 
@@ -237,8 +242,14 @@ def edges(tmp_path: Path, mqtt_url: str, count: int, cleanup: contextlib.ExitSta
     return made
 
 
-def deliver_through(fault: Callable[[], T], storage: Storage, devices: Sequence[Edge], seconds: float,
-                    hq: Sequence[Service], flowing: int = 1000) -> T:
+def deliver_through(
+    fault: Callable[[], T],
+    storage: Storage,
+    devices: Sequence[Edge],
+    seconds: float,
+    hq: Sequence[Service],
+    flowing: int = 1000,
+) -> T:
     """Stream TOTAL events per device over ``seconds``; once ``flowing`` of each reached HQ, run
     ``fault``; then require delivery, clean SIGTERM exits and exactly-once storage.
 
@@ -262,8 +273,9 @@ def deliver_through(fault: Callable[[], T], storage: Storage, devices: Sequence[
 
 
 @pytest.mark.parametrize("end", ["stop", "kill"])
-def test_broker_down_for_10_s_mid_stream(tmp_path: Path, mosquitto: Mosquitto, cleanup: contextlib.ExitStack,
-                                         end: str) -> None:
+def test_broker_down_for_10_s_mid_stream(
+    tmp_path: Path, mosquitto: Mosquitto, cleanup: contextlib.ExitStack, end: str
+) -> None:
     """stop: SIGTERM, Mosquitto saves its persistence file, as a restart in production does.
     kill: SIGKILL, a power cut; the broker comes back without the sessions, retained acks and
     queued messages it held only in memory."""
@@ -281,8 +293,9 @@ def test_broker_down_for_10_s_mid_stream(tmp_path: Path, mosquitto: Mosquitto, c
     assert waiting > 0  # the screen kept recording while the broker was away
 
 
-def test_sync_agent_killed_at_10_random_moments(tmp_path: Path, mosquitto: Mosquitto,
-                                                cleanup: contextlib.ExitStack) -> None:
+def test_sync_agent_killed_at_10_random_moments(
+    tmp_path: Path, mosquitto: Mosquitto, cleanup: contextlib.ExitStack
+) -> None:
     seed = int(os.environ.get("FAULT_SEED") or random.SystemRandom().randrange(2**32))
     print(f"fault seed {seed}; repeat with FAULT_SEED={seed}")
     rng = random.Random(seed)
@@ -305,24 +318,29 @@ def test_sync_agent_killed_at_10_random_moments(tmp_path: Path, mosquitto: Mosqu
     assert any(0 < at < TOTAL and depth for at, depth in seen)  # killed mid-stream with work left
 
 
-def test_hq_ingestor_killed_and_restarted_mid_stream(tmp_path: Path, mosquitto: Mosquitto,
-                                                     cleanup: contextlib.ExitStack) -> None:
+def test_hq_ingestor_killed_and_restarted_mid_stream(
+    tmp_path: Path, mosquitto: Mosquitto, cleanup: contextlib.ExitStack
+) -> None:
     hq, storage = sqlite_hq(tmp_path, mosquitto.url, cleanup)
     (edge,) = edges(tmp_path, mosquitto.url, 1, cleanup)
 
     def crash() -> None:
         hq.kill()
         backlog = edge.outbox.stats().depth
-        until(lambda: None if edge.outbox.stats().depth >= backlog + 1000 else "1000 more events waiting",
-              60, "a backlog growing while HQ is down")
+        until(
+            lambda: None if edge.outbox.stats().depth >= backlog + 1000 else "1000 more events waiting",
+            60,
+            "a backlog growing while HQ is down",
+        )
         hq.start()
 
     deliver_through(crash, storage, [edge], 10, [hq], flowing=2000)
     assert hq.starts == 2
 
 
-def test_network_drop_of_30_s_between_three_agents_and_the_broker(tmp_path: Path, mosquitto: Mosquitto,
-                                                                  cleanup: contextlib.ExitStack) -> None:
+def test_network_drop_of_30_s_between_three_agents_and_the_broker(
+    tmp_path: Path, mosquitto: Mosquitto, cleanup: contextlib.ExitStack
+) -> None:
     hq, storage = sqlite_hq(tmp_path, mosquitto.url, cleanup)  # HQ's own link stays up
     proxy = cleanup.enter_context(TcpProxy(mosquitto.port))
     devices = edges(tmp_path, proxy.url, 3, cleanup)

@@ -58,8 +58,15 @@ class Demo:
     """A ``touchpoint demo`` subprocess, read up to its URL block."""
 
     def __init__(self, workdir: Path, port: int, *options: str) -> None:
-        command = [str(Path(sys.executable).parent / "touchpoint"), "demo", "--workdir", str(workdir),
-                   "--port", str(port), *options]
+        command = [
+            str(Path(sys.executable).parent / "touchpoint"),
+            "demo",
+            "--workdir",
+            str(workdir),
+            "--port",
+            str(port),
+            *options,
+        ]
         self.port = port
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -82,7 +89,10 @@ class Demo:
         """Both devices online, events stored from both, contiguous, beyond ``above``'s seq."""
         rows = self.devices()
         return all(
-            name in rows and rows[name]["online"] and rows[name]["stored"] > 0 and rows[name]["gaps"] == []
+            name in rows
+            and rows[name]["online"]
+            and rows[name]["stored"] > 0
+            and rows[name]["gaps"] == []
             and rows[name]["contiguous_seq"] > (above or {}).get(name, 0)
             for name in DEVICES
         )
@@ -189,9 +199,19 @@ def test_a_taken_port_stops_the_demo_with_a_message_naming_it(tmp_path: Path, ta
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", port + taken))
         blocker.listen()
-        result = subprocess.run([str(Path(sys.executable).parent / "touchpoint"), "demo", "--workdir",
-                                 str(tmp_path / "demo"), "--port", str(port)], capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "touchpoint"),
+                "demo",
+                "--workdir",
+                str(tmp_path / "demo"),
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1
     assert f"port {port + taken}" in result.stdout and "--port" in result.stdout
     assert not (tmp_path / "demo").exists()  # nothing was started or written
@@ -200,9 +220,12 @@ def test_a_taken_port_stops_the_demo_with_a_message_naming_it(tmp_path: Path, ta
 def test_a_part_that_dies_stops_the_demo_with_its_name_and_log(tmp_path: Path) -> None:
     with demo(tmp_path / "demo", free_ports(), "--broker", "embedded") as running:
         children = children_of(running.process.pid)
-        edge = next(pid for pid in children
-                    if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-4:-1]
-                    == [b"edge", b"--config", str(tmp_path / "demo" / "mirror-01.toml").encode()])
+        edge = next(
+            pid
+            for pid in children
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-4:-1]
+            == [b"edge", b"--config", str(tmp_path / "demo" / "mirror-01.toml").encode()]
+        )
         os.kill(edge, signal.SIGKILL)
         output, _ = running.process.communicate(timeout=60)
     assert running.process.returncode == 1

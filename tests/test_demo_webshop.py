@@ -74,22 +74,38 @@ def hq() -> Iterator[type[ContractHq]]:
 
 
 def a_visit(channel: str, handoff: str | None = "tok-abc") -> Visit:
-    return Visit(channel=channel, customer="loyalty-0001", anonymous_id="anon-1", order_id="demo-1",
-                 items=(Item("04012345060010", "49.95"), Item("04012345061024", "29.00")),
-                 handoff=handoff if channel != "pos" else None, store="demo-store" if channel == "pos" else None)
+    return Visit(
+        channel=channel,
+        customer="loyalty-0001",
+        anonymous_id="anon-1",
+        order_id="demo-1",
+        items=(Item("04012345060010", "49.95"), Item("04012345061024", "29.00")),
+        handoff=handoff if channel != "pos" else None,
+        store="demo-store" if channel == "pos" else None,
+    )
 
 
 def test_a_web_visit_redeems_the_handoff_logs_in_and_buys_in_time_order() -> None:
     events = visit_events(a_visit("web"), END)
     names = [event_name(e) for e in events]
-    assert names == ["handoff.redeemed", "page.viewed", "product.viewed", "product.viewed",
-                     "customer.logged_in", "cart.added", "cart.added", "purchase.completed"]
+    assert names == [
+        "handoff.redeemed",
+        "page.viewed",
+        "product.viewed",
+        "product.viewed",
+        "customer.logged_in",
+        "cart.added",
+        "cart.added",
+        "purchase.completed",
+    ]
     assert events[0]["data"] == {"token": "tok-abc", "anonymous_id": "anon-1"}
     assert events[-1]["time"] == "2026-11-24T10:00:00.000Z"
     assert [e["time"] for e in events] == sorted(e["time"] for e in events)
     assert {e["source"] for e in events} == {SOURCES["web"]}
-    assert events[-1]["data"]["items"] == [{"gtin": "04012345060010", "qty": 1, "price": "49.95"},
-                                           {"gtin": "04012345061024", "qty": 1, "price": "29.00"}]
+    assert events[-1]["data"]["items"] == [
+        {"gtin": "04012345060010", "qty": 1, "price": "49.95"},
+        {"gtin": "04012345061024", "qty": 1, "price": "29.00"},
+    ]
 
 
 def test_a_till_purchase_names_the_store_and_the_customer() -> None:
@@ -108,8 +124,15 @@ def test_every_planned_visit_passes_hq_validation(n: int, rng: random.Random) ->
     shopper = plan(n, rng, devices(Ports.starting_at(8080)), sample_items())
     assert shopper.customer in CUSTOMERS and 1 <= len(shopper.items) <= 3
     handoff = None if shopper.channel == "pos" else "tok-" + str(n)
-    visit = Visit(shopper.channel, shopper.customer, shopper.anonymous_id, shopper.items, f"o-{n}", handoff,
-                  "demo-store" if shopper.channel == "pos" else None)
+    visit = Visit(
+        shopper.channel,
+        shopper.customer,
+        shopper.anonymous_id,
+        shopper.items,
+        f"o-{n}",
+        handoff,
+        "demo-store" if shopper.channel == "pos" else None,
+    )
     events = visit_events(visit, END)
     for event in events:
         validate(event)

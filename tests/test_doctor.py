@@ -58,9 +58,24 @@ def openssl(*args: str, cwd: Path) -> None:
 
 
 def make_ca(directory: Path, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "30", "-subj", f"/CN={name}",
-            cwd=directory)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "30",
+        "-subj",
+        f"/CN={name}",
+        cwd=directory,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +89,71 @@ def pki() -> Iterator[Path]:
     directory.chmod(0o755)
     make_ca(directory, "ca")
     make_ca(directory, "other-ca")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=directory)
+    openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=directory,
+    )
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "30", "-extfile", "san.ext", cwd=directory)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=mirror-03", cwd=directory)
-    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "client.pem", "-days", "30", cwd=directory)
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "30",
+        "-extfile",
+        "san.ext",
+        cwd=directory,
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=mirror-03",
+        cwd=directory,
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "30",
+        cwd=directory,
+    )
     for path in directory.iterdir():
         path.chmod(0o644)
     yield directory
@@ -94,9 +165,11 @@ def tls_broker(request: pytest.FixtureRequest, tmp_path: Path, pki: Path) -> Ite
     """A real Mosquitto with a TLS listener (the generated server certificate), with or without
     requiring client certificates; yields its port and whether it requires them."""
     port = free_port()
-    extra = (f"listener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\n"
-             f"certfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
-             f"require_certificate {'true' if request.param else 'false'}\n")
+    extra = (
+        f"listener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\n"
+        f"certfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
+        f"require_certificate {'true' if request.param else 'false'}\n"
+    )
     broker = Mosquitto(workdir=tmp_path / "mosquitto", extra_config=extra).start()
     try:
         wait_for_port(port)
@@ -187,8 +260,9 @@ def test_a_running_broker_is_reachable_and_a_closed_port_is_not(mosquitto: Mosqu
 def test_tls_handshake_is_verified_against_ca_file(tls_broker: tuple[int, bool], pki: Path) -> None:
     port, needs_client_cert = tls_broker
     url = f"mqtts://127.0.0.1:{port}"
-    with_cert = configuration.MqttSection(url=url, ca_file=str(pki / "ca.pem"), cert_file=str(pki / "client.pem"),
-                                          key_file=str(pki / "client.key"))
+    with_cert = configuration.MqttSection(
+        url=url, ca_file=str(pki / "ca.pem"), cert_file=str(pki / "client.pem"), key_file=str(pki / "client.key")
+    )
     assert doctor.check_broker(with_cert).status is Status.OK
     assert doctor.check_mqtt_login(with_cert, "touchpoint-doctor-test").status is Status.OK
     # TLS 1.3 refuses a missing client certificate only after the handshake: the login says so.
@@ -209,8 +283,9 @@ def password_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "mirror-1", "right-one"], check=True)
     # As root, Mosquitto drops to its own user, which cannot read pytest's private tmp; stay root.
-    broker = Mosquitto(workdir=tmp_path / "mosquitto", anonymous=False,
-                       extra_config=f"user root\npassword_file {passwd}\n").start()
+    broker = Mosquitto(
+        workdir=tmp_path / "mosquitto", anonymous=False, extra_config=f"user root\npassword_file {passwd}\n"
+    ).start()
     yield broker
     broker.kill()
 
@@ -246,8 +321,12 @@ def test_an_out_of_range_port_fails_plainly() -> None:
 
 
 def test_certificate_files_in_date_expired_and_mismatched(pki: Path) -> None:
-    section = configuration.MqttSection(url="mqtts://hq:8883", ca_file=str(pki / "ca.pem"),
-                                        cert_file=str(pki / "server.pem"), key_file=str(pki / "server.key"))
+    section = configuration.MqttSection(
+        url="mqtts://hq:8883",
+        ca_file=str(pki / "ca.pem"),
+        cert_file=str(pki / "server.pem"),
+        key_file=str(pki / "server.key"),
+    )
     today = datetime.now(timezone.utc)
     assert {f.status for f in doctor.check_tls_files(section, today)} == {Status.OK}
     assert {f.status for f in doctor.check_tls_files(section, today + timedelta(days=20))} == {Status.WARN}
@@ -274,8 +353,7 @@ def test_clock_behind_own_records_unsynchronised_or_fine() -> None:
 
 @pytest.mark.parametrize(
     ("free_mb", "total_mb", "status"),
-    [(10, 32_000, Status.FAIL), (400, 32_000, Status.WARN), (1000, 32_000, Status.WARN),
-     (2000, 32_000, Status.OK)],
+    [(10, 32_000, Status.FAIL), (400, 32_000, Status.WARN), (1000, 32_000, Status.WARN), (2000, 32_000, Status.OK)],
 )
 def test_disk_thresholds(free_mb: int, total_mb: int, status: Status) -> None:
     assert doctor.judge_disk(free_mb * doctor.MB, total_mb * doctor.MB, "/var/lib").status is status
@@ -311,7 +389,7 @@ def test_a_damaged_or_foreign_outbox_fails(tmp_path: Path) -> None:
     box.append_many([("session.started", {"session_id": "s-" + "x" * 500})] * 400)
     box.close()
     data = bytearray((tmp_path / "edge.db").read_bytes())
-    data[4096 * 3: 4096 * 6] = b"\xff" * (4096 * 3)  # scribble over some of the events' pages
+    data[4096 * 3 : 4096 * 6] = b"\xff" * (4096 * 3)  # scribble over some of the events' pages
     (tmp_path / "edge.db").write_bytes(bytes(data))
     assert doctor.check_outbox(str(tmp_path / "edge.db")).status is Status.FAIL
     (tmp_path / "notes.db").write_text("not sqlite at all " * 100)
@@ -338,10 +416,21 @@ def test_a_missing_outbox_is_fine_only_where_it_can_be_created(tmp_path: Path) -
 
 def test_examine_covers_every_check(tmp_path: Path, pty: str, mosquitto: Mosquitto) -> None:
     cv2.imwrite(str(tmp_path / "frame.png"), np.zeros((16, 16, 3), np.uint8))
-    path = write_config(tmp_path, reader={"protocol": "m100", "url": pty},
-                        camera={"source": str(tmp_path)}, mqtt={"url": mosquitto.url})
+    path = write_config(
+        tmp_path, reader={"protocol": "m100", "url": pty}, camera={"source": str(tmp_path)}, mqtt={"url": mosquitto.url}
+    )
     findings = doctor.examine(str(path), datetime.now(timezone.utc))
-    assert [f.check for f in findings] == ["config", "serial", "camera", "broker", "mqtt", "tls", "clock", "disk", "outbox"]
+    assert [f.check for f in findings] == [
+        "config",
+        "serial",
+        "camera",
+        "broker",
+        "mqtt",
+        "tls",
+        "clock",
+        "disk",
+        "outbox",
+    ]
     assert str(tmp_path) in findings[7].message  # the outbox's file system, found from its folder
     assert all(f.status is not Status.FAIL for f in findings), findings
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers import em4100, m100
-from drivers.framing import M100Framer, make_framer, protocol
 from drivers.errors import FrameError, ReaderError
+from drivers.framing import M100Framer, make_framer, protocol
 from drivers.types import TagRead
 
 MANUAL_NOTICE = bytes.fromhex("BB 02 22 00 11 C9 34 00 30 75 1F EB 70 5C 59 04 E3 D5 0D 70 3A 76 EF 7E")
@@ -31,7 +31,10 @@ FIXTURES: dict[str, list[tuple[bytes, list[TagRead]]]] = {
         (m100.encode_error(m100.ERROR_INVENTORY_FAIL), []),
         (m100.multiple_poll(), []),
     ],
-    "rdm6300": [(RDM6300_FRAME, [LF_READ]), (em4100.encode_frame("0000000000", "rdm6300"), [TagRead("0000000000", None)])],
+    "rdm6300": [
+        (RDM6300_FRAME, [LF_READ]),
+        (em4100.encode_frame("0000000000", "rdm6300"), [TagRead("0000000000", None)]),
+    ],
     "id12": [(ID12_FRAME, [LF_READ]), (em4100.encode_frame("FFFFFFFFFF", "id12"), [TagRead("FFFFFFFFFF", None)])],
 }
 CASES = [(name, frame, reads) for name, cases in FIXTURES.items() for frame, reads in cases]

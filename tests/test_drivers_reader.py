@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers import Reader, ReaderState, TagRead
-from drivers import m100
+from drivers import Reader, ReaderState, TagRead, m100
 from drivers.errors import ReaderError
 from drivers.reader import Backoff, RateMeter
 from drivers.simulator import Simulator

@@ -6,20 +6,19 @@ import copy
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sync.envelope import EnvelopeError, cloudevents_objection, make_event, validate
 
 SOURCE = "/stores/berlin-01/devices/mirror-03"
 GOOD = make_event(
     "tag.arrived",
-    {"session_id": "s1", "zone": "cabin-3", "epc": "3074257BF7194E4000001A85",
-     "gtin": "80614141123458", "rssi": -52},
-    source=SOURCE, seq=1042,
+    {"session_id": "s1", "zone": "cabin-3", "epc": "3074257BF7194E4000001A85", "gtin": "80614141123458", "rssi": -52},
+    source=SOURCE,
+    seq=1042,
 )
 
 
@@ -61,16 +60,24 @@ def test_invalid_events_are_refused_with_a_reason(change, reason: str) -> None:
 
 def test_feedback_scores_are_checked_against_their_scale() -> None:
     source = "/channels/web"
-    ok = make_event("feedback.submitted", {"anonymous_id": "a", "touchpoint": "web/checkout",
-                                           "scale": "csat", "score": 5}, source=source)
+    ok = make_event(
+        "feedback.submitted",
+        {"anonymous_id": "a", "touchpoint": "web/checkout", "scale": "csat", "score": 5},
+        source=source,
+    )
     assert validate(ok)
     with pytest.raises(EnvelopeError, match="out of range"):
-        make_event("feedback.submitted", {"session_id": "s", "touchpoint": "t", "scale": "nps",
-                                          "score": 11}, source=SOURCE)
+        make_event(
+            "feedback.submitted", {"session_id": "s", "touchpoint": "t", "scale": "nps", "score": 11}, source=SOURCE
+        )
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
-                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    )
+)
 def test_any_json_value_is_either_valid_or_an_envelope_error(value) -> None:
     try:
         validate(value)
@@ -81,12 +88,23 @@ def test_any_json_value_is_either_valid_or_an_envelope_error(value) -> None:
 SDK_VALUES = st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.lists(st.integers(), max_size=2)
 
 
-@given(st.dictionaries(st.sampled_from(["subject", "datacontenttype", "dataschema", "seq", "x", "Bad", "a-b", ""])
-                       | st.text(max_size=4), SDK_VALUES, max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(["subject", "datacontenttype", "dataschema", "seq", "x", "Bad", "a-b", ""])
+        | st.text(max_size=4),
+        SDK_VALUES,
+        max_size=5,
+    )
+)
 def test_cloudevents_objection_is_what_the_sdk_says_per_event(extra) -> None:
     """The per-shape answer equals the SDK's own answer for this very event."""
-    attributes = {"specversion": "1.0", "id": "i", "source": "/channels/web", "type": "touchpoint.cart.added",
-                  "time": datetime(2026, 11, 23, tzinfo=timezone.utc)}
+    attributes = {
+        "specversion": "1.0",
+        "id": "i",
+        "source": "/channels/web",
+        "type": "touchpoint.cart.added",
+        "time": datetime(2026, 11, 23, tzinfo=timezone.utc),
+    }
     attributes.update({k: v for k, v in extra.items() if k not in attributes and k not in ("data", "data_base64")})
     try:
         CloudEvent(dict(attributes))

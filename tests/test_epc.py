@@ -24,16 +24,28 @@ VECTORS = [
     ("3074257BF7194E4000001A85", "urn:epc:tag:sgtin-96:3.0614141.812345.6789", "80614141123458", "TDS example"),
     # GS1 TDS 2.3 annex E.3, as quoted in a GS1 resolver's test_epc_binary.py; partition 1.
     ("3066C4409047E140075BCD15", "urn:epc:tag:sgtin-96:3.95060001343.05.123456789", "09506000134352", "TDS 2.3 E.3"),
-    ("3666C4409047E159B2C2BF100000000000000000000000000000", "urn:epc:tag:sgtin-198:3.95060001343.05.32a%2Fb",
-     "09506000134352", "TDS 2.3 E.3, SGTIN-198 with '/' escaped"),
+    (
+        "3666C4409047E159B2C2BF100000000000000000000000000000",
+        "urn:epc:tag:sgtin-198:3.95060001343.05.32a%2Fb",
+        "09506000134352",
+        "TDS 2.3 E.3, SGTIN-198 with '/' escaped",
+    ),
     # GS1 EPC binary compression standard 1.0.0 section 4.2 worked example; filter 0.
     ("30164596F40C0E5CBE991A83", "urn:epc:tag:sgtin-96:0.9528765.012345.123456789123", "09528765123457", "EPCB 4.2"),
     # fulfilio/pyepc tests/test_sgtin.py: filter 1, SGTIN-198 in 200 bits, alphanumeric serial.
     ("3034257BF7194E4000001A85", "urn:epc:tag:sgtin-96:1.0614141.812345.6789", "80614141123458", "pyepc"),
-    ("3634257BF7194E5B3770E40000000000000000000000000000", "urn:epc:tag:sgtin-198:1.0614141.812345.6789",
-     "80614141123458", "pyepc"),
-    ("3634257BF7194E5B3770E60C20000000000000000000000000", "urn:epc:tag:sgtin-198:1.0614141.812345.6789AB",
-     "80614141123458", "pyepc"),
+    (
+        "3634257BF7194E5B3770E40000000000000000000000000000",
+        "urn:epc:tag:sgtin-198:1.0614141.812345.6789",
+        "80614141123458",
+        "pyepc",
+    ),
+    (
+        "3634257BF7194E5B3770E60C20000000000000000000000000",
+        "urn:epc:tag:sgtin-198:1.0614141.812345.6789AB",
+        "80614141123458",
+        "pyepc",
+    ),
     ("3036142C8C008F8000053244", "urn:epc:tag:sgtin-96:1.8719139.000574.340548", "08719139005740", "pyepc"),
     # epcGS1coder Sgtin96Test.java: partition 5, company prefix 8000, item reference 1137, serial 11.
     ("3034007D00011C400000000B", "urn:epc:tag:sgtin-96:1.0008000.001137.11", "00008000011378", "epcGS1coder"),
@@ -69,9 +81,7 @@ def test_sgtin198_vector_encodes() -> None:
 def _reference_sgtin96(filter_value: int, partition: int, prefix: int, item: int, serial: int) -> str:
     """An independent bit-string construction straight from the TDS table, to check partitions 0-4."""
     prefix_bits, _, item_bits = PARTITIONS[partition]
-    bits = (
-        f"{0x30:08b}{filter_value:03b}{partition:03b}{prefix:0{prefix_bits}b}{item:0{item_bits}b}{serial:038b}"
-    )
+    bits = f"{0x30:08b}{filter_value:03b}{partition:03b}{prefix:0{prefix_bits}b}{item:0{item_bits}b}{serial:038b}"
     return f"{int(bits, 2):024X}"
 
 
@@ -111,7 +121,12 @@ def gtins(draw: st.DrawFn) -> str:
 def test_sgtin96_round_trip_all_partitions(gtin: str, prefix_length: int, serial: int, filter_value: int) -> None:
     sgtin = decode_epc(encode_sgtin96(gtin, serial, prefix_length, filter_value))
     assert sgtin is not None
-    assert (sgtin.gtin, sgtin.serial, sgtin.filter, sgtin.partition) == (gtin, str(serial), filter_value, 12 - prefix_length)
+    assert (sgtin.gtin, sgtin.serial, sgtin.filter, sgtin.partition) == (
+        gtin,
+        str(serial),
+        filter_value,
+        12 - prefix_length,
+    )
 
 
 @given(gtins(), st.integers(6, 12), st.text(sorted(CHARSET_82), min_size=1, max_size=20), st.integers(0, 7))

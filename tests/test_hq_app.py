@@ -18,12 +18,11 @@ from hq.ingest import parse_events, parse_status
 from hq.metrics import RateWindow
 from hq.server import serve
 from hq.storage import DeviceBatch, DeviceStatus, Storage, open_storage
+from tests.hq_support import DEVICE, NOW, Peer, events, payload, wait_until
 from touchpoint import config as configuration
 from touchpoint.cli import main
 from touchpoint.errors import ConfigError
 from touchpoint.services import Mosquitto, free_port, wait_for_port
-
-from tests.hq_support import DEVICE, NOW, Peer, events, payload, wait_until
 
 
 def get_json(url: str) -> object:
@@ -72,10 +71,18 @@ def test_devices_lists_exactly_the_documented_fields(client: FlaskClient, hq_sto
     hq_storage.record_status(status)
     response = client.get("/v1/devices")
     assert response.get_data(as_text=True).startswith('[{"store":"test-store","device":"mirror-1","online":true,')
-    assert response.get_json() == [{
-        "store": "test-store", "device": "mirror-1", "online": True, "last_seen": "2026-11-23T14:00:00.000Z",
-        "backlog": 3, "stored": 3, "contiguous_seq": 2, "gaps": [[3, 3]],
-    }]
+    assert response.get_json() == [
+        {
+            "store": "test-store",
+            "device": "mirror-1",
+            "online": True,
+            "last_seen": "2026-11-23T14:00:00.000Z",
+            "backlog": 3,
+            "stored": 3,
+            "contiguous_seq": 2,
+            "gaps": [[3, 3]],
+        }
+    ]
 
 
 def test_dead_letters_are_readable_and_the_limit_is_checked(client: FlaskClient, hq_storage: Storage) -> None:
@@ -117,8 +124,7 @@ def test_rate_window_forgets_old_events() -> None:
 
 def test_serve_ingests_and_answers_http_until_stopped(tmp_path: Path, mosquitto: Mosquitto) -> None:
     port = free_port()
-    config = hq_config(tmp_path, web={"listen": f"127.0.0.1:{port}"}, mqtt={"url": mosquitto.url},
-                       hq={"workers": 2})
+    config = hq_config(tmp_path, web={"listen": f"127.0.0.1:{port}"}, mqtt={"url": mosquitto.url}, hq={"workers": 2})
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(config, "all", stop))
     thread.start()
@@ -133,10 +139,19 @@ def test_serve_ingests_and_answers_http_until_stopped(tmp_path: Path, mosquitto:
             assert acks.ack() == 3
         (row,) = get_json(devices_url)  # type: ignore[misc]
         assert row.pop("last_seen").endswith("Z")
-        assert row == {"store": "test-store", "device": "mirror-1", "online": True, "backlog": 0,
-                       "stored": 3, "contiguous_seq": 3, "gaps": []}
+        assert row == {
+            "store": "test-store",
+            "device": "mirror-1",
+            "online": True,
+            "backlog": 0,
+            "stored": 3,
+            "contiguous_seq": 3,
+            "gaps": [],
+        }
         assert get_json(f"http://127.0.0.1:{port}/healthz") == {
-            "status": "ok", "checks": {"database": True, "mqtt": True}}
+            "status": "ok",
+            "checks": {"database": True, "mqtt": True},
+        }
     finally:
         stop.set()
         thread.join(30)

@@ -18,7 +18,6 @@ from hq.customers import FACTS, parse_window
 from hq.identity import stitch
 from hq.journeys import person_events
 from hq.storage import Storage
-
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, wait_until
 from tests.hq_web_support import API_TOKEN, WEB_TOKEN, bearer, hq_app, load, logged_in
@@ -46,13 +45,17 @@ def client(app: Flask) -> FlaskClient:
 def busiest_customer(dataset: Dataset) -> str:
     """The customer token with the most stitched events in the dataset, computed in memory."""
     graph = stitch(dataset.events)
-    counts = {person: sum(1 for e in dataset.events if graph.attribute(e) == person)
-              for person in graph.persons() if person.startswith("customer:")}
+    counts = {
+        person: sum(1 for e in dataset.events if graph.attribute(e) == person)
+        for person in graph.persons()
+        if person.startswith("customer:")
+    }
     return max(counts, key=lambda p: (counts[p], p)).split(":", 1)[1]
 
 
-def test_journey_pages_through_every_stitched_event_in_time_order(client: FlaskClient, app: Flask,
-                                                                   dataset: Dataset) -> None:
+def test_journey_pages_through_every_stitched_event_in_time_order(
+    client: FlaskClient, app: Flask, dataset: Dataset
+) -> None:
     customer = busiest_customer(dataset)
     graph = stitch(dataset.events)
     expected = {e["id"] for e in dataset.events if graph.attribute(e) == f"customer:{customer}"}
@@ -79,18 +82,28 @@ def test_an_unknown_customer_has_an_empty_journey(client: FlaskClient) -> None:
     assert answer == {"customer": "nobody-here", "events": [], "next": None}
 
 
-@pytest.mark.parametrize("query, named", [({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"),
-                                          ({"limit": "1001"}, "limit"), ({"cursor": "!!"}, "cursor")])
+@pytest.mark.parametrize(
+    "query, named",
+    [({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"), ({"limit": "1001"}, "limit"), ({"cursor": "!!"}, "cursor")],
+)
 def test_journey_parameters_are_checked(client: FlaskClient, dataset: Dataset, query: dict, named: str) -> None:
     answer = client.get(f"/v1/customers/{busiest_customer(dataset)}/journey", query_string=query, headers=API)
     assert answer.status_code == 400 and answer.get_json()["error"].startswith(named)
 
 
-@pytest.mark.parametrize("method, path", [("get", "/v1/customers/c/journey"), ("get", "/v1/touchpoints"),
-                                          ("put", "/v1/customers/c/consent"), ("delete", "/v1/customers/c")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/v1/customers/c/journey"),
+        ("get", "/v1/touchpoints"),
+        ("put", "/v1/customers/c/consent"),
+        ("delete", "/v1/customers/c"),
+    ],
+)
 @pytest.mark.parametrize("headers", [{}, bearer("nope"), bearer(WEB_TOKEN)])
-def test_the_read_api_needs_the_api_token_or_a_session(client: FlaskClient, method: str, path: str,
-                                                       headers: dict) -> None:
+def test_the_read_api_needs_the_api_token_or_a_session(
+    client: FlaskClient, method: str, path: str, headers: dict
+) -> None:
     answer = getattr(client, method)(path, headers=headers, json={"consent": "granted"})
     assert answer.status_code == 401
     assert client.get("/v1/customers/c/journey").status_code == 401
@@ -109,12 +122,17 @@ def test_touchpoints_report_and_its_parameters(client: FlaskClient, dataset: Dat
     first = report["touchpoints"][0]
     assert {"sessions", "persons", "conversion", "nps", "csat"} <= set(first) and "n" in first["nps"]
     assert report["funnel"] and report["size_requests"] and report["paths"]
-    one = client.get("/v1/touchpoints", query_string={"from": start, "to": end, "store": "berlin-01"},
-                     headers=API).get_json()
+    one = client.get(
+        "/v1/touchpoints", query_string={"from": start, "to": end, "store": "berlin-01"}, headers=API
+    ).get_json()
     assert one["store"] == "berlin-01" and {r["store"] for r in one["size_requests"]} <= {"berlin-01"}
-    for query, named in [({"from": "yesterday"}, "from"), ({"to": "2026-13-01"}, "to"),
-                         ({"from": end, "to": start}, "from"), ({"store": "Berlin 01"}, "store"),
-                         ({"from": "2020-01-01", "to": "2026-01-01"}, "from")]:
+    for query, named in [
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"from": end, "to": start}, "from"),
+        ({"store": "Berlin 01"}, "store"),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, "from"),
+    ]:
         answer = client.get("/v1/touchpoints", query_string=query, headers=API)
         assert answer.status_code == 400 and answer.get_json()["error"].startswith(named), query
 
@@ -150,8 +168,10 @@ def test_consent_through_the_api_governs_stitching(client: FlaskClient, dataset:
         assert bad.status_code == 400
 
 
-@given(start=st.none() | st.text(max_size=30) | st.dates().map(str) | st.datetimes().map(lambda d: d.isoformat()),
-       end=st.none() | st.text(max_size=30) | st.dates().map(str))
+@given(
+    start=st.none() | st.text(max_size=30) | st.dates().map(str) | st.datetimes().map(lambda d: d.isoformat()),
+    end=st.none() | st.text(max_size=30) | st.dates().map(str),
+)
 def test_any_period_parameters_give_a_window_or_an_error_naming_them(start: str | None, end: str | None) -> None:
     args = {name: value for name, value in (("from", start), ("to", end)) if value is not None}
     try:
@@ -170,7 +190,9 @@ def test_a_journey_is_answered_while_a_report_reads_its_hours(app: Flask, datase
     answers: dict[str, int] = {}
 
     def ask(name: str, path: str, **args: object) -> threading.Thread:
-        thread = threading.Thread(target=lambda: answers.update({name: app.test_client().get(path, **args).status_code}))
+        thread = threading.Thread(
+            target=lambda: answers.update({name: app.test_client().get(path, **args).status_code})
+        )
         thread.start()
         return thread
 

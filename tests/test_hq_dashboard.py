@@ -17,11 +17,10 @@ from hq import charts
 from hq.customers import FACTS
 from hq.dashboard import TEXT, warm_up
 from hq.ingest import to_row
-from hq.users import LoginThrottle
 from hq.storage import DeadLetter, DeviceBatch, DeviceStatus, open_storage
+from hq.users import LoginThrottle
 from sync.envelope import make_event
 from sync.topics import DeviceTopics
-
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, events, wait_until
 from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
@@ -38,14 +37,20 @@ def fill(app: Flask, dataset: Dataset) -> None:
     storage = app.extensions["hq.storage"]
     load(storage, dataset)
     mirror = DeviceTopics("berlin-01", "mirror-01")
-    (last,) = storage.fetchall("SELECT contiguous_seq FROM devices WHERE store = ? AND device = ?",
-                               (mirror.store, mirror.device))[0]
+    (last,) = storage.fetchall(
+        "SELECT contiguous_seq FROM devices WHERE store = ? AND device = ?", (mirror.store, mirror.device)
+    )[0]
     late = [to_row(e, json.dumps(e), mirror, NOW) for e in events([last + 6, last + 7], mirror)]
     storage.store_device_batch(DeviceBatch(mirror, NOW, tuple(late), (), (last + 6, last + 7)))
     storage.record_status(DeviceStatus(mirror, "online", 3, "{}", NOW))
     storage.record_status(DeviceStatus(DeviceTopics("hamburg-02", "kiosk-01"), "offline", None, "{}", NOW))
-    storage.store_dead_letters([DeadLetter(NOW, "touchpoint/v1/berlin-01/mirror-01/events",
-                                           "data.gtin: required for tag.arrived", b'{"type": "x"}')])
+    storage.store_dead_letters(
+        [
+            DeadLetter(
+                NOW, "touchpoint/v1/berlin-01/mirror-01/events", "data.gtin: required for tag.arrived", b'{"type": "x"}'
+            )
+        ]
+    )
 
 
 @pytest.fixture
@@ -136,7 +141,7 @@ def test_journey_devices_and_dead_letter_pages(app: Flask, dataset: Dataset) -> 
     client = logged_in(app)
     customer = next(e["data"]["customer"] for e in dataset.events if e["type"].endswith("customer.identified"))
     journey = client.get(f"/journey?customer={customer}&lang=en").text
-    assert customer in journey and journey.count("<li class=\"channel-") >= 3 and "Customer identified" in journey
+    assert customer in journey and journey.count('<li class="channel-') >= 3 and "Customer identified" in journey
     assert client.get("/journey?customer=bad%20token").status_code == 400
     devices = client.get("/devices?lang=en").text
     assert "mirror-01" in devices and "online" in devices and "offline" in devices
@@ -162,16 +167,22 @@ def test_screenshots_of_every_page(tmp_path: Path, dataset: Dataset) -> None:
     customer = next(e["data"]["customer"] for e in dataset.events if e["type"].endswith("customer.identified"))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with live_hq(config) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{url}/login?lang=en")
             page.fill("input[name=name]", USER)
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
-            shots = {"overview": f"/?{period(dataset)}", "journey": f"/journey?customer={customer}",
-                     "devices": "/devices", "dead-letters": "/dead-letters"}
+            shots = {
+                "overview": f"/?{period(dataset)}",
+                "journey": f"/journey?customer={customer}",
+                "devices": "/devices",
+                "dead-letters": "/dead-letters",
+            }
             for name, path in shots.items():
                 page.goto(url + path)
                 if name == "overview":
@@ -191,14 +202,22 @@ def test_the_login_throttle_forgets_failures_after_its_window() -> None:
     assert not throttle.blocked(["name:anna"], now=300.0)  # the first failure left the window
 
 
-@pytest.mark.parametrize("target, lands", [("/devices?lang=en", "/devices?lang=en"), ("//evil.example", "/"),
-                                           ("/\\evil.example", "/"), ("/\t/evil.example", "/"),
-                                           ("https://evil.example", "/")])
+@pytest.mark.parametrize(
+    "target, lands",
+    [
+        ("/devices?lang=en", "/devices?lang=en"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("https://evil.example", "/"),
+    ],
+)
 def test_login_goes_back_only_to_this_site(app: Flask, target: str, lands: str) -> None:
     client = app.test_client()
     client.get("/login")
-    answer = client.post("/login", query_string={"next": target},
-                         data={"name": USER, "password": PASSWORD, "csrf": csrf_of(client)})
+    answer = client.post(
+        "/login", query_string={"next": target}, data={"name": USER, "password": PASSWORD, "csrf": csrf_of(client)}
+    )
     assert answer.status_code == 302 and answer.headers["Location"] == lands
 
 
@@ -215,8 +234,12 @@ def test_warm_up_computes_the_default_report_into_the_hour_cache(app: Flask, dat
 def test_the_web_role_warms_the_report_cache_before_anyone_asks(tmp_path: Path) -> None:
     config = listening(tmp_path)
     storage = open_storage(config.database.url)
-    recent = make_event("page.viewed", {"anonymous_id": "a-1", "page": "home"}, source="/channels/web",
-                        time=datetime.now(timezone.utc) - timedelta(hours=2))
+    recent = make_event(
+        "page.viewed",
+        {"anonymous_id": "a-1", "page": "home"},
+        source="/channels/web",
+        time=datetime.now(timezone.utc) - timedelta(hours=2),
+    )
     storage.store_events([to_row(recent, json.dumps(recent), None, NOW)])
     storage.close()
 

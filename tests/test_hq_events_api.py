@@ -20,7 +20,6 @@ from hq.events_api import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from hq.ingest import to_row
 from hq.storage import Storage, open_storage
 from sync.envelope import make_event
-
 from tests.hq_dataset import fuzzed_data
 from tests.hq_support import NOW
 from tests.hq_web_support import API_TOKEN, POS_TOKEN, WEB_TOKEN, bearer, hq_app, listening, live_hq
@@ -62,8 +61,7 @@ def test_one_event_is_stored_once_and_a_resend_is_a_duplicate(client: FlaskClien
     assert (channel, anon) == ("web", "anon-1")
 
 
-def test_a_batch_keeps_its_valid_events_and_says_why_others_were_refused(client: FlaskClient,
-                                                                         storage: Storage) -> None:
+def test_a_batch_keeps_its_valid_events_and_says_why_others_were_refused(client: FlaskClient, storage: Storage) -> None:
     good = web_event("cart.added", gtin="04012345010008")
     no_gtin = {**web_event("cart.added", gtin="x"), "data": {"anonymous_id": "anon-1"}}
     pos_event = make_event("purchase.completed", {"order_id": "1", "items": []}, source="/channels/pos/till-1")
@@ -84,9 +82,11 @@ def test_a_batch_keeps_its_valid_events_and_says_why_others_were_refused(client:
 
 
 def test_the_pos_token_sends_pos_events_and_all_refused_is_422(client: FlaskClient, storage: Storage) -> None:
-    sale = make_event("purchase.completed", {"order_id": "7", "items": [{"gtin": "04012345010008", "qty": 1}],
-                                             "store": "berlin-01", "customer": "cust-1"},
-                      source="/channels/pos/berlin-01/till-2")
+    sale = make_event(
+        "purchase.completed",
+        {"order_id": "7", "items": [{"gtin": "04012345010008", "qty": 1}], "store": "berlin-01", "customer": "cust-1"},
+        source="/channels/pos/berlin-01/till-2",
+    )
     assert client.post("/v1/events", json=sale, headers=bearer(POS_TOKEN)).status_code == 200
     assert storage.fetchall("SELECT store, customer FROM events") == [("berlin-01", "cust-1")]
     refused = client.post("/v1/events", json=web_event(), headers=bearer(POS_TOKEN))
@@ -94,8 +94,9 @@ def test_the_pos_token_sends_pos_events_and_all_refused_is_422(client: FlaskClie
 
 
 @pytest.mark.parametrize("headers", [{}, bearer("wrong"), bearer(API_TOKEN), {"Authorization": WEB_TOKEN}])
-def test_without_the_channel_token_nothing_is_stored(client: FlaskClient, storage: Storage,
-                                                     headers: dict[str, str]) -> None:
+def test_without_the_channel_token_nothing_is_stored(
+    client: FlaskClient, storage: Storage, headers: dict[str, str]
+) -> None:
     answer = client.post("/v1/events", json=web_event(), headers=headers)
     assert answer.status_code == 401 and "Bearer" in answer.headers["WWW-Authenticate"]
     assert stored_ids(storage) == [] and storage.dead_letters() == []
@@ -116,12 +117,15 @@ def test_limits_and_bad_json(client: FlaskClient, storage: Storage) -> None:
 def test_digital_events_stitch_to_the_store_visit(client: FlaskClient, storage: Storage) -> None:
     """A hand-off from a mirror, redeemed on the web by a shopper who then logs in: one journey."""
     store_source = "/stores/berlin-01/devices/mirror-01"
-    visit = [make_event("session.started", {"session_id": "cab-1"}, source=store_source, seq=1),
-             make_event("handoff.created", {"session_id": "cab-1", "token": "h-1", "gtins": []},
-                        source=store_source, seq=2)]
+    visit = [
+        make_event("session.started", {"session_id": "cab-1"}, source=store_source, seq=1),
+        make_event("handoff.created", {"session_id": "cab-1", "token": "h-1", "gtins": []}, source=store_source, seq=2),
+    ]
     storage.store_events([to_row(e, json.dumps(e), None, NOW) for e in visit])
-    web = [web_event("handoff.redeemed", token="h-1", anonymous_id="anon-9"),
-           web_event("customer.logged_in", anonymous_id="anon-9", customer="cust-9")]
+    web = [
+        web_event("handoff.redeemed", token="h-1", anonymous_id="anon-9"),
+        web_event("customer.logged_in", anonymous_id="anon-9", customer="cust-9"),
+    ]
     assert client.post("/v1/events", json=web, headers=bearer(WEB_TOKEN)).status_code == 200
     journey = client.get("/v1/customers/cust-9/journey", headers=bearer(API_TOKEN)).get_json()
     assert sorted(e["id"] for e in journey["events"]) == sorted(e["id"] for e in visit + web)
@@ -129,12 +133,23 @@ def test_digital_events_stitch_to_the_store_visit(client: FlaskClient, storage: 
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=fuzzed_data(), name=st.sampled_from(["page.viewed", "cart.added", "purchase.completed",
-                                                 "customer.logged_in", "feedback.submitted"]))
-def test_hostile_data_is_stored_or_refused_never_an_error(client: FlaskClient, storage: Storage,
-                                                          data: dict[str, Any], name: str) -> None:
-    event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/channels/web/shop",
-             "type": f"touchpoint.{name}", "time": "2026-11-23T10:00:00Z", "data": data}
+@given(
+    data=fuzzed_data(),
+    name=st.sampled_from(
+        ["page.viewed", "cart.added", "purchase.completed", "customer.logged_in", "feedback.submitted"]
+    ),
+)
+def test_hostile_data_is_stored_or_refused_never_an_error(
+    client: FlaskClient, storage: Storage, data: dict[str, Any], name: str
+) -> None:
+    event = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/channels/web/shop",
+        "type": f"touchpoint.{name}",
+        "time": "2026-11-23T10:00:00Z",
+        "data": data,
+    }
     body_text = json.dumps(event)
     answer = client.post("/v1/events", data=body_text, headers=bearer(WEB_TOKEN), content_type="application/json")
     if "Infinity" in body_text:  # Python writes it, JSON has no such thing: the body is refused whole

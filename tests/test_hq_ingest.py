@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hq.ingest import DEAD_RAW_BYTES, MAX_PAYLOAD_BYTES, Refused, parse_events, parse_status
 from hq.storage import DeviceBatch, DeviceStatus
 from sync.envelope import MAX_EVENT_BYTES, make_event
-
 from tests.conftest import SOURCE
 from tests.hq_support import DEVICE, NOW, events, events_topic, payload
 
@@ -53,8 +52,13 @@ def test_invalid_events_are_dead_lettered_and_the_valid_rest_kept() -> None:
 
 
 def test_unreadable_payloads_are_refused_whole_with_the_raw_bytes() -> None:
-    for body, reason in [(b"[{\"id\": ", "json:"), (b"\xff\xfe", "json:"), (b"[NaN]", "json:"),
-                         (b"{}", "json:"), (b"[" + b" " * MAX_PAYLOAD_BYTES + b"]", "size:")]:
+    for body, reason in [
+        (b'[{"id": ', "json:"),
+        (b"\xff\xfe", "json:"),
+        (b"[NaN]", "json:"),
+        (b"{}", "json:"),
+        (b"[" + b" " * MAX_PAYLOAD_BYTES + b"]", "size:"),
+    ]:
         refused = parse_events(TOPIC, body, NOW)
         assert isinstance(refused, Refused)
         (letter,) = refused.dead
@@ -96,12 +100,11 @@ json_values = st.recursive(
     max_leaves=20,
 )
 mutated_events = st.builds(
-    lambda event, key, value, drop: (
-        {k: v for k, v in {**event, key: value}.items() if k != drop}
-    ),
+    lambda event, key, value, drop: ({k: v for k, v in {**event, key: value}.items() if k != drop}),
     st.sampled_from(events([1, 2, 3])),
     st.sampled_from(["id", "seq", "time", "type", "source", "data", "specversion"]) | st.text(max_size=12),
-    json_values, st.sampled_from(["", "id", "data", "seq", "specversion"]),
+    json_values,
+    st.sampled_from(["", "id", "data", "seq", "specversion"]),
 )
 
 

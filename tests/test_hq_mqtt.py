@@ -11,12 +11,18 @@ import pytest
 from hq.storage import DeviceReport, Storage, open_storage
 from sync.envelope import MAX_EVENT_BYTES
 from sync.topics import DeviceTopics
-from touchpoint.services import Mosquitto
-
 from tests.hq_support import (  # noqa: F401 - storage is a fixture
-    DEVICE, Peer, events, make_storage, payload, running_worker, storage, terminate_other_backends,
+    DEVICE,
+    Peer,
+    events,
+    make_storage,
+    payload,
+    running_worker,
+    storage,
+    terminate_other_backends,
     wait_until,
 )
+from touchpoint.services import Mosquitto
 
 
 def report(storage: Storage, device: DeviceTopics = DEVICE) -> DeviceReport | None:
@@ -31,8 +37,11 @@ def device_row(storage: Storage, device: DeviceTopics = DEVICE) -> DeviceReport:
 
 
 def test_a_batch_is_stored_then_acknowledged_retained(mosquitto: Mosquitto, storage: Storage) -> None:
-    with running_worker(mosquitto.url, storage), Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks, \
-            Peer(mosquitto.url) as device:
+    with (
+        running_worker(mosquitto.url, storage),
+        Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks,
+        Peer(mosquitto.url) as device,
+    ):
         device.send(DEVICE.events, payload(events(range(1, 6))))
         assert acks.ack() == 5
         # The ack went out after the commit: everything it covers is already readable.
@@ -52,8 +61,11 @@ def test_out_of_order_batches_are_acknowledged_only_up_to_the_gap(
     mosquitto: Mosquitto, storage: Storage, share_group: str
 ) -> None:
     """Also with a plain subscription, for brokers without shared subscriptions (amqtt)."""
-    with running_worker(mosquitto.url, storage, share_group=share_group), Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks, \
-            Peer(mosquitto.url) as device:
+    with (
+        running_worker(mosquitto.url, storage, share_group=share_group),
+        Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks,
+        Peer(mosquitto.url) as device,
+    ):
         device.send(DEVICE.events, payload(events([1, 2])))
         assert acks.ack() == 2
         device.send(DEVICE.events, payload(events([5, 6])))
@@ -71,8 +83,11 @@ def test_bad_input_is_dead_lettered_and_ingestion_goes_on(mosquitto: Mosquitto, 
     sent[2]["source"] = "/stores/test-store/devices/mirror-2"  # another device's source
     sent[3]["type"] = "touchpoint.tag.teleported"  # unknown type
     sent[4]["data"]["padding"] = "x" * MAX_EVENT_BYTES  # oversized
-    with running_worker(mosquitto.url, storage) as worker, \
-            Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks, Peer(mosquitto.url) as device:
+    with (
+        running_worker(mosquitto.url, storage) as worker,
+        Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks,
+        Peer(mosquitto.url) as device,
+    ):
         device.send(DEVICE.events, b'[{"specversion": "1.0", "id": ')  # invalid JSON
         device.send(DEVICE.events, payload(sent))
         # seq 3 claimed another device, so it is not closed: the ack stops before it.
@@ -101,18 +116,21 @@ def test_two_workers_share_the_subscription_and_store_each_event_once(
     per_device = 300
     rng = random.Random(3)
     try:
-        with running_worker(mosquitto.url, storages[0], "hq-test-1", protocol) as one, \
-                running_worker(mosquitto.url, storages[1], "hq-test-2", protocol) as two, \
-                Peer(mosquitto.url, protocol=protocol) as publisher:
+        with (
+            running_worker(mosquitto.url, storages[0], "hq-test-1", protocol) as one,
+            running_worker(mosquitto.url, storages[1], "hq-test-2", protocol) as two,
+            Peer(mosquitto.url, protocol=protocol) as publisher,
+        ):
             for device in devices:
                 batches = [list(range(s, s + 15)) for s in range(1, per_device + 1, 15)]
                 batches += rng.sample(batches, 5)  # re-sends
                 rng.shuffle(batches)
                 for seqs in batches:
                     publisher.send(device.events, payload(events(seqs, device)))
-            wait_until(lambda: all(getattr(report(storages[0], d), "contiguous_seq", 0) == per_device
-                               for d in devices),
-                       what="every device contiguous")
+            wait_until(
+                lambda: all(getattr(report(storages[0], d), "contiguous_seq", 0) == per_device for d in devices),
+                what="every device contiguous",
+            )
         for worker in (one, two):
             assert worker.ingestor.metrics.registry.get_sample_value("touchpoint_hq_batches_total") > 0
         for device in devices:
@@ -132,8 +150,11 @@ def test_a_batch_the_database_failed_is_not_acknowledged_and_its_resend_is(
 ) -> None:
     storage = make_storage("postgres", tmp_path, request)
     try:
-        with running_worker(mosquitto.url, storage) as worker, \
-                Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks, Peer(mosquitto.url) as device:
+        with (
+            running_worker(mosquitto.url, storage) as worker,
+            Peer(mosquitto.url, [DEVICE.ack], "test-listener") as acks,
+            Peer(mosquitto.url) as device,
+        ):
             device.send(DEVICE.events, payload(events([1, 2])))
             assert acks.ack() == 2
             terminate_other_backends(storage)  # the worker's connection dies with the rest

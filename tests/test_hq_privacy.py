@@ -15,11 +15,10 @@ from hq.identity import stitch
 from hq.journeys import read_events
 from hq.storage import DeadLetter, Storage, hour_of
 from sync.envelope import parse_time
-from touchpoint.services import Mosquitto, free_port
-
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import BACKENDS, NOW, Peer, make_storage
 from tests.hq_web_support import API_TOKEN, bearer, hq_app, hq_config, load
+from touchpoint.services import Mosquitto, free_port
 
 RECOMMENDATIONS = "touchpoint/v1/+/recommendations"
 
@@ -53,8 +52,11 @@ def mentions(storage: Storage, values: set[str]) -> list[tuple[str, Any]]:
     for table in tables(storage):
         for row in storage.fetchall(f"SELECT * FROM {table}"):
             for cell in row:
-                text = bytes(cell).decode("utf-8", "replace") if isinstance(cell, (bytes, memoryview)) else (
-                    json.dumps(cell) if isinstance(cell, (dict, list)) else str(cell))
+                text = (
+                    bytes(cell).decode("utf-8", "replace")
+                    if isinstance(cell, (bytes, memoryview))
+                    else (json.dumps(cell) if isinstance(cell, (dict, list)) else str(cell))
+                )
                 if text in values or any(q in text for q in quoted) or any(v in text for v in values if len(v) > 20):
                     found.append((table, cell))
     return found
@@ -62,30 +64,48 @@ def mentions(storage: Storage, values: set[str]) -> list[tuple[str, Any]]:
 
 def stored_per_device(storage: Storage) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
     counters = {(s, d): int(n) for s, d, n in storage.fetchall("SELECT store, device, stored FROM devices")}
-    held = {(s, d): int(n) for s, d, n in storage.fetchall(
-        "SELECT store, device, COUNT(*) FROM events WHERE device IS NOT NULL GROUP BY store, device")}
+    held = {
+        (s, d): int(n)
+        for s, d, n in storage.fetchall(
+            "SELECT store, device, COUNT(*) FROM events WHERE device IS NOT NULL GROUP BY store, device"
+        )
+    }
     return counters, held
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_erasure_leaves_nothing_of_them_anywhere(backend: str, tmp_path: Path, dataset: Dataset,
-                                                 request: pytest.FixtureRequest) -> None:
+def test_erasure_leaves_nothing_of_them_anywhere(
+    backend: str, tmp_path: Path, dataset: Dataset, request: pytest.FixtureRequest
+) -> None:
     with make_storage(backend, tmp_path, request) as setup:
         load(setup, dataset)
         url = setup.url if backend == "postgres" else f"sqlite:///{setup.path}"  # type: ignore[attr-defined]
     by_consent = customers_by_consent(dataset)
     granted, denied = by_consent["granted"][0], by_consent["denied"][0]
     graph = stitch(dataset.events)
-    linked = {g: {i.split(":", 1)[1] for i in graph.members(graph.person_of(f"customer:{g}"))} for g in (granted, denied)}
+    linked = {
+        g: {i.split(":", 1)[1] for i in graph.members(graph.person_of(f"customer:{g}"))} for g in (granted, denied)
+    }
     assert len(linked[granted]) > 2  # sessions, anonymous ids, hand-offs: stitching had something to erase
     # A denied customer's sessions are not stitched to them, yet their own events name them.
-    linked[denied] |= {e["data"]["session_id"] for e in dataset.events
-                       if e["data"].get("customer") == denied and "session_id" in e["data"]}
+    linked[denied] |= {
+        e["data"]["session_id"]
+        for e in dataset.events
+        if e["data"].get("customer") == denied and "session_id" in e["data"]
+    }
     with hq_app(tmp_path, url) as app:
         storage: Storage = app.extensions["hq.storage"]
         session = sorted(linked[granted] - {granted})[0]
-        storage.store_dead_letters([DeadLetter(NOW, "touchpoint/v1/x/y/events", "data.gtin: required",
-                                               json.dumps({"data": {"session_id": session}}).encode())])
+        storage.store_dead_letters(
+            [
+                DeadLetter(
+                    NOW,
+                    "touchpoint/v1/x/y/events",
+                    "data.gtin: required",
+                    json.dumps({"data": {"session_id": session}}).encode(),
+                )
+            ]
+        )
         client = app.test_client()
         client.put(f"/v1/customers/{granted}/consent", json={"consent": "granted"}, headers=bearer(API_TOKEN))
         total = storage.fetchall("SELECT COUNT(*) FROM events")[0][0]
@@ -109,8 +129,9 @@ def test_erasure_leaves_nothing_of_them_anywhere(backend: str, tmp_path: Path, d
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_erasure_bumps_the_hours_of_the_events_it_deletes(backend: str, tmp_path: Path, dataset: Dataset,
-                                                         request: pytest.FixtureRequest) -> None:
+def test_erasure_bumps_the_hours_of_the_events_it_deletes(
+    backend: str, tmp_path: Path, dataset: Dataset, request: pytest.FixtureRequest
+) -> None:
     """Per-hour analytics caches must see an erasure as a change of exactly those hours."""
     with make_storage(backend, tmp_path, request) as storage:
         load(storage, dataset)
@@ -136,8 +157,9 @@ def collect(listener: Peer, stores: list[str]) -> dict[str, dict[str, Any]]:
     return got
 
 
-def test_personal_hints_reach_stores_only_for_consenting_customers(tmp_path: Path, dataset: Dataset,
-                                                                   mosquitto: Mosquitto) -> None:
+def test_personal_hints_reach_stores_only_for_consenting_customers(
+    tmp_path: Path, dataset: Dataset, mosquitto: Mosquitto
+) -> None:
     config = hq_config(tmp_path, mqtt={"url": mosquitto.url})
     by_consent = customers_by_consent(dataset)
     with hq_app(tmp_path) as app:

@@ -11,13 +11,12 @@ from werkzeug.security import check_password_hash
 
 from hq import people, publisher
 from hq.storage import open_storage
-from touchpoint import config as configuration
-from touchpoint.cli import main
-from touchpoint.services import Mosquitto, free_port
-
 from tests.hq_dataset import generate
 from tests.hq_support import Peer
 from tests.hq_web_support import listening, live_hq, load
+from touchpoint import config as configuration
+from touchpoint.cli import main
+from touchpoint.services import Mosquitto, free_port
 
 
 def write_config(tmp_path: Path, mqtt_url: str) -> Path:

@@ -18,13 +18,27 @@ from hq import schema
 from hq.ingest import parse_events, parse_status, to_row
 from hq.sqlstore import INSERT_EVENT, SqlStorage, decode_data
 from hq.storage import (
-    EPOCH, DeviceBatch, DeviceStatus, EventRow, Storage, StorageError, hour_of, hour_start, open_storage,
+    EPOCH,
+    DeviceBatch,
+    DeviceStatus,
+    EventRow,
+    Storage,
+    StorageError,
+    hour_of,
+    hour_start,
+    open_storage,
 )
 from sync.envelope import make_event, parse_time
-
 from tests.conftest import SOURCE
 from tests.hq_support import (  # noqa: F401 - storage is a fixture
-    BACKENDS, NOW, events, events_topic, make_storage, payload, storage, terminate_other_backends,
+    BACKENDS,
+    NOW,
+    events,
+    events_topic,
+    make_storage,
+    payload,
+    storage,
+    terminate_other_backends,
 )
 
 
@@ -172,8 +186,12 @@ def test_every_moment_lies_in_its_hour(moment: datetime) -> None:
     assert hour_start(hour).tzinfo is timezone.utc
 
 
-@given(hour=st.integers(hour_of(datetime(1, 1, 1, tzinfo=timezone.utc)), hour_of(datetime(9999, 12, 31, tzinfo=timezone.utc))),
-       into=st.timedeltas(timedelta(0), timedelta(hours=1) - timedelta(microseconds=1)))
+@given(
+    hour=st.integers(
+        hour_of(datetime(1, 1, 1, tzinfo=timezone.utc)), hour_of(datetime(9999, 12, 31, tzinfo=timezone.utc))
+    ),
+    into=st.timedeltas(timedelta(0), timedelta(hours=1) - timedelta(microseconds=1)),
+)
 def test_hour_start_inverts_hour_of_across_the_hour(hour: int, into: timedelta) -> None:
     assert hour_of(hour_start(hour) + into) == hour
 
@@ -191,8 +209,13 @@ def test_the_migrations_hour_of_a_stored_time_is_hour_of(storage: Storage, momen
 def test_migration_3_backfills_the_hours_of_events_stored_before_it(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    times = [datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone.utc),
-             NOW - timedelta(microseconds=100), NOW, NOW + timedelta(minutes=5), NOW + timedelta(hours=3)]
+    times = [
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone.utc),
+        NOW - timedelta(microseconds=100),
+        NOW,
+        NOW + timedelta(minutes=5),
+        NOW + timedelta(hours=3),
+    ]
     with monkeypatch.context() as patch:
         patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
         with make_storage(backend, tmp_path, request) as old:
@@ -201,15 +224,17 @@ def test_migration_3_backfills_the_hours_of_events_stored_before_it(
                 cur.executemany(INSERT_EVENT, old._events_params([web_row(t) for t in times]))
     with make_storage(backend, tmp_path, request) as new:
         assert isinstance(new, SqlStorage) and new.schema_version() == schema.LATEST
-        assert new.hour_versions(-10**9, 10**9) == {hour_of(t): 1 for t in times}
+        assert new.hour_versions(-(10**9), 10**9) == {hour_of(t): 1 for t in times}
         assert new.store_events([web_row(NOW + timedelta(minutes=10))]) == 1
         assert new.hour_versions(hour_of(NOW), hour_of(NOW) + 1) == {hour_of(NOW): 2}
 
 
 def test_time_ranges_are_read_through_an_index(tmp_path: Path) -> None:
     with open_storage(f"sqlite:///{tmp_path}/hq.db") as storage:
-        plan = storage.fetchall("EXPLAIN QUERY PLAN SELECT * FROM events WHERE time >= ? AND time < ?",
-                                (storage.time_param(NOW), storage.time_param(NOW + timedelta(hours=1))))
+        plan = storage.fetchall(
+            "EXPLAIN QUERY PLAN SELECT * FROM events WHERE time >= ? AND time < ?",
+            (storage.time_param(NOW), storage.time_param(NOW + timedelta(hours=1))),
+        )
     assert [detail for *_, detail in plan] == ["SEARCH events USING INDEX events_time (time>? AND time<?)"]
 
 
@@ -257,12 +282,16 @@ def test_a_dropped_postgres_connection_fails_one_call_then_reconnects(
         storage.close()
 
 
-
 any_text = st.text(st.characters(exclude_categories=()), max_size=12)
-json_data = st.dictionaries(any_text, st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3), max_leaves=8,
-), max_size=4)
+json_data = st.dictionaries(
+    any_text,
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+        max_leaves=8,
+    ),
+    max_size=4,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -30,13 +30,13 @@ WEB = "/channels/web"
 def event(name: str, data: dict[str, Any], minute: int, eid: str, source: str = MIRROR) -> dict[str, Any]:
     """An envelope as HQ stores it, with a chosen id and time so tests control the order."""
     time = (T0 + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    return {"specversion": "1.0", "id": eid, "source": source, "type": f"touchpoint.{name}",
-            "time": time, "data": data}
+    return {"specversion": "1.0", "id": eid, "source": source, "type": f"touchpoint.{name}", "time": time, "data": data}
 
 
 def identified(session: str, customer: str, minute: int, eid: str, **extra: Any) -> dict[str, Any]:
-    return event("customer.identified", {"session_id": session, "customer": customer, "method": "qr", **extra},
-                 minute, eid)
+    return event(
+        "customer.identified", {"session_id": session, "customer": customer, "method": "qr", **extra}, minute, eid
+    )
 
 
 def logged_in(anon: str, customer: str, minute: int, eid: str, **extra: Any) -> dict[str, Any]:
@@ -52,8 +52,7 @@ def feed(graph: IdentityGraph, *events: dict[str, Any]) -> set[str]:
 
 def test_identified_session_belongs_to_the_customer() -> None:
     graph = IdentityGraph()
-    tag = event("tag.arrived", {"session_id": "s1", "zone": "cabin-1", "epc": "30", "gtin": None, "rssi": -50},
-                1, "e1")
+    tag = event("tag.arrived", {"session_id": "s1", "zone": "cabin-1", "epc": "30", "gtin": None, "rssi": -50}, 1, "e1")
     feed(graph, identified("s1", "c1", 2, "e2"))
     assert graph.attribute(tag) == "customer:c1"
     assert graph.members("customer:c1") == {"customer:c1", "session:s1"}
@@ -74,16 +73,22 @@ def test_late_link_reports_the_identifiers_to_reattribute() -> None:
 
 def test_handoff_redeemed_while_logged_in_links_the_customer() -> None:
     graph = IdentityGraph()
-    feed(graph, event("handoff.created", {"session_id": "s1", "token": "h1", "gtins": ["1"]}, 1, "e1"),
-         event("handoff.redeemed", {"token": "h1", "anonymous_id": "a1", "customer": "c9"}, 2, "e2", WEB))
+    feed(
+        graph,
+        event("handoff.created", {"session_id": "s1", "token": "h1", "gtins": ["1"]}, 1, "e1"),
+        event("handoff.redeemed", {"token": "h1", "anonymous_id": "a1", "customer": "c9"}, 2, "e2", WEB),
+    )
     assert graph.person_of("session:s1") == "customer:c9"
     assert graph.person_of("anon:a1") == "customer:c9"
 
 
 def test_anonymous_persons_take_their_smallest_identifier() -> None:
     graph = IdentityGraph()
-    feed(graph, event("handoff.created", {"session_id": "s2", "token": "h1", "gtins": []}, 1, "e1"),
-         event("handoff.redeemed", {"token": "h1", "anonymous_id": "a7"}, 2, "e2", WEB))
+    feed(
+        graph,
+        event("handoff.created", {"session_id": "s2", "token": "h1", "gtins": []}, 1, "e1"),
+        event("handoff.redeemed", {"token": "h1", "anonymous_id": "a7"}, 2, "e2", WEB),
+    )
     assert graph.person_of("session:s2") == "anon:a7"
 
 
@@ -99,8 +104,7 @@ def test_blocked_values_and_the_device_id_never_link(value: str) -> None:
 
 def test_site_blocked_values_and_known_devices_never_link() -> None:
     graph = IdentityGraph(StitchPolicy(device_ids=frozenset({"kiosk-01"})).with_blocked("Guest"))
-    feed(graph, logged_in("guest", "c1", 1, "e1"), logged_in("kiosk-01", "c2", 2, "e2"),
-         logged_in("a1", "c3", 3, "e3"))
+    feed(graph, logged_in("guest", "c1", 1, "e1"), logged_in("kiosk-01", "c2", 2, "e2"), logged_in("a1", "c3", 3, "e3"))
     assert graph.persons() == {"customer:c3": {"anon:a1", "customer:c3"}}
     assert {c.identifiers[0] for c in graph.conflicts()} == {"anon:guest", "anon:kiosk-01"}
 
@@ -147,9 +151,11 @@ def test_denied_consent_keeps_own_events_but_stitches_nothing() -> None:
 
 @pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
 def test_consent_is_the_latest_statement_and_revoking_unstitches(order: tuple[int, ...]) -> None:
-    statements = [identified("s1", "c1", 1, "e1", consent="granted"),
-                  logged_in("a1", "c1", 2, "e2"),
-                  identified("s2", "c1", 5, "e5", consent="revoked")]
+    statements = [
+        identified("s1", "c1", 1, "e1", consent="granted"),
+        logged_in("a1", "c1", 2, "e2"),
+        identified("s2", "c1", 5, "e5", consent="revoked"),
+    ]
     graph = IdentityGraph()
     feed(graph, *(statements[i] for i in order))
     assert graph.consent_of("customer:c1") == "revoked"
@@ -176,31 +182,42 @@ def test_redelivered_events_change_nothing() -> None:
 
 
 def test_batch_stitch_and_attribution_match_incremental() -> None:
-    events = [identified("s1", "c1", 3, "e3"), logged_in("a1", "c1", 1, "e1"),
-              identified("s1", "c2", 2, "e2"), identified("null", "c3", 4, "e4")]
+    events = [
+        identified("s1", "c1", 3, "e3"),
+        logged_in("a1", "c1", 1, "e1"),
+        identified("s1", "c2", 2, "e2"),
+        identified("null", "c3", 4, "e4"),
+    ]
     batch = stitch(events)
     incremental = IdentityGraph()
     feed(incremental, *events)
     assert batch.persons() == incremental.persons()
     assert batch.conflicts() == incremental.conflicts()
-    assert [a.person for a in attributed(events, batch)] == ["customer:c1", "customer:c1", "customer:c2",
-                                                             "customer:c3"]
+    assert [a.person for a in attributed(events, batch)] == ["customer:c1", "customer:c1", "customer:c2", "customer:c3"]
 
 
 # -- order independence, proven over random link sets ------------------------------------------
 
-IDENTS = ([f"session:s{i}" for i in range(6)] + [f"anon:a{i}" for i in range(5)]
-          + [f"customer:c{i}" for i in range(4)] + [f"handoff:h{i}" for i in range(3)])
+IDENTS = (
+    [f"session:s{i}" for i in range(6)]
+    + [f"anon:a{i}" for i in range(5)]
+    + [f"customer:c{i}" for i in range(4)]
+    + [f"handoff:h{i}" for i in range(3)]
+)
 CUSTOMERS = [i for i in IDENTS if i.startswith("customer:")]
 
 links = st.builds(
     lambda pair, minute, eid: Link.between(pair[0], pair[1], T0 + timedelta(minutes=minute), f"e{eid}"),
     st.lists(st.sampled_from(IDENTS), min_size=2, max_size=2, unique=True),
-    st.integers(0, 4), st.integers(0, 5),
+    st.integers(0, 4),
+    st.integers(0, 5),
 )
 consents = st.builds(
     lambda minute, eid, customer, state: ConsentChange(T0 + timedelta(minutes=minute), f"e{eid}", customer, state),
-    st.integers(0, 4), st.integers(0, 5), st.sampled_from(CUSTOMERS), st.sampled_from(["granted", "denied", "revoked"]),
+    st.integers(0, 4),
+    st.integers(0, 5),
+    st.sampled_from(CUSTOMERS),
+    st.sampled_from(["granted", "denied", "revoked"]),
 )
 
 
@@ -215,8 +232,12 @@ def replay(policy: StitchPolicy, operations: list[Link | ConsentChange]) -> tupl
 
 
 def snapshot(graph: IdentityGraph) -> tuple[Any, ...]:
-    return ({i: graph.person_of(i) for i in IDENTS}, graph.persons(), graph.conflicts(),
-            {c: graph.consent_of(c) for c in CUSTOMERS})
+    return (
+        {i: graph.person_of(i) for i in IDENTS},
+        graph.persons(),
+        graph.conflicts(),
+        {c: graph.consent_of(c) for c in CUSTOMERS},
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -239,6 +260,7 @@ def test_any_arrival_order_gives_the_same_persons_and_conflicts(
 
 
 # -- the generated dataset: expected persons computed independently from the generator's truth ----
+
 
 def expected_persons(edges: list[tuple[str, str]], withheld: set[str]) -> dict[str, str]:
     """Breadth-first components of the intended links, minus customers who withheld consent."""
@@ -286,7 +308,7 @@ def test_dataset_in_random_arrival_order_stitches_the_same() -> None:
     in_batches = IdentityGraph()
     replica: dict[str, str] = {}
     for i in range(0, len(shuffled), 500):
-        changed = in_batches.add_events(shuffled[i:i + 500])
+        changed = in_batches.add_events(shuffled[i : i + 500])
         replica.update({ident: in_batches.person_of(ident) for ident in changed})
     for graph in (one_by_one, in_batches):
         assert graph.persons() == batch.persons() and graph.conflicts() == batch.conflicts()
@@ -300,8 +322,12 @@ def test_a_session_named_by_a_withheld_customer_cannot_join_another() -> None:
     assert [(c.kind, c.event_id) for c in graph.conflicts()] == [("session-customer", "e2")]
 
 
-@given(st.sampled_from(["customer.identified", "handoff.created", "handoff.redeemed", "customer.logged_in",
-                        "tag.arrived"]), fuzzed_data())
+@given(
+    st.sampled_from(
+        ["customer.identified", "handoff.created", "handoff.redeemed", "customer.logged_in", "tag.arrived"]
+    ),
+    fuzzed_data(),
+)
 def test_hostile_data_never_raises_and_links_only_typed_identifiers(name: str, data: dict[str, Any]) -> None:
     graph = IdentityGraph()
     graph.add_event(event(name, data, 1, "e1"))

@@ -123,7 +123,9 @@ def test_reinstall_upgrades_keeps_config_then_uninstall_keeps_data_until_purge(t
     again = install(root)  # no ids needed: the config is there
     assert "kept /etc/touchpoint/edge.toml" in again.stdout
     assert load_edge(config, env={}).mqtt.url == "mqtts://hq.example:8883"
-    assert filecmp.cmp(root / SYSTEM / "touchpoint-edge.service", ROOT / "systemd/touchpoint-edge.service", shallow=False)
+    assert filecmp.cmp(
+        root / SYSTEM / "touchpoint-edge.service", ROOT / "systemd/touchpoint-edge.service", shallow=False
+    )
     assert account(root, "passwd", "touchpoint") == user  # the same user, not a second one
 
     outbox = root / "var/lib/touchpoint/edge.db"
@@ -153,6 +155,7 @@ def test_help_documents_every_option(script: Path) -> None:
 
 
 def test_scripts_are_shellcheck_clean() -> None:
-    result = subprocess.run(["shellcheck", "--severity=style", str(INSTALL), str(UNINSTALL)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["shellcheck", "--severity=style", str(INSTALL), str(UNINSTALL)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout

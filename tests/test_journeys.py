@@ -54,8 +54,11 @@ def test_events_read_back_whole_across_pages(loaded: Storage, dataset: Dataset) 
     original = {e["id"]: e for e in dataset.events}
     assert all(e["data"] == original[e["id"]]["data"] and e["time"] == original[e["id"]]["time"] for e in back)
     window = Window(dataset.start + timedelta(days=10), dataset.start + timedelta(days=20))
-    inside = {e["id"] for e in dataset.events if window.start.isoformat() <= e["time"].replace("Z", "+00:00")
-              < window.end.isoformat()}
+    inside = {
+        e["id"]
+        for e in dataset.events
+        if window.start.isoformat() <= e["time"].replace("Z", "+00:00") < window.end.isoformat()
+    }
     assert {e["id"] for e in read_events(loaded, start=window.start, end=window.end, page=300)} == inside
 
 
@@ -79,13 +82,15 @@ def test_storage_analytics_equal_the_in_memory_core(loaded: Storage, dataset: Da
 
 
 def test_cached_hours_give_the_core_report_through_new_events_late_links_and_erasure(
-        loaded: Storage, dataset: Dataset) -> None:
+    loaded: Storage, dataset: Dataset
+) -> None:
     """Windows that cut hours in two; a repeat reads nothing; new events re-read their hours only and
     combine their days again; a late link outside the window re-reads nothing yet changes the
     report; erasure re-reads."""
     facts = HourlyFacts(loaded)
-    window = Window(dataset.start + timedelta(days=7, minutes=17, seconds=3),
-                    dataset.start + timedelta(days=40, minutes=-5))
+    window = Window(
+        dataset.start + timedelta(days=7, minutes=17, seconds=3), dataset.start + timedelta(days=40, minutes=-5)
+    )
     events = list(dataset.events)
 
     def check() -> Report:
@@ -102,21 +107,44 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
     session = _unlinked_mirror_session(dataset, window)
     source = session["source"]
     at = datetime.fromisoformat(session["time"].replace("Z", "+00:00"))
-    added = [make_event("tag.arrived", {"session_id": session["data"]["session_id"], "zone": "cabin-1",
-                                        "epc": "3034", "gtin": "04012345000009", "rssi": -40},
-                        source=source, seq=900_001, time=at + timedelta(seconds=30)),
-             make_event("purchase.completed", {"order_id": "late-order", "store": "berlin-01",
-                                               "items": [{"gtin": "04012345000009", "qty": 1, "price": "9.99"}]},
-                        source="/channels/pos", time=at + timedelta(days=2))]
+    added = [
+        make_event(
+            "tag.arrived",
+            {
+                "session_id": session["data"]["session_id"],
+                "zone": "cabin-1",
+                "epc": "3034",
+                "gtin": "04012345000009",
+                "rssi": -40,
+            },
+            source=source,
+            seq=900_001,
+            time=at + timedelta(seconds=30),
+        ),
+        make_event(
+            "purchase.completed",
+            {
+                "order_id": "late-order",
+                "store": "berlin-01",
+                "items": [{"gtin": "04012345000009", "qty": 1, "price": "9.99"}],
+            },
+            source="/channels/pos",
+            time=at + timedelta(days=2),
+        ),
+    ]
     loaded.store_events([to_row(e, json.dumps(e), None, NOW) for e in added])
     events += added
     unlinked = check()
     assert facts.hours_read == read + 2 and facts.days_combined == days + 2
     read, days = facts.hours_read, facts.days_combined
 
-    link = make_event("customer.identified", {"session_id": session["data"]["session_id"], "customer": "late-card",
-                                              "method": "qr", "consent": "granted"},
-                      source=source, seq=900_002, time=window.start - timedelta(days=3))
+    link = make_event(
+        "customer.identified",
+        {"session_id": session["data"]["session_id"], "customer": "late-card", "method": "qr", "consent": "granted"},
+        source=source,
+        seq=900_002,
+        time=window.start - timedelta(days=3),
+    )
     loaded.store_events([to_row(link, json.dumps(link), None, NOW)])
     events.append(link)
     linked = check()
@@ -124,8 +152,13 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
     assert any(m.customers > 0 for m in linked.touchpoints)
 
     middle = (window.start + (window.end - window.start) / 2).isoformat()[:19]
-    customer = next(e["data"]["customer"] for e in dataset.events if e["type"] == "touchpoint.customer.identified"
-                    and e["time"] >= middle and dataset.consent.get(f"customer:{e['data']['customer']}") == "granted")
+    customer = next(
+        e["data"]["customer"]
+        for e in dataset.events
+        if e["type"] == "touchpoint.customer.identified"
+        and e["time"] >= middle
+        and dataset.consent.get(f"customer:{e['data']['customer']}") == "granted"
+    )
     assert erase(loaded, identity_graph(loaded), customer).events > 0
     events = list(read_events(loaded))
     check()
@@ -139,25 +172,35 @@ def test_the_hour_cache_keeps_at_most_its_limit_and_the_latest_hours(loaded: Sto
     report = touchpoint_report(loaded, window, graph=graph, facts=facts)
     kept = facts.cached_hours()
     assert len(kept) == 24 and facts.hours_read > 24
-    assert all(hour in kept for day in facts.cached_days() for hour in range(day * 24, day * 24 + 24)
-               if loaded.hour_versions(hour, hour + 1))  # a day is kept only with every hour of it
+    assert all(
+        hour in kept
+        for day in facts.cached_days()
+        for hour in range(day * 24, day * 24 + 24)
+        if loaded.hour_versions(hour, hour + 1)
+    )  # a day is kept only with every hour of it
     assert kept == sorted(loaded.hour_versions(hour_of(window.start), hour_of(window.end + timedelta(days=7))))[-24:]
     assert touchpoint_report(loaded, window, graph=graph, facts=facts) == report
 
 
 def test_the_whole_days_of_a_period_are_combined_once_and_again_only_when_one_changes(
-        loaded: Storage, dataset: Dataset) -> None:
+    loaded: Storage, dataset: Dataset
+) -> None:
     facts = HourlyFacts(loaded)
     days = dataset.start + timedelta(days=4), dataset.start + timedelta(days=20)  # the whole days in it
     period = (days[0] - timedelta(hours=2, minutes=30), days[1] + timedelta(hours=7))
     (first,) = facts.between(period)
     (again,) = facts.between(period)
     run = first[-1]
-    ((in_days,),) = loaded.fetchall("SELECT COUNT(*) FROM events WHERE time >= ? AND time < ?",
-                                    tuple(loaded.time_param(moment) for moment in days))
+    ((in_days,),) = loaded.fetchall(
+        "SELECT COUNT(*) FROM events WHERE time >= ? AND time < ?", tuple(loaded.time_param(moment) for moment in days)
+    )
     assert run.events == in_days and again[-1] is run and len(again) == len(first) >= 2  # edge hours, the run
-    late = make_event("page.viewed", {"anonymous_id": "late-visitor", "page": "home"}, source="/channels/web",
-                      time=days[0] + timedelta(days=5, hours=3))
+    late = make_event(
+        "page.viewed",
+        {"anonymous_id": "late-visitor", "page": "home"},
+        source="/channels/web",
+        time=days[0] + timedelta(days=5, hours=3),
+    )
     loaded.store_events([to_row(late, json.dumps(late), None, NOW)])
     (changed,) = facts.between(period)
     assert changed[-1] is not run and changed[-1].events == in_days + 1 and facts.days_combined == 16 + 1
@@ -167,16 +210,23 @@ def _unlinked_mirror_session(dataset: Dataset, window: Window) -> dict:
     """A mirror session's first event in the window's middle, of a session no customer joined."""
     linked = {e["data"].get("session_id") for e in dataset.events if e["type"] == "touchpoint.customer.identified"}
     middle = (window.start + (window.end - window.start) / 2).isoformat()
-    return next(e for e in dataset.events if e["type"] == "touchpoint.session.started" and "mirror" in e["source"]
-                and e["data"]["session_id"] not in linked and e["time"] >= middle[:19])
+    return next(
+        e
+        for e in dataset.events
+        if e["type"] == "touchpoint.session.started"
+        and "mirror" in e["source"]
+        and e["data"]["session_id"] not in linked
+        and e["time"] >= middle[:19]
+    )
 
 
 def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storage, dataset: Dataset) -> None:
     graph = identity_graph(loaded)
     person = max(graph.persons(), key=lambda p: (p.startswith("customer:"), len(graph.members(p)), p))
     token = person.split(":", 1)[1]
-    expected = sorted((e for e in dataset.events if graph.attribute(e) == person),
-                      key=lambda e: (e["time"], e["source"], e["id"]))
+    expected = sorted(
+        (e for e in dataset.events if graph.attribute(e) == person), key=lambda e: (e["time"], e["source"], e["id"])
+    )
     pages, cursor = [], None
     while True:
         page = customer_journey(loaded, graph, token, cursor=cursor, limit=4)
@@ -194,33 +244,62 @@ def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storag
 
 def test_a_late_link_names_exactly_the_events_to_reattribute(loaded: Storage, dataset: Dataset) -> None:
     graph = identity_graph(loaded)
-    linked = {e["data"]["session_id"] for e in dataset.events
-              if e["type"] in ("touchpoint.customer.identified", "touchpoint.handoff.created")}
-    session = next(e["data"]["session_id"] for e in dataset.events if e["type"] == "touchpoint.session.started"
-                   and e["data"]["session_id"] not in linked)
-    late = {"id": "late-1", "source": "/stores/berlin-01/devices/mirror-01", "type": "touchpoint.customer.identified",
-            "time": "2026-09-01T00:00:00.000Z", "data": {"session_id": session, "customer": "new-card", "method": "qr"}}
+    linked = {
+        e["data"]["session_id"]
+        for e in dataset.events
+        if e["type"] in ("touchpoint.customer.identified", "touchpoint.handoff.created")
+    }
+    session = next(
+        e["data"]["session_id"]
+        for e in dataset.events
+        if e["type"] == "touchpoint.session.started" and e["data"]["session_id"] not in linked
+    )
+    late = {
+        "id": "late-1",
+        "source": "/stores/berlin-01/devices/mirror-01",
+        "type": "touchpoint.customer.identified",
+        "time": "2026-09-01T00:00:00.000Z",
+        "data": {"session_id": session, "customer": "new-card", "method": "qr"},
+    }
     changed = graph.add_event(late)
     assert changed == {f"session:{session}"}
     moved = [e for e in events_naming(loaded, changed) if graph.attribute(e) == "customer:new-card"]
     assert moved and {e["data"]["session_id"] for e in moved} == {session}
-    assert len(moved) == sum(1 for e in dataset.events if e["data"].get("session_id") == session
-                             and "customer" not in e["data"])
+    assert len(moved) == sum(
+        1 for e in dataset.events if e["data"].get("session_id") == session and "customer" not in e["data"]
+    )
 
 
 def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Storage, dataset: Dataset) -> None:
     """The journey reads only columns until the page; it must give exactly what the core gives
     from whole events, including for ids ingest stored from integers (which do not stitch)."""
     source = "/stores/berlin-01/devices/kiosk-07"
-    extra = [make_event("customer.identified", {"session_id": "777", "customer": "int-cust", "method": "qr"},
-                        source=source, time=dataset.start + timedelta(days=3)),
-             make_event("product.viewed", {"session_id": "777", "gtin": "04012345010008", "via": "tag"}, source=source,
-                        time=dataset.start + timedelta(days=3, seconds=5)),
-             make_event("product.viewed", {"session_id": 777, "gtin": "04012345010008", "via": "tag"}, source=source,
-                        time=dataset.start + timedelta(days=3, seconds=6)),
-             make_event("page.viewed", {"customer": 777, "session_id": "777", "anonymous_id": "a-777",
-                                         "page": "product"},
-                        source="/channels/web", time=dataset.start + timedelta(days=3, seconds=7))]
+    extra = [
+        make_event(
+            "customer.identified",
+            {"session_id": "777", "customer": "int-cust", "method": "qr"},
+            source=source,
+            time=dataset.start + timedelta(days=3),
+        ),
+        make_event(
+            "product.viewed",
+            {"session_id": "777", "gtin": "04012345010008", "via": "tag"},
+            source=source,
+            time=dataset.start + timedelta(days=3, seconds=5),
+        ),
+        make_event(
+            "product.viewed",
+            {"session_id": 777, "gtin": "04012345010008", "via": "tag"},
+            source=source,
+            time=dataset.start + timedelta(days=3, seconds=6),
+        ),
+        make_event(
+            "page.viewed",
+            {"customer": 777, "session_id": "777", "anonymous_id": "a-777", "page": "product"},
+            source="/channels/web",
+            time=dataset.start + timedelta(days=3, seconds=7),
+        ),
+    ]
     for seq, event in enumerate(extra[:3], start=1):
         event["seq"] = seq
     loaded.store_events([to_row(e, json.dumps(e), None, NOW) for e in extra])
@@ -229,10 +308,22 @@ def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Stora
     for token in ("int-cust", max(graph.persons(), key=lambda p: (len(graph.members(p)), p)).split(":", 1)[1]):
         person = graph.person_of(f"customer:{token}")
         events = {e["id"]: e for e in person_events(loaded, graph, person)}
-        expected = sorted(({"id": e["id"], "source": e["source"], "type": e["type"], "time": e["time"],
-                            "channel": s.touchpoint.channel if s.touchpoint else e["channel"], "phase": s.phase,
-                            "data": e["data"]} for s in journey(events.values(), tmap) for e in [events[s.event_id]]),
-                          key=lambda e: (e["time"], e["source"], e["id"]))
+        expected = sorted(
+            (
+                {
+                    "id": e["id"],
+                    "source": e["source"],
+                    "type": e["type"],
+                    "time": e["time"],
+                    "channel": s.touchpoint.channel if s.touchpoint else e["channel"],
+                    "phase": s.phase,
+                    "data": e["data"],
+                }
+                for s in journey(events.values(), tmap)
+                for e in [events[s.event_id]]
+            ),
+            key=lambda e: (e["time"], e["source"], e["id"]),
+        )
         timeline, cursor = [], None
         while True:
             page = customer_journey(loaded, graph, token, cursor=cursor, limit=3)
@@ -243,7 +334,6 @@ def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Stora
         timelines[token] = timeline
     assert [e["data"] for e in timelines["int-cust"]][1:] == [extra[1]["data"], extra[3]["data"]]
     assert len(timelines) == 2 and len(max(timelines.values(), key=len)) > 6
-
 
 
 @pytest.fixture(scope="module")
@@ -262,19 +352,22 @@ def test_a_stored_time_reads_back_as_the_event_time_it_was(sqlite: SqliteStorage
     assert sqlite.time_text(sqlite.time_param(moment)) == utc_now_iso(moment)
 
 
-def test_sqlite_pages_in_table_order_even_with_statistics(sqlite: SqliteStorage, dataset: Dataset,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_pages_in_table_order_even_with_statistics(
+    sqlite: SqliteStorage, dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After ANALYZE, SQLite would rather page by the (type, time) index and sort each page; every
     read_events query must stay a table scan in rowid order, whatever its filter."""
     issued: list[tuple[str, list]] = []
     fetchall = sqlite.fetchall
-    monkeypatch.setattr(sqlite, "fetchall", lambda sql, params=(): issued.append((sql, list(params))) or
-                        fetchall(sql, params))
+    monkeypatch.setattr(
+        sqlite, "fetchall", lambda sql, params=(): issued.append((sql, list(params))) or fetchall(sql, params)
+    )
     start = dataset.start + timedelta(days=3)
     expected = sorted(e["id"] for e in dataset.events if e["time"] >= utc_now_iso(start))
     assert sorted(e["id"] for e in read_events(sqlite, start=start, page=500)) == expected
     assert [e["id"] for e in read_events(sqlite, names=("purchase.completed",), page=50)] == [
-        e["id"] for e in dataset.events if e["type"] == "touchpoint.purchase.completed"]
+        e["id"] for e in dataset.events if e["type"] == "touchpoint.purchase.completed"
+    ]
     monkeypatch.undo()
     assert len(issued) > 4 and any("(rowid) >" in sql for sql, _ in issued)
     for sql, params in issued:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivers import TagRead, encode_sgtin96
 from kiosk import create_app, shutdown
@@ -103,8 +103,9 @@ def login(client: FlaskClient) -> None:
 
 def test_factory_defaults_config_and_override(tmp_path: Path, outbox: Outbox, clock: Clock) -> None:
     config = edge_config(tmp_path)
-    app = create_app(config, outbox=outbox, clock=clock, start_readers=False,
-                     overrides={"HANDOFF_BASE_URL": "https://shop.test/h/"})
+    app = create_app(
+        config, outbox=outbox, clock=clock, start_readers=False, overrides={"HANDOFF_BASE_URL": "https://shop.test/h/"}
+    )
     try:
         assert app.config["TOUCHPOINT"] is config
         assert app.config["HANDOFF_BASE_URL"] == "https://shop.test/h/"
@@ -128,13 +129,16 @@ def test_factory_opens_and_closes_its_own_outbox(tmp_path: Path) -> None:
 # -- screens and languages -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("query", "cookie", "accept", "expected"), [
-    ("?lang=en", None, "de", "Find your style"),
-    ("", "en", "de", "Find your style"),
-    ("", None, "en-GB,en;q=0.9", "Find your style"),
-    ("", None, "fr", "Finde deinen Style"),
-    ("?lang=xx", None, "de-DE", "Finde deinen Style"),
-])
+@pytest.mark.parametrize(
+    ("query", "cookie", "accept", "expected"),
+    [
+        ("?lang=en", None, "de", "Find your style"),
+        ("", "en", "de", "Find your style"),
+        ("", None, "en-GB,en;q=0.9", "Find your style"),
+        ("", None, "fr", "Finde deinen Style"),
+        ("?lang=xx", None, "de-DE", "Finde deinen Style"),
+    ],
+)
 def test_kiosk_screen_language(kiosk: Flask, query: str, cookie: str | None, accept: str, expected: str) -> None:
     client = kiosk.test_client()
     if cookie:
@@ -155,8 +159,11 @@ def test_translations_have_the_same_keys_and_every_template_key_exists() -> None
     from importlib import resources
 
     ui = resources.files("ui")
-    tables = {item.name: json.loads(item.read_text(encoding="utf-8"))
-              for item in (ui / "translations").iterdir() if item.name.endswith(".json")}
+    tables = {
+        item.name: json.loads(item.read_text(encoding="utf-8"))
+        for item in (ui / "translations").iterdir()
+        if item.name.endswith(".json")
+    }
     assert {"de.json", "en.json"} <= set(tables)
     de = tables["de.json"]
     assert all(set(table) == set(de) for table in tables.values())  # a new language has every key
@@ -242,7 +249,12 @@ def test_cabin_scenario_records_every_event_and_no_raw_read(app: Flask, outbox: 
 
     stored = events(outbox)
     assert [e["type"].removeprefix("touchpoint.") for e in stored] == [
-        "session.started", "tag.arrived", "product.viewed", "tag.arrived", "tag.departed", "tag.departed",
+        "session.started",
+        "tag.arrived",
+        "product.viewed",
+        "tag.arrived",
+        "tag.departed",
+        "tag.departed",
         "session.ended",
     ]
     assert [e["seq"] for e in stored] == list(range(1, 8))
@@ -250,8 +262,13 @@ def test_cabin_scenario_records_every_event_and_no_raw_read(app: Flask, outbox: 
     assert all(e["data"]["session_id"] == session_id for e in stored)
     assert all(e["source"] == "/stores/test-store/devices/mirror-1" for e in stored)
     arrived = stored[1]["data"]
-    assert arrived | {"session_id": None} == {"session_id": None, "zone": "cabin-1", "epc": SHIRT_EPC,
-                                               "gtin": SHIRT_M, "rssi": -50}
+    assert arrived | {"session_id": None} == {
+        "session_id": None,
+        "zone": "cabin-1",
+        "epc": SHIRT_EPC,
+        "gtin": SHIRT_M,
+        "rssi": -50,
+    }
     assert stored[2]["data"]["via"] == "tag"
     assert stored[3]["data"]["gtin"] is None
     assert stored[4]["data"]["dwell_ms"] == 800 and stored[4]["data"]["epc"] == SHIRT_EPC
@@ -292,7 +309,11 @@ def test_size_request_lifecycle(client: FlaskClient, app: Flask, outbox: Outbox,
     assert created.status_code == 201
     request = created.json
     assert (request["requested_gtin"], request["size"], request["colour"], request["state"]) == (
-        "04012345010022", "L", "blau", "open")
+        "04012345010022",
+        "L",
+        "blau",
+        "open",
+    )
     assert client.get("/api/requests").status_code == 401  # staff only
     login(client)
     assert [r["id"] for r in client.get("/api/requests").json["requests"]] == [request["id"]]
@@ -307,7 +328,11 @@ def test_size_request_lifecycle(client: FlaskClient, app: Flask, outbox: Outbox,
         data = stored[name]
         assert data["request_id"] == request["id"] and data["session_id"] == request["session_id"]
         assert (data["gtin"], data["requested_gtin"], data["size"], data["colour"]) == (
-            SHIRT_M, "04012345010022", "L", "blau")
+            SHIRT_M,
+            "04012345010022",
+            "L",
+            "blau",
+        )
 
 
 def test_open_requests_survive_a_restart(tmp_path: Path, outbox: Outbox, clock: Clock) -> None:
@@ -323,20 +348,26 @@ def test_open_requests_survive_a_restart(tmp_path: Path, outbox: Outbox, clock: 
         shutdown(second)
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    (None, "body"),
-    ([1, 2], "body"),
-    ({"size": "L"}, "gtin"),
-    ({"gtin": 4012345010015, "size": "L"}, "gtin"),
-    ({"gtin": "04012345999999", "size": "L"}, "gtin"),
-    ({"gtin": SHIRT_M}, "size"),
-    ({"gtin": SHIRT_M, "size": "XXXL"}, "size"),
-    ({"gtin": SHIRT_M, "size": 42}, "size"),
-    ({"gtin": SHIRT_M, "colour": ""}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (None, "body"),
+        ([1, 2], "body"),
+        ({"size": "L"}, "gtin"),
+        ({"gtin": 4012345010015, "size": "L"}, "gtin"),
+        ({"gtin": "04012345999999", "size": "L"}, "gtin"),
+        ({"gtin": SHIRT_M}, "size"),
+        ({"gtin": SHIRT_M, "size": "XXXL"}, "size"),
+        ({"gtin": SHIRT_M, "size": 42}, "size"),
+        ({"gtin": SHIRT_M, "colour": ""}, "colour"),
+    ],
+)
 def test_bad_size_requests_name_the_field(client: FlaskClient, outbox: Outbox, body: Any, field: str) -> None:
-    answer = client.post("/api/requests", json=body) if body is not None else client.post(
-        "/api/requests", data="not json", content_type="application/json")
+    answer = (
+        client.post("/api/requests", json=body)
+        if body is not None
+        else client.post("/api/requests", data="not json", content_type="application/json")
+    )
     assert answer.status_code == 400 and answer.json["field"] == field
     assert field in answer.json["error"]
     assert "size.requested" not in names(outbox)
@@ -387,14 +418,17 @@ def test_feedback_rates_the_session_just_ended(kiosk: Flask, outbox: Outbox) -> 
     assert client.get("/api/session").json == {"session": None}  # rating does not start a session
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"score": 5}, "scale"),
-    ({"scale": "stars", "score": 5}, "scale"),
-    ({"scale": "nps", "score": 11}, "score"),
-    ({"scale": "csat", "score": 0}, "score"),
-    ({"scale": "nps", "score": "9"}, "score"),
-    ({"scale": "nps", "score": True}, "score"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"score": 5}, "scale"),
+        ({"scale": "stars", "score": 5}, "scale"),
+        ({"scale": "nps", "score": 11}, "score"),
+        ({"scale": "csat", "score": 0}, "score"),
+        ({"scale": "nps", "score": "9"}, "score"),
+        ({"scale": "nps", "score": True}, "score"),
+    ],
+)
 def test_bad_feedback_names_the_field(client: FlaskClient, body: dict[str, Any], field: str) -> None:
     answer = client.post("/api/feedback", json=body)
     assert answer.status_code == 400 and answer.json["field"] == field
@@ -430,8 +464,11 @@ def test_identify_links_later_events_to_the_customer(client: FlaskClient, app: F
     assert other["session_id"] != answer.json["session"]["session_id"]  # never two customers in one session
     ended = [e["data"] for e in events(outbox) if e["type"] == "touchpoint.session.ended"]
     assert [e["reason"] for e in ended] == ["new-customer"]
-    for bad, field in (({"customer": "jane@example.com"}, "customer"), ({"customer": "short"}, "customer"),
-                       ({"customer": "c-7f3a9b2e41", "method": "fingerprint"}, "method")):
+    for bad, field in (
+        ({"customer": "jane@example.com"}, "customer"),
+        ({"customer": "short"}, "customer"),
+        ({"customer": "c-7f3a9b2e41", "method": "fingerprint"}, "method"),
+    ):
         rejected = client.post("/api/identify", json=bad)
         assert rejected.status_code == 400 and rejected.json["field"] == field
 
@@ -443,8 +480,7 @@ def test_status_health_and_metrics(client: FlaskClient, app: Flask, outbox: Outb
     edge_of(app).on_read(TagRead(SHIRT_EPC, -50))
     status = client.get("/api/status").json
     assert status["outbox"]["depth"] == 3 and status["catalog"]["origin"] == "sample"
-    assert status["device"] == {"store_id": "test-store", "device_id": "mirror-1", "role": "mirror",
-                                "zone": "cabin-1"}
+    assert status["device"] == {"store_id": "test-store", "device_id": "mirror-1", "role": "mirror", "zone": "cabin-1"}
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json["components"]["outbox"] == "ok"
     text = client.get("/metrics").text
@@ -496,13 +532,24 @@ def test_a_newer_downlinked_catalogue_is_picked_up_live(app: Flask, client: Flas
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=16) | st.sampled_from([SHIRT_M, "L", "nps"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["gtin", "size", "colour", "scale", "score", "gtins", "customer", "method", "touchpoint"]),
-        inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["gtin", "size", "colour", "scale", "score", "gtins", "customer", "method", "touchpoint"]),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=10,
 )
-POST_ROUTES = ["/api/requests", "/api/feedback", "/api/handoff", "/api/identify", "/api/session/touch",
-               "/api/session/end"]
+POST_ROUTES = [
+    "/api/requests",
+    "/api/feedback",
+    "/api/handoff",
+    "/api/identify",
+    "/api/session/touch",
+    "/api/session/end",
+]
 
 
 def test_any_json_body_gets_an_answer_never_a_crash(app: Flask, outbox: Outbox) -> None:

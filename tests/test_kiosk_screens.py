@@ -65,15 +65,16 @@ def test_browse_lists_one_row_per_style_and_records_nothing(app: Flask, outbox: 
     assert events(outbox) == []
 
 
-def test_suggestions_turn_personal_once_a_consenting_customer_is_identified(
-    app: Flask, tmp_path: Path
-) -> None:
+def test_suggestions_turn_personal_once_a_consenting_customer_is_identified(app: Flask, tmp_path: Path) -> None:
     client = app.test_client()
     before = client.get(f"/api/suggestions?gtin={SHIRT_M}").json
     assert before["source"] == "catalog" and not before["personal"] and len(before["products"]) == 4
-    message = {"version": "1", "items": {"LS-100": ["RO-800"]},
-               "segments": {"new": {"customers": 1, "top": ["KL-500"]}},
-               "customers": {"c-consent-77": {"segment": "new", "sizes": ["40"]}}}
+    message = {
+        "version": "1",
+        "items": {"LS-100": ["RO-800"]},
+        "segments": {"new": {"customers": 1, "top": ["KL-500"]}},
+        "customers": {"c-consent-77": {"segment": "new", "sizes": ["40"]}},
+    }
     store = DownlinkStore(tmp_path / "edge.db")
     try:
         store.apply("recommendations", json.dumps(message).encode())

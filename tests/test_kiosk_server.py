@@ -57,7 +57,11 @@ def test_ready_watchdog_and_clean_sigterm(tmp_path: Path) -> None:
 def test_a_bad_catalogue_stops_start_up_with_the_row_named(tmp_path: Path) -> None:
     bad = tmp_path / "catalog.json"
     bad.write_text(json.dumps({"version": "1", "products": [{"gtin": "123"}]}), encoding="utf-8")
-    result = subprocess.run([TOUCHPOINT, "edge", "--config", str(write_config(tmp_path, free_port(), str(bad)))],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [TOUCHPOINT, "edge", "--config", str(write_config(tmp_path, free_port(), str(bad)))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "products[0].gtin" in result.stderr and "Traceback" not in result.stderr

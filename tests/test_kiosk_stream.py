@@ -127,7 +127,12 @@ def test_a_tag_on_the_pty_reaches_the_browser(server: EdgeServer, simulator: Sim
         session = read_event(response, "session")
         arrived = read_event(response, "tag")
         assert session["kind"] == "started"
-        assert (arrived["kind"], arrived["zone"], arrived["epc"], arrived["gtin"]) == ("arrived", "cabin-2", epc, SHIRT_M)
+        assert (arrived["kind"], arrived["zone"], arrived["epc"], arrived["gtin"]) == (
+            "arrived",
+            "cabin-2",
+            epc,
+            SHIRT_M,
+        )
         assert arrived["product"]["name"] == {"de": "Leinenhemd", "en": "Linen shirt"}  # type: ignore[index]
         simulator.remove(epc)
         departed = read_event(response, "tag")  # the ticker notices the silence

@@ -16,7 +16,8 @@ CATALOG = catalogue.read_file(catalogue.sample_path(), "sample")
 SHIRT_M = "04012345010015"  # LS-100 (Nordlicht)
 JEANS = "04012345030013"  # JN-300 (Flussblau)
 MESSAGE = {
-    "version": "2026-11-23T10:00:00.000Z", "store": "test-store",
+    "version": "2026-11-23T10:00:00.000Z",
+    "store": "test-store",
     "items": {"LS-100": ["JN-300", "XX-999", "TS-200"], "04012345030013": ["RO-800"]},
     "segments": {"frequent": {"customers": 3, "top": ["JA-600", "LS-100"]}},
     "customers": {"c-consented-1": {"segment": "frequent", "sizes": ["L", "XL"]}},
@@ -74,18 +75,43 @@ def test_browse_has_one_in_stock_row_per_style() -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
     | st.sampled_from(["LS-100", "JN-300", SHIRT_M, "frequent", "c-consented-1", "L"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["items", "segments", "customers", "top", "segment", "sizes", "LS-100", "frequent",
-                         "c-consented-1", SHIRT_M]) | st.text(max_size=4), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "items",
+                    "segments",
+                    "customers",
+                    "top",
+                    "segment",
+                    "sizes",
+                    "LS-100",
+                    "frequent",
+                    "c-consented-1",
+                    SHIRT_M,
+                ]
+            )
+            | st.text(max_size=4),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(JSON, st.lists(st.sampled_from([SHIRT_M, JEANS, "0", "x"]), max_size=3),
-       st.sampled_from([None, "c-consented-1", "x"]))
+@given(
+    JSON,
+    st.lists(st.sampled_from([SHIRT_M, JEANS, "0", "x"]), max_size=3),
+    st.sampled_from([None, "c-consented-1", "x"]),
+)
 def test_any_message_gives_suggestions_never_an_error(message: Any, gtins: list[str], customer: str | None) -> None:
     found = suggest(CATALOG, message, gtins, customer)
     held = {CATALOG.get(g).style for g in gtins if CATALOG.get(g)}

@@ -17,10 +17,9 @@ import pytest
 
 from sync.mqtt import ConnectionState, MqttClient
 from sync.topics import DeviceTopics
+from tests.hq_support import Peer
 from touchpoint.config import MqttSection
 from touchpoint.services import Mosquitto, free_port, wait_for_port
-
-from tests.hq_support import Peer
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 A = DeviceTopics("berlin-01", "mirror-1")
@@ -31,8 +30,13 @@ C = DeviceTopics("hamburg-01", "kiosk-1")
 def add_device(directory: Path, device: DeviceTopics) -> str:
     """Run the real add-device script; returns the [mqtt] lines it prints."""
     env = {**os.environ, "TOUCHPOINT_DEVICE_PASSWORD": f"pw-{device.device}"}
-    result = subprocess.run([str(DEPLOY / "add-device"), "-d", str(directory), device.store, device.device],
-                            capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [str(DEPLOY / "add-device"), "-d", str(directory), device.store, device.device],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return result.stdout
 
 
@@ -50,15 +54,19 @@ def auth_files(directory: Path) -> Path:
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     auth = auth_files(tmp_path / "auth")
     # As root, Mosquitto drops to its own user, which cannot read pytest's private tmp; stay root.
-    broker = Mosquitto(workdir=tmp_path / "mosquitto", anonymous=False,
-                       extra_config=f"user root\npassword_file {auth}/passwd\nacl_file {auth}/acl\n").start()
+    broker = Mosquitto(
+        workdir=tmp_path / "mosquitto",
+        anonymous=False,
+        extra_config=f"user root\npassword_file {auth}/passwd\nacl_file {auth}/acl\n",
+    ).start()
     yield broker
     broker.kill()
 
 
 def as_device(broker: Mosquitto, device: DeviceTopics, topics: list[str] = []) -> Peer:  # noqa: B006
-    return Peer(broker.url, topics, device.client_id, username=f"{device.store}/{device.device}",
-                password=f"pw-{device.device}")
+    return Peer(
+        broker.url, topics, device.client_id, username=f"{device.store}/{device.device}", password=f"pw-{device.device}"
+    )
 
 
 def as_hq(broker: Mosquitto, topics: list[str]) -> Peer:
@@ -81,8 +89,9 @@ def test_add_device_prints_the_edge_settings_and_is_idempotent(tmp_path: Path) -
     add_device(tmp_path, A)
     assert printed == '[mqtt]\nusername = "berlin-01/mirror-1"\npassword = "pw-mirror-1"\n'
     assert (tmp_path / "acl").read_text().count("user berlin-01/mirror-1\n") == 1
-    bad = subprocess.run([str(DEPLOY / "add-device"), "-d", str(tmp_path), "Berlin", "x"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [str(DEPLOY / "add-device"), "-d", str(tmp_path), "Berlin", "x"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "not an identifier" in bad.stderr
 
 
@@ -96,20 +105,36 @@ def test_a_device_cannot_publish_as_another(broker: Mosquitto) -> None:
         a.send(A.events, b"a-2")
         received = [hq.next() for _ in range(3)]
         assert [(m.topic, m.payload) for m in received] == [
-            (A.events, b"a-1"), (A.status, b"a-status"), (A.events, b"a-2")]
+            (A.events, b"a-1"),
+            (A.status, b"a-status"),
+            (A.events, b"a-2"),
+        ]
         assert drain(hq) == []
 
 
 def test_a_device_reads_only_its_own_store_and_its_own_ack(broker: Mosquitto) -> None:
-    with as_hq(broker, ["touchpoint/v1/#"]) as hq, as_device(broker, A, ["touchpoint/v1/#"]) as a, \
-            as_device(broker, B) as b, as_device(broker, C) as c:
+    with (
+        as_hq(broker, ["touchpoint/v1/#"]) as hq,
+        as_device(broker, A, ["touchpoint/v1/#"]) as a,
+        as_device(broker, B) as b,
+        as_device(broker, C) as c,
+    ):
         b.send(B.events, b"b-events")
         c.send(C.status, b"c-status")
         # HQ reads everything, every device's uplink included.
         assert {(m.topic, m.payload) for m in (hq.next(), hq.next())} == {
-            (B.events, b"b-events"), (C.status, b"c-status")}
-        for topic in (C.downlink("catalog"), B.ack, B.downlink("config"), A.downlink("catalog"),
-                      A.downlink("recommendations"), A.downlink("config"), A.ack):
+            (B.events, b"b-events"),
+            (C.status, b"c-status"),
+        }
+        for topic in (
+            C.downlink("catalog"),
+            B.ack,
+            B.downlink("config"),
+            A.downlink("catalog"),
+            A.downlink("recommendations"),
+            A.downlink("config"),
+            A.ack,
+        ):
             hq.send(topic, topic.encode())
         own = [A.downlink("catalog"), A.downlink("recommendations"), A.downlink("config"), A.ack]
         # Delivered in publish order, so had any foreign message been allowed it would have come first.
@@ -132,25 +157,52 @@ def test_the_production_config_runs_with_tls_and_the_acl(tmp_path: Path) -> None
     """touchpoint.conf as shipped, with only its paths and port moved into the test's directory."""
     auth = auth_files(tmp_path / "auth")
     cert, key = tmp_path / "touchpoint.crt", tmp_path / "touchpoint.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     conf = (DEPLOY / "touchpoint.conf").read_text()
-    for old, new in (("/etc/mosquitto/certs/", f"{tmp_path}/"), ("/etc/mosquitto/touchpoint/", f"{auth}/"),
-                     ("/var/lib/mosquitto/", f"{tmp_path}/"), ("listener 8883", f"listener {port} 127.0.0.1")):
+    for old, new in (
+        ("/etc/mosquitto/certs/", f"{tmp_path}/"),
+        ("/etc/mosquitto/touchpoint/", f"{auth}/"),
+        ("/var/lib/mosquitto/", f"{tmp_path}/"),
+        ("listener 8883", f"listener {port} 127.0.0.1"),
+    ):
         assert old in conf
         conf = conf.replace(old, new)
     (tmp_path / "mosquitto.conf").write_text("user root\n" + conf)
     with open(tmp_path / "mosquitto.log", "wb") as log:
-        process = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(tmp_path / "mosquitto.conf")],
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            ["/usr/sbin/mosquitto", "-c", str(tmp_path / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             wait_for_port(port)
             url = f"mqtts://localhost:{port}"
-            with Peer(url, ["touchpoint/v1/#"], "hq-tls", username="hq", password="pw-hq", ca_file=str(cert)) as hq, \
-                    Peer(url, [], A.client_id, username="berlin-01/mirror-1", password="pw-mirror-1",
-                         ca_file=str(cert)) as a:
+            with (
+                Peer(url, ["touchpoint/v1/#"], "hq-tls", username="hq", password="pw-hq", ca_file=str(cert)) as hq,
+                Peer(
+                    url, [], A.client_id, username="berlin-01/mirror-1", password="pw-mirror-1", ca_file=str(cert)
+                ) as a,
+            ):
                 a.client.publish(B.events, b"forged").wait(10)
                 a.send(A.events, b"over-tls")
                 message = hq.next()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sync.envelope import validate
 from sync.outbox import Outbox
-
 from tests.conftest import SOURCE
 
 

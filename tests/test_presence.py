@@ -90,8 +90,11 @@ def test_bad_parameters_are_refused(departure_s: float, alpha: float) -> None:
         PresenceTracker(departure_s, alpha)
 
 
-@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["T1", "T2", "T3"]),
-                          st.floats(0, 0.9)), max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["T1", "T2", "T3"]), st.floats(0, 0.9)), max_size=60
+    )
+)
 def test_every_arrival_is_matched_by_one_departure(reads: list[tuple[str, str, float]]) -> None:
     tracker = PresenceTracker(departure_s=1.0)
     now = T0

@@ -101,7 +101,7 @@ def test_promtool_accepts_the_rules_and_rejects_a_broken_copy(tmp_path: Path) ->
     result = promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
     broken = tmp_path / "alerts.yml"
-    broken.write_text(ALERTS.read_text().replace("expr: up{job=\"touchpoint-hq\"} == 0", "expr: up{job= == 0"))
+    broken.write_text(ALERTS.read_text().replace('expr: up{job="touchpoint-hq"} == 0', "expr: up{job= == 0"))
     assert promtool("check", "rules", str(broken)).returncode != 0
 
 
@@ -112,39 +112,105 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 
 # (alert, input series at 1-minute steps, quiet until, firing at, its labels, its summary)
 CASES: list[tuple[str, list[dict[str, str]], str, str, dict[str, str], str]] = [
-    ("TouchpointEdgeDown", [series("up", EDGE, "1 1 0x20")], "5m", "10m", EDGE,
-     "Edge device mirror-03:8080 does not answer /metrics"),
-    ("TouchpointReaderDisconnected",
-     [series("touchpoint_edge_reader_state", {**EDGE, "state": "disconnected"}, "0 0 1x10"),
-      series("touchpoint_edge_reader_state", {**EDGE, "state": "connected"}, "1 1 0x10")],
-     "3m", "8m", {"instance": EDGE["instance"]}, "RFID reader of mirror-03:8080 is disconnected"),
-    ("TouchpointReaderNoisy",
-     [series("touchpoint_edge_reads_total", EDGE, "0+100x60"),
-      series("touchpoint_edge_bad_frames_total", EDGE, "0+10x60")],
-     "10m", "30m", EDGE, "More than 5% bad frames from the reader of mirror-03:8080"),
-    ("TouchpointBacklogGrowing", [series("touchpoint_edge_outbox_depth", EDGE, "0+100x90")], "30m", "60m", EDGE,
-     "mirror-03:8080 has 6000 events waiting for HQ, and more every minute"),
-    ("TouchpointBacklogOld", [series("touchpoint_edge_outbox_oldest_age_seconds", EDGE, "0+60x60")], "35m", "45m",
-     EDGE, "Oldest unacknowledged event on mirror-03:8080 is 45m 0s old"),
-    ("TouchpointEventsDropped", [series("touchpoint_edge_outbox_dropped_total", EDGE, "0 0 0 5x30")], "2m", "5m",
-     EDGE, "mirror-03:8080 is refusing events: outbox or disk full"),
-    ("TouchpointHqDown", [series("up", HQ, "1 0x10")], "1m", "5m", HQ,
-     "HQ process hq:8090 does not answer /metrics"),
-    ("TouchpointDeviceOffline",
-     [series("touchpoint_hq_devices", HQ, "5x30"), series("touchpoint_hq_devices_online", HQ, "5 5 4x30")],
-     "10m", "20m", {}, "1 device(s) have been offline for 15 minutes"),
-    ("TouchpointGapsReported", [series("touchpoint_hq_devices_with_gaps", HQ, "0 0 2x40")], "20m", "35m", {},
-     "2 device(s) have missing event seqs at HQ for 30 minutes"),
-    ("TouchpointDeadLettersRising",
-     [series("touchpoint_hq_dead_letters_total", {**HQ, "reason": "source-mismatch"}, "0 0 0 3x30")],
-     "2m", "5m", {"reason": "source-mismatch"}, "HQ is dead-lettering payloads (source-mismatch)"),
-    ("TouchpointHqStorageErrors", [series("touchpoint_hq_storage_errors_total", HQ, "0 0 0 1x30")], "2m", "5m", {},
-     "HQ is failing to store event batches"),
-    ("TouchpointHqIngestStopped",
-     [series("touchpoint_edge_outbox_depth", EDGE, "50x45"),
-      series("touchpoint_hq_events_stored_total", HQ, "0+10x5 50x40"),
-      series("touchpoint_hq_duplicate_events_total", HQ, "0x45")],
-     "20m", "35m", {}, "HQ has stored nothing for 15 minutes while stores have 50 events waiting"),
+    (
+        "TouchpointEdgeDown",
+        [series("up", EDGE, "1 1 0x20")],
+        "5m",
+        "10m",
+        EDGE,
+        "Edge device mirror-03:8080 does not answer /metrics",
+    ),
+    (
+        "TouchpointReaderDisconnected",
+        [
+            series("touchpoint_edge_reader_state", {**EDGE, "state": "disconnected"}, "0 0 1x10"),
+            series("touchpoint_edge_reader_state", {**EDGE, "state": "connected"}, "1 1 0x10"),
+        ],
+        "3m",
+        "8m",
+        {"instance": EDGE["instance"]},
+        "RFID reader of mirror-03:8080 is disconnected",
+    ),
+    (
+        "TouchpointReaderNoisy",
+        [
+            series("touchpoint_edge_reads_total", EDGE, "0+100x60"),
+            series("touchpoint_edge_bad_frames_total", EDGE, "0+10x60"),
+        ],
+        "10m",
+        "30m",
+        EDGE,
+        "More than 5% bad frames from the reader of mirror-03:8080",
+    ),
+    (
+        "TouchpointBacklogGrowing",
+        [series("touchpoint_edge_outbox_depth", EDGE, "0+100x90")],
+        "30m",
+        "60m",
+        EDGE,
+        "mirror-03:8080 has 6000 events waiting for HQ, and more every minute",
+    ),
+    (
+        "TouchpointBacklogOld",
+        [series("touchpoint_edge_outbox_oldest_age_seconds", EDGE, "0+60x60")],
+        "35m",
+        "45m",
+        EDGE,
+        "Oldest unacknowledged event on mirror-03:8080 is 45m 0s old",
+    ),
+    (
+        "TouchpointEventsDropped",
+        [series("touchpoint_edge_outbox_dropped_total", EDGE, "0 0 0 5x30")],
+        "2m",
+        "5m",
+        EDGE,
+        "mirror-03:8080 is refusing events: outbox or disk full",
+    ),
+    ("TouchpointHqDown", [series("up", HQ, "1 0x10")], "1m", "5m", HQ, "HQ process hq:8090 does not answer /metrics"),
+    (
+        "TouchpointDeviceOffline",
+        [series("touchpoint_hq_devices", HQ, "5x30"), series("touchpoint_hq_devices_online", HQ, "5 5 4x30")],
+        "10m",
+        "20m",
+        {},
+        "1 device(s) have been offline for 15 minutes",
+    ),
+    (
+        "TouchpointGapsReported",
+        [series("touchpoint_hq_devices_with_gaps", HQ, "0 0 2x40")],
+        "20m",
+        "35m",
+        {},
+        "2 device(s) have missing event seqs at HQ for 30 minutes",
+    ),
+    (
+        "TouchpointDeadLettersRising",
+        [series("touchpoint_hq_dead_letters_total", {**HQ, "reason": "source-mismatch"}, "0 0 0 3x30")],
+        "2m",
+        "5m",
+        {"reason": "source-mismatch"},
+        "HQ is dead-lettering payloads (source-mismatch)",
+    ),
+    (
+        "TouchpointHqStorageErrors",
+        [series("touchpoint_hq_storage_errors_total", HQ, "0 0 0 1x30")],
+        "2m",
+        "5m",
+        {},
+        "HQ is failing to store event batches",
+    ),
+    (
+        "TouchpointHqIngestStopped",
+        [
+            series("touchpoint_edge_outbox_depth", EDGE, "50x45"),
+            series("touchpoint_hq_events_stored_total", HQ, "0+10x5 50x40"),
+            series("touchpoint_hq_duplicate_events_total", HQ, "0x45"),
+        ],
+        "20m",
+        "35m",
+        {},
+        "HQ has stored nothing for 15 minutes while stores have 50 events waiting",
+    ),
 ]
 
 
@@ -158,12 +224,20 @@ def test_alerts_stay_quiet_then_fire_on_realistic_series(tmp_path: Path) -> None
     severities = {rule["alert"]: rule["labels"]["severity"] for rule in rules()}
     tests = []
     for alert, inputs, quiet, firing, labels, summary in CASES:
-        expected = {"exp_labels": {**labels, "severity": severities[alert]},
-                    "exp_annotations": {"summary": summary, "description": descriptions[alert]}}
-        tests.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
-            {"eval_time": quiet, "alertname": alert, "exp_alerts": []},
-            {"eval_time": firing, "alertname": alert, "exp_alerts": [expected]},
-        ]})
+        expected = {
+            "exp_labels": {**labels, "severity": severities[alert]},
+            "exp_annotations": {"summary": summary, "description": descriptions[alert]},
+        }
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "alert_rule_test": [
+                    {"eval_time": quiet, "alertname": alert, "exp_alerts": []},
+                    {"eval_time": firing, "alertname": alert, "exp_alerts": [expected]},
+                ],
+            }
+        )
     document = {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": tests}
     (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(document, sort_keys=False))
     result = promtool("test", "rules", str(tmp_path / "alerts_test.yml"))

@@ -75,24 +75,52 @@ def test_preferred_sizes_keep_those_near_the_best() -> None:
     assert preferred_sizes({}, POLICY) == []
 
 
-CATALOG = parse({"version": "1", "currency": "EUR", "products": [
-    {"gtin": g, "style": style, "name": "x", "brand": "b", "colour": "blau", "size": size, "price": "9.95",
-     "image": "i.svg", "stock": 1}
-    for g, style, size in [("40063810000002", "ST-1", "M"), ("40063810000019", "ST-1", "L"),
-                           ("40063810000026", "ST-2", "M"), ("40063810000033", "ST-3", "S")]]},
-    origin="test", image_root=None)
+CATALOG = parse(
+    {
+        "version": "1",
+        "currency": "EUR",
+        "products": [
+            {
+                "gtin": g,
+                "style": style,
+                "name": "x",
+                "brand": "b",
+                "colour": "blau",
+                "size": size,
+                "price": "9.95",
+                "image": "i.svg",
+                "stock": 1,
+            }
+            for g, style, size in [
+                ("40063810000002", "ST-1", "M"),
+                ("40063810000019", "ST-1", "L"),
+                ("40063810000026", "ST-2", "M"),
+                ("40063810000033", "ST-3", "S"),
+            ]
+        ],
+    },
+    origin="test",
+    image_root=None,
+)
 SHIRT_M, SHIRT_L, TROUSERS_M, HAT_S = "40063810000002", "40063810000019", "40063810000026", "40063810000033"
 
 
 def event(name: str, data: dict[str, Any], days_ago: float, source: str, person: str | None) -> AttributedEvent:
     time = (NOW - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    return AttributedEvent(person, {"id": f"{name}{days_ago}{person}", "source": source,
-                                    "type": f"touchpoint.{name}", "time": time, "data": data})
+    return AttributedEvent(
+        person,
+        {"id": f"{name}{days_ago}{person}", "source": source, "type": f"touchpoint.{name}", "time": time, "data": data},
+    )
 
 
 def tried(session: str, gtin: str, days_ago: float, person: str | None, device: str = "mirror-1") -> AttributedEvent:
-    return event("tag.arrived", {"session_id": session, "zone": "c", "epc": "30", "gtin": gtin, "rssi": -5},
-                 days_ago, f"/stores/b-1/devices/{device}", person)
+    return event(
+        "tag.arrived",
+        {"session_id": session, "zone": "c", "epc": "30", "gtin": gtin, "rssi": -5},
+        days_ago,
+        f"/stores/b-1/devices/{device}",
+        person,
+    )
 
 
 def bought(order: str, gtins: list[str], days_ago: float, person: str | None) -> AttributedEvent:
@@ -104,8 +132,13 @@ def test_siblings_of_one_style_are_one_item() -> None:
     assert item_of(SHIRT_L, CATALOG) == item_of(SHIRT_M, CATALOG) == "ST-1"
     assert item_of("12345678901231", CATALOG) == "12345678901231"
     rec = Recommender(CATALOG, lambda _: "granted", NOW, RecommendPolicy(min_support=1))
-    for item in [tried("s1", SHIRT_M, 1, None), tried("s1", SHIRT_L, 1, None), tried("k1", HAT_S, 1, None, "kiosk-1"),
-                 tried("k1", SHIRT_M, 1, None, "kiosk-1"), bought("o1", [SHIRT_M, TROUSERS_M], 1, None)]:
+    for item in [
+        tried("s1", SHIRT_M, 1, None),
+        tried("s1", SHIRT_L, 1, None),
+        tried("k1", HAT_S, 1, None, "kiosk-1"),
+        tried("k1", SHIRT_M, 1, None, "kiosk-1"),
+        bought("o1", [SHIRT_M, TROUSERS_M], 1, None),
+    ]:
         rec.add(item)
     assert rec.message("b-1")["items"] == {"ST-1": ["ST-2"], "ST-2": ["ST-1"]}
 
@@ -117,8 +150,15 @@ def test_personal_hints_only_for_granted_consent() -> None:
         data = {"session_id": f"s-{customer}", "customer": customer, "method": "qr"}
         if consent:
             data["consent"] = consent
-        graph.add_event({"id": customer, "source": mirror, "type": "touchpoint.customer.identified",
-                         "time": "2026-11-20T10:00:00.000Z", "data": data})
+        graph.add_event(
+            {
+                "id": customer,
+                "source": mirror,
+                "type": "touchpoint.customer.identified",
+                "time": "2026-11-20T10:00:00.000Z",
+                "data": data,
+            }
+        )
     rec = Recommender(CATALOG, graph.consent_of, NOW)
     for customer in ("c1", "c2", "c3"):
         person = f"customer:{customer}"
@@ -157,15 +197,23 @@ def test_dataset_items_match_an_independent_count() -> None:
             expected.setdefault(a, []).append((-cos, -n, b))
             expected.setdefault(b, []).append((-cos, -n, a))
     message = rec.message("berlin-01")
-    assert message["items"] == {k: [s for *_, s in sorted(v)[:POLICY.top_k]] for k, v in expected.items()}
+    assert message["items"] == {k: [s for *_, s in sorted(v)[: POLICY.top_k]] for k, v in expected.items()}
     granted = {c for c, state in data.consent.items() if state == "granted"}
     assert {f"customer:{token}" for token in message["customers"]} <= granted
     assert len(message["customers"]) > 20
     assert sum(s["customers"] for s in message["segments"].values()) >= len(message["customers"])
 
 
-@given(st.lists(st.tuples(st.sampled_from(["tag.arrived", "purchase.completed"]), fuzzed_data(),
-                          st.sampled_from([None, "customer:c1"])), max_size=10))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["tag.arrived", "purchase.completed"]),
+            fuzzed_data(),
+            st.sampled_from([None, "customer:c1"]),
+        ),
+        max_size=10,
+    )
+)
 def test_hostile_data_never_raises(items: list[tuple[str, dict[str, Any], str | None]]) -> None:
     rec = Recommender(CATALOG, lambda _: "granted", NOW, RecommendPolicy(min_support=1))
     for i, (name, data, person) in enumerate(items):

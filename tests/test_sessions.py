@@ -111,8 +111,11 @@ def test_real_session_ids_are_random_and_distinct() -> None:
     assert len(seen) == 50 and all(len(s) == 32 for s in seen)
 
 
-@given(st.lists(st.tuples(st.sampled_from(["touch", "arrived", "emptied", "end", "expire"]),
-                          st.floats(0, 1000)), max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["touch", "arrived", "emptied", "end", "expire"]), st.floats(0, 1000)), max_size=60
+    )
+)
 def test_any_sequence_keeps_sessions_well_formed(actions: list[tuple[str, float]]) -> None:
     """Whatever happens, starts and ends alternate and every ended session had started."""
     book = sessions("mirror", idle_s=30)

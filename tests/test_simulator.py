@@ -37,7 +37,9 @@ def read_back(sim: Simulator, ticks: int) -> tuple[list[TagRead], object]:
     return reads + framer.idle(), framer
 
 
-@pytest.mark.parametrize("protocol, tags", [("m100", [EPC_A, EPC_B]), ("id12", ["62E3086CED"]), ("rdm6300", ["0011223344"])])
+@pytest.mark.parametrize(
+    "protocol, tags", [("m100", [EPC_A, EPC_B]), ("id12", ["62E3086CED"]), ("rdm6300", ["0011223344"])]
+)
 def test_simulator_frames_parse_back(protocol: str, tags: list[str]) -> None:
     with Simulator(protocol, seed=1) as sim:
         for tag in tags:
@@ -107,10 +109,14 @@ def test_bad_simulator_parameters(kwargs: dict) -> None:
 
 def test_scenario_file_format(tmp_path: Path) -> None:
     path = tmp_path / "scenario.json"
-    path.write_text(json.dumps([
-        {"at": 10, "remove": [EPC_A.lower()]},
-        {"at": 0, "present": [EPC_A, {"epc": EPC_B, "rssi": -62}]},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"at": 10, "remove": [EPC_A.lower()]},
+                {"at": 0, "present": [EPC_A, {"epc": EPC_B, "rssi": -62}]},
+            ]
+        )
+    )
     steps = load(str(path), "m100")
     assert steps == (Step(0.0, ((EPC_A, -50), (EPC_B, -62))), Step(10.0, (), (EPC_A,)))
     assert due(steps, -1, 0) == [steps[0]] and due(steps, 0, 9.9) == [] and due(steps, 9.9, 10) == [steps[1]]
@@ -175,6 +181,7 @@ def test_play_follows_the_clock_and_loops() -> None:
     seen: list[dict[str, int]] = []
 
     with Simulator("m100", rate=1000) as sim:
+
         def clock() -> float:
             seen.append(sim.tags)
             value = next(times, None)

@@ -16,11 +16,10 @@ from sync.downlink import DownlinkStore
 from sync.envelope import BATCH_CONTENT_TYPE
 from sync.mqtt import Message, MqttClient
 from sync.outbox import Outbox
-from touchpoint.config import MqttSection
-from touchpoint.services import Mosquitto
-
 from tests.acknowledger import Acknowledger
 from tests.conftest import SOURCE, edge_config, wait_until
+from touchpoint.config import MqttSection
+from touchpoint.services import Mosquitto
 
 DEVICE = topics.DeviceTopics("test-store", "mirror-1")
 
@@ -58,8 +57,9 @@ def emptied(outbox: Outbox) -> bool:
     return wait_until(lambda: outbox.stats().depth == 0)
 
 
-def test_batches_go_out_in_seq_order_within_count_and_size(tmp_path: Path, mosquitto: Mosquitto,
-                                                           outbox: Outbox) -> None:
+def test_batches_go_out_in_seq_order_within_count_and_size(
+    tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox
+) -> None:
     fill(outbox, 1000, size=200)
     with Acknowledger(mosquitto.url) as hq, running(tmp_path, mosquitto, batch_events=64, batch_bytes=8192):
         assert hq.wait_for(lambda: hq.contiguous.get(DEVICE.ack) == 1000)
@@ -73,8 +73,7 @@ def test_batches_go_out_in_seq_order_within_count_and_size(tmp_path: Path, mosqu
     assert depth(tmp_path) == 0
 
 
-def test_nothing_leaves_the_outbox_before_hq_acknowledges(tmp_path: Path, mosquitto: Mosquitto,
-                                                          outbox: Outbox) -> None:
+def test_nothing_leaves_the_outbox_before_hq_acknowledges(tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox) -> None:
     fill(outbox, 300)
     with Acknowledger(mosquitto.url) as hq:
         hq.paused = True
@@ -88,8 +87,9 @@ def test_nothing_leaves_the_outbox_before_hq_acknowledges(tmp_path: Path, mosqui
     assert hq.seqs() == list(range(1, 301))
 
 
-def test_unacknowledged_batches_are_sent_again_after_the_timeout(tmp_path: Path, mosquitto: Mosquitto,
-                                                                 outbox: Outbox) -> None:
+def test_unacknowledged_batches_are_sent_again_after_the_timeout(
+    tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox
+) -> None:
     fill(outbox, 100)
     with Acknowledger(mosquitto.url) as hq:
         hq.drop_next = 1  # HQ "crashes" before committing the first batch
@@ -115,8 +115,9 @@ def test_broker_restarts_mid_stream_lose_nothing(tmp_path: Path, mosquitto: Mosq
     assert len({(e["source"], e["seq"]) for e in hq.events.values()}) == 1500
 
 
-def test_status_is_retained_online_then_offline_and_state_is_recorded(tmp_path: Path, mosquitto: Mosquitto,
-                                                                      outbox: Outbox) -> None:
+def test_status_is_retained_online_then_offline_and_state_is_recorded(
+    tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox
+) -> None:
     fill(outbox, 5)
     statuses: queue.Queue[Message] = queue.Queue()
     watcher = MqttClient(MqttSection(url=mosquitto.url), "watcher", on_message=statuses.put)
@@ -137,8 +138,9 @@ def test_status_is_retained_online_then_offline_and_state_is_recorded(tmp_path: 
     assert recorded.last_ack_at is not None and recorded.last_publish_at is not None
 
 
-def test_downlink_is_applied_and_bad_messages_do_not_stop_the_agent(tmp_path: Path, mosquitto: Mosquitto,
-                                                                    outbox: Outbox) -> None:
+def test_downlink_is_applied_and_bad_messages_do_not_stop_the_agent(
+    tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox
+) -> None:
     with MqttClient(MqttSection(url=mosquitto.url), "hq-downlink") as hq:
         assert hq.wait_connected(10)
         hq.publish(DEVICE.downlink("config"), b'{"version": "2", "mode": "mirror"}', retain=True).wait(10)
@@ -194,8 +196,7 @@ def test_status_is_due_on_start_periodically_and_on_big_backlog_moves() -> None:
     assert not status_due(10, 0, 10_500, 10_000) and status_due(10, 0, 11_000, 10_000)
 
 
-def test_offline_the_agent_keeps_the_events_and_says_why(tmp_path: Path, mosquitto: Mosquitto,
-                                                         outbox: Outbox) -> None:
+def test_offline_the_agent_keeps_the_events_and_says_why(tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox) -> None:
     mosquitto.stop()
     with running(tmp_path, mosquitto):
         fill(outbox, 200)

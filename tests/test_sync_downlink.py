@@ -59,8 +59,9 @@ def test_kinds_are_independent(store: DownlinkStore) -> None:
         ("weather", b'{"version": "1"}', "unknown kind"),
     ],
 )
-def test_malformed_messages_raise_and_change_nothing(store: DownlinkStore, kind: str, payload: bytes,
-                                                     reason: str) -> None:
+def test_malformed_messages_raise_and_change_nothing(
+    store: DownlinkStore, kind: str, payload: bytes, reason: str
+) -> None:
     assert store.apply("catalog", catalog(1))
     with pytest.raises(DownlinkError, match=reason):
         store.apply(kind, payload)

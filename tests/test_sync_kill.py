@@ -15,11 +15,10 @@ from pathlib import Path
 from sync import topics
 from sync.mqtt import Message, MqttClient
 from sync.outbox import Outbox
-from touchpoint.config import MqttSection
-from touchpoint.services import Mosquitto
-
 from tests.acknowledger import Acknowledger
 from tests.conftest import wait_until
+from touchpoint.config import MqttSection
+from touchpoint.services import Mosquitto
 
 DEVICE = topics.DeviceTopics("test-store", "mirror-1")
 
@@ -33,8 +32,12 @@ def start_agent(tmp_path: Path, broker: Mosquitto, env: dict[str, str] | None = 
     )
     log = (tmp_path / "agent.log").open("ab")
     try:
-        return subprocess.Popen([str(Path(sys.executable).parent / "touchpoint"), "sync", "--config", str(config)],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "touchpoint"), "sync", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     finally:
         log.close()  # the child holds its own descriptor
 
@@ -71,8 +74,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, mosquitto: Mosq
     assert outbox.stats().acked_upto == total
 
 
-def test_sigterm_publishes_offline_status_and_exits_cleanly(tmp_path: Path, mosquitto: Mosquitto,
-                                                            outbox: Outbox) -> None:
+def test_sigterm_publishes_offline_status_and_exits_cleanly(
+    tmp_path: Path, mosquitto: Mosquitto, outbox: Outbox
+) -> None:
     outbox.append_many([("session.started", {"session_id": "t"})] * 3)
     statuses: queue.Queue[Message] = queue.Queue()
     watcher = MqttClient(MqttSection(url=mosquitto.url), "watcher", on_message=statuses.put)
@@ -100,11 +104,18 @@ def test_a_missing_ca_file_stops_start_up_with_a_clear_message(tmp_path: Path, m
     agent = start_agent(tmp_path, mosquitto)
     agent.kill()
     agent.wait()
-    environment = {**os.environ, "TOUCHPOINT_MQTT_URL": "mqtts://127.0.0.1:8883",
-                   "TOUCHPOINT_MQTT_CA_FILE": str(tmp_path / "missing-ca.pem")}
-    result = subprocess.run([str(Path(sys.executable).parent / "touchpoint"), "sync", "--config",
-                             str(tmp_path / "edge.toml")], env=environment, capture_output=True, text=True,
-                            timeout=60)
+    environment = {
+        **os.environ,
+        "TOUCHPOINT_MQTT_URL": "mqtts://127.0.0.1:8883",
+        "TOUCHPOINT_MQTT_CA_FILE": str(tmp_path / "missing-ca.pem"),
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "touchpoint"), "sync", "--config", str(tmp_path / "edge.toml")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "ca_file" in result.stderr and "missing-ca.pem" in result.stderr
     assert "Traceback" not in result.stderr

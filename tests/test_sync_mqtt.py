@@ -65,8 +65,12 @@ def test_persistent_session_keeps_qos1_messages_while_the_subscriber_is_away(mos
 
 def test_reconnects_after_the_broker_restarts(mosquitto: Mosquitto) -> None:
     states: queue.Queue[ConnectionState] = queue.Queue()
-    client = MqttClient(MqttSection(url=mosquitto.url), "bouncer", on_state=lambda s, e: states.put(s),
-                        backoff=Backoff(first_s=0.05, max_s=0.2))
+    client = MqttClient(
+        MqttSection(url=mosquitto.url),
+        "bouncer",
+        on_state=lambda s, e: states.put(s),
+        backoff=Backoff(first_s=0.05, max_s=0.2),
+    )
     with client:
         assert client.wait_connected(10)
         mosquitto.kill()
@@ -115,30 +119,62 @@ class TlsBroker:
 def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
     """Mosquitto with a TLS listener, a test CA and a password file (user device, secret s3cret)."""
     ca_key, ca, key, csr, cert = (tmp_path / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=touchpoint-test-ca",
-            "-keyout", str(ca_key), "-out", str(ca))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=touchpoint-test-ca",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+    )
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr))
     extensions = tmp_path / "san.cnf"
     extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-            "-days", "1", "-extfile", str(extensions), "-out", str(cert))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(extensions),
+        "-out",
+        str(cert),
+    )
     passwords = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "device", "s3cret"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwords), "device", "s3cret"], check=True, capture_output=True
+    )
     passwords.chmod(0o600)
     tls_port = free_port()
     # As root, Mosquitto drops to its own user before reading the password file; keep it root
     # here (a no-op for a non-root test run) so it can read files under pytest's private tmp.
-    extra = (f"user root\npassword_file {passwords}\nlistener {tls_port} 127.0.0.1\n"
-             f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    extra = (
+        f"user root\npassword_file {passwords}\nlistener {tls_port} 127.0.0.1\n"
+        f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    )
     broker = Mosquitto(workdir=tmp_path / "broker", extra_config=extra, anonymous=False).start()
     yield TlsBroker(tls_port, ca)
     broker.kill()
 
 
 def test_tls_with_a_password_connects_and_delivers(tls_broker: TlsBroker) -> None:
-    settings = MqttSection(url=f"mqtts://localhost:{tls_broker.port}", ca_file=str(tls_broker.ca),
-                           username="device", password="s3cret")
+    settings = MqttSection(
+        url=f"mqtts://localhost:{tls_broker.port}", ca_file=str(tls_broker.ca), username="device", password="s3cret"
+    )
     subscriber, received = collecting(settings, "tls-sub", "secure/#")
     with subscriber, MqttClient(settings, "tls-pub") as publisher:
         assert subscriber.wait_connected(10), subscriber.last_error
@@ -148,8 +184,9 @@ def test_tls_with_a_password_connects_and_delivers(tls_broker: TlsBroker) -> Non
 
 
 def test_wrong_password_is_refused_with_a_reason(tls_broker: TlsBroker) -> None:
-    settings = MqttSection(url=f"mqtts://localhost:{tls_broker.port}", ca_file=str(tls_broker.ca),
-                           username="device", password="wrong")
+    settings = MqttSection(
+        url=f"mqtts://localhost:{tls_broker.port}", ca_file=str(tls_broker.ca), username="device", password="wrong"
+    )
     errors: queue.Queue[str] = queue.Queue()
     with MqttClient(settings, "intruder", on_state=lambda s, e: errors.put(e) if e else None):
         assert "refused" in errors.get(timeout=10)

@@ -65,7 +65,9 @@ def verify(*paths: Path) -> str:
     """What systemd-analyze verify objects to; empty when the units are clean."""
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *map(str, paths)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     problems = result.stderr.strip()
     if result.returncode and not problems:
@@ -77,7 +79,9 @@ def exposure(path: Path) -> float:
     """The overall exposure score of ``systemd-analyze security --offline=yes``."""
     result = subprocess.run(
         ["systemd-analyze", "security", "--offline=yes", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
     assert match, result.stdout + result.stderr
@@ -119,11 +123,20 @@ def test_verify_rejects_a_missing_binary(tmp_path: Path) -> None:
 def test_services_notify_watchdog_restart_and_run_unprivileged(name: str) -> None:
     found = directives(UNIT_DIR / name)
     for key, value in [
-        ("Type", "notify"), ("NotifyAccess", "main"), ("Restart", "on-failure"),
-        ("User", "touchpoint"), ("StateDirectory", "touchpoint"), ("ConfigurationDirectory", "touchpoint"),
-        ("ProtectSystem", "strict"), ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
-        ("NoNewPrivileges", "yes"), ("CapabilityBoundingSet", ""), ("DevicePolicy", "closed"),
-        ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"), ("SystemCallFilter", "@system-service"),
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("Restart", "on-failure"),
+        ("User", "touchpoint"),
+        ("StateDirectory", "touchpoint"),
+        ("ConfigurationDirectory", "touchpoint"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("DevicePolicy", "closed"),
+        ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+        ("SystemCallFilter", "@system-service"),
     ]:
         assert value in found.get(key, []), f"{name}: {key}={value}"
     assert int(found["WatchdogSec"][0]) >= 10
@@ -192,14 +205,19 @@ def notify_socket(path: Path) -> socket.socket:
 def receive(sock: socket.socket) -> tuple[int, set[str]]:
     """(sender pid, messages) of one datagram."""
     data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
-    pid = next(struct.unpack("3i", d[:12])[0] for level, kind, d in ancillary
-               if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS)
+    pid = next(
+        struct.unpack("3i", d[:12])[0]
+        for level, kind, d in ancillary
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+    )
     return pid, set(data.decode().splitlines())
 
 
 def toml(document: dict[str, dict[str, object]]) -> str:
-    return "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
-                   for name, table in document.items())
+    return "".join(
+        f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+        for name, table in document.items()
+    )
 
 
 def service_config(kind: str, tmp_path: Path, broker_url: str) -> Path:
@@ -208,9 +226,13 @@ def service_config(kind: str, tmp_path: Path, broker_url: str) -> Path:
     if kind == "hq":
         document = {"web": web, "mqtt": mqtt, "database": {"url": f"sqlite:///{tmp_path}/hq.db"}}
     else:
-        document = {"device": {"store_id": "test-store", "device_id": "mirror-1"}, "web": web,
-                    "reader": {"protocol": "m100", "url": "loop://"}, "mqtt": mqtt,
-                    "outbox": {"path": str(tmp_path / "edge.db")}}
+        document = {
+            "device": {"store_id": "test-store", "device_id": "mirror-1"},
+            "web": web,
+            "reader": {"protocol": "m100", "url": "loop://"},
+            "mqtt": mqtt,
+            "outbox": {"path": str(tmp_path / "edge.db")},
+        }
     path = tmp_path / f"{kind}.toml"
     path.write_text(toml(document))
     return path
@@ -218,9 +240,13 @@ def service_config(kind: str, tmp_path: Path, broker_url: str) -> Path:
 
 @pytest.mark.parametrize(
     ("unit", "broker_up"),
-    [("touchpoint-edge.service", True), ("touchpoint-sync.service", True),
-     ("touchpoint-sync.service", False), ("touchpoint-hq-web.service", True),
-     ("touchpoint-hq-ingest@.service", True)],
+    [
+        ("touchpoint-edge.service", True),
+        ("touchpoint-sync.service", True),
+        ("touchpoint-sync.service", False),
+        ("touchpoint-hq-web.service", True),
+        ("touchpoint-hq-ingest@.service", True),
+    ],
     ids=["edge", "sync", "sync-broker-down", "hq-web", "hq-ingest"],
 )
 def test_each_service_reports_ready_pings_the_watchdog_and_stops_on_sigterm(
@@ -237,9 +263,10 @@ def test_each_service_reports_ready_pings_the_watchdog_and_stops_on_sigterm(
     argv[argv.index("--config") + 1] = str(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
     env.update(NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC=str(WATCHDOG_USEC))
-    with notify_socket(tmp_path / "notify") as sock, subprocess.Popen(
-        argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    ) as process:
+    with (
+        notify_socket(tmp_path / "notify") as sock,
+        subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process,
+    ):
         try:
             seen: set[str] = set()
             while not {"READY=1", "WATCHDOG=1"} <= seen:

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hq import touchpoint_metrics
 from hq.identity import AttributedEvent, attributed, attribution_identifier, stitch
 from hq.touch_facts import Facts
-from hq import touchpoint_metrics
 from hq.touchpoint_metrics import MetricsPolicy, Rating, Summary, Window, collector_paused, compute
 from hq.touchpoints import Touchpoint
 from sync.envelope import parse_time
@@ -31,19 +31,36 @@ MIRROR = "/stores/b-1/devices/mirror-1"
 MIRROR_POINT = Touchpoint("store", "b-1", "mirror")
 
 
-def ev(name: str, data: dict[str, Any], minutes: float, source: str = MIRROR, person: str | None = None,
-       eid: str | None = None) -> AttributedEvent:
+def ev(
+    name: str,
+    data: dict[str, Any],
+    minutes: float,
+    source: str = MIRROR,
+    person: str | None = None,
+    eid: str | None = None,
+) -> AttributedEvent:
     time = (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    event = {"id": eid or f"{name}-{minutes}-{sorted(data.items())!s:.40}", "source": source,
-             "type": f"touchpoint.{name}", "time": time, "data": data}
+    event = {
+        "id": eid or f"{name}-{minutes}-{sorted(data.items())!s:.40}",
+        "source": source,
+        "type": f"touchpoint.{name}",
+        "time": time,
+        "data": data,
+    }
     return AttributedEvent(person, event)
 
 
 def cabin(session: str, gtins: list[str], minutes: float, person: str | None) -> list[AttributedEvent]:
     events = [ev("session.started", {"session_id": session}, minutes, person=person)]
     for g in gtins:
-        events.append(ev("tag.arrived", {"session_id": session, "zone": "c", "epc": "30", "gtin": g, "rssi": -5},
-                         minutes + 1, person=person))
+        events.append(
+            ev(
+                "tag.arrived",
+                {"session_id": session, "zone": "c", "epc": "30", "gtin": g, "rssi": -5},
+                minutes + 1,
+                person=person,
+            )
+        )
     events.append(ev("session.ended", {"session_id": session, "duration_ms": 120_000}, minutes + 2, person=person))
     return events
 
@@ -66,18 +83,23 @@ def test_no_data_gives_none_not_zero() -> None:
 
 def test_conversion_through_the_person_and_anonymously_through_store_and_gtin() -> None:
     events = [
-        *cabin("s1", ["g1", "g2"], 0, "customer:c1"),   # bought g2 online by the same person: converts
-        ev("purchase.completed", {"order_id": "o1", "items": [{"gtin": "g2"}]}, 60 * 24 * 3, "/channels/web",
-           "customer:c1"),
-        *cabin("s2", ["g3"], 10, "session:s2"),          # anonymous; g3 sold in b-1 next day: converts
+        *cabin("s1", ["g1", "g2"], 0, "customer:c1"),  # bought g2 online by the same person: converts
+        ev(
+            "purchase.completed",
+            {"order_id": "o1", "items": [{"gtin": "g2"}]},
+            60 * 24 * 3,
+            "/channels/web",
+            "customer:c1",
+        ),
+        *cabin("s2", ["g3"], 10, "session:s2"),  # anonymous; g3 sold in b-1 next day: converts
         pos("o2", ["g3"], 60 * 24),
-        *cabin("s3", ["g4"], 20, "session:s3"),          # anonymous; g4 sold in another store only
+        *cabin("s3", ["g4"], 20, "session:s3"),  # anonymous; g4 sold in another store only
         pos("o3", ["g4"], 60, store="b-2"),
-        *cabin("s4", ["g5"], 30, "customer:c2"),         # customer; g5 sold anonymously: no evidence
+        *cabin("s4", ["g5"], 30, "customer:c2"),  # customer; g5 sold anonymously: no evidence
         pos("o4", ["g5"], 60),
-        *cabin("s5", ["g6"], 40, "customer:c3"),         # bought after the 7-day window
+        *cabin("s5", ["g6"], 40, "customer:c3"),  # bought after the 7-day window
         pos("o5", ["g6"], 60 * 24 * 8, "customer:c3"),
-        *cabin("s6", [], 50, "customer:c4"),             # saw nothing: not a product session
+        *cabin("s6", [], 50, "customer:c4"),  # saw nothing: not a product session
     ]
     mirror = metrics_of(compute(events, WEEK), MIRROR_POINT)
     assert (mirror.sessions, mirror.product_sessions, mirror.converted) == (6, 5, 2)
@@ -91,8 +113,9 @@ def test_conversion_through_the_person_and_anonymously_through_store_and_gtin() 
 
 def test_nps_and_csat_per_rated_touchpoint() -> None:
     def answer(scale: str, score: int, minutes: float, touchpoint: str = "mirror") -> AttributedEvent:
-        return ev("feedback.submitted", {"session_id": "s", "touchpoint": touchpoint, "scale": scale,
-                                         "score": score}, minutes)
+        return ev(
+            "feedback.submitted", {"session_id": "s", "touchpoint": touchpoint, "scale": scale, "score": score}, minutes
+        )
 
     events = [answer("nps", s, i) for i, s in enumerate([10, 9, 7, 3, 0])]
     events += [answer("csat", s, 10 + i) for i, s in enumerate([5, 4, 3, 1])]
@@ -119,9 +142,12 @@ def test_size_request_response_times_per_store() -> None:
 
 
 def test_window_and_store_filter() -> None:
-    events = [*cabin("s1", ["g1"], -10, "p1"), *cabin("s2", ["g1"], 10, "p2"),
-              *cabin("s3", ["g1"], 60 * 24 * 7 + 1, "p3"),
-              ev("session.started", {"session_id": "k"}, 5, "/stores/b-2/devices/kiosk-1", "p4")]
+    events = [
+        *cabin("s1", ["g1"], -10, "p1"),
+        *cabin("s2", ["g1"], 10, "p2"),
+        *cabin("s3", ["g1"], 60 * 24 * 7 + 1, "p3"),
+        ev("session.started", {"session_id": "k"}, 5, "/stores/b-2/devices/kiosk-1", "p4"),
+    ]
     report = compute(events, WEEK, store="b-1")
     assert [m.touchpoint for m in report.touchpoints] == [MIRROR_POINT]
     assert report.touchpoints[0].sessions == 1
@@ -140,7 +166,12 @@ def test_funnel_counts_the_deepest_phase_and_paths_collapse_repeats() -> None:
     ]
     report = compute(events, WEEK)
     assert [(s.phase, s.persons) for s in report.funnel] == [
-        ("awareness", 3), ("consideration", 3), ("purchase", 1), ("service", 0), ("loyalty", 0)]
+        ("awareness", 3),
+        ("consideration", 3),
+        ("purchase", 1),
+        ("service", 0),
+        ("loyalty", 0),
+    ]
     assert report.funnel[1].drop_off == pytest.approx(2 / 3)
     assert report.funnel[3].drop_off is None
     assert [(p.steps, p.persons) for p in report.paths] == [
@@ -151,6 +182,7 @@ def test_funnel_counts_the_deepest_phase_and_paths_collapse_repeats() -> None:
 
 
 # -- the generated dataset against an independent SQL computation ---------------------------------
+
 
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
@@ -166,9 +198,20 @@ def db(dataset: Dataset) -> Iterator[sqlite3.Connection]:
     graph = stitch(dataset.events)
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE e (id, time, type, source, person, data)")
-    conn.executemany("INSERT INTO e VALUES (?, ?, ?, ?, ?, ?)", [
-        (a.event["id"], a.event["time"], a.event["type"][len("touchpoint."):], a.event["source"], a.person,
-         json.dumps(a.event["data"])) for a in attributed(dataset.events, graph)])
+    conn.executemany(
+        "INSERT INTO e VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                a.event["id"],
+                a.event["time"],
+                a.event["type"][len("touchpoint.") :],
+                a.event["source"],
+                a.person,
+                json.dumps(a.event["data"]),
+            )
+            for a in attributed(dataset.events, graph)
+        ],
+    )
     yield conn
     conn.close()
 
@@ -184,8 +227,10 @@ def iso(moment: datetime) -> str:
 @pytest.fixture(scope="module")
 def report(dataset: Dataset, db: sqlite3.Connection) -> Any:
     rows = db.execute("SELECT id, time, type, source, person, data FROM e").fetchall()
-    events = (AttributedEvent(person, {"id": i, "time": t, "type": "touchpoint." + n, "source": s,
-                                       "data": json.loads(d)}) for i, t, n, s, person, d in rows)
+    events = (
+        AttributedEvent(person, {"id": i, "time": t, "type": "touchpoint." + n, "source": s, "data": json.loads(d)})
+        for i, t, n, s, person, d in rows
+    )
     return compute(events, window_of(dataset))
 
 
@@ -199,15 +244,20 @@ def test_dataset_edge_reach_and_ratings_match_sql(dataset: Dataset, db: sqlite3.
     sessions = db.execute(
         """SELECT source, json_extract(data, '$.session_id') AS sid, MIN(time), COUNT(DISTINCT person)
            FROM e WHERE source LIKE '/stores/%' AND time >= ? AND time < ? GROUP BY source, sid""",
-        (iso(window.start), iso(window.end))).fetchall()
+        (iso(window.start), iso(window.end)),
+    ).fetchall()
     expected = Counter(edge_point(source) for source, *_ in sessions)
-    got = {m.touchpoint: m.sessions for m in report.touchpoints if m.touchpoint.channel == "store"
-           and m.touchpoint.kind != "pos"}
+    got = {
+        m.touchpoint: m.sessions
+        for m in report.touchpoints
+        if m.touchpoint.channel == "store" and m.touchpoint.kind != "pos"
+    }
     assert got == dict(expected) and sum(got.values()) > 8_000
     answers = db.execute(
         """SELECT source, json_extract(data, '$.scale'), json_extract(data, '$.score') FROM e
            WHERE type = 'feedback.submitted' AND time >= ? AND time < ?""",
-        (iso(window.start), iso(window.end))).fetchall()
+        (iso(window.start), iso(window.end)),
+    ).fetchall()
     scores: dict[tuple[Touchpoint, str], list[int]] = {}
     for source, scale, score in answers:
         scores.setdefault((edge_point(source), scale), []).append(score)
@@ -230,7 +280,9 @@ def test_dataset_size_requests_match_sql(dataset: Dataset, db: sqlite3.Connectio
            SELECT substr(r.source, 9, instr(substr(r.source, 9), '/') - 1) AS store,
                   MIN((julianday(f.time) - julianday(r.time)) * 86400.0)
            FROM asked r LEFT JOIN done f ON f.source = r.source AND f.request = r.request
-           GROUP BY r.id""", (iso(window.start), iso(window.end))).fetchall()
+           GROUP BY r.id""",
+        (iso(window.start), iso(window.end)),
+    ).fetchall()
     for row in report.size_requests:
         waits = sorted(w for store, w in rows if store == row.store and w is not None)
         assert row.n == len(waits) and row.unanswered == sum(1 for s, w in rows if s == row.store and w is None)
@@ -240,8 +292,7 @@ def test_dataset_size_requests_match_sql(dataset: Dataset, db: sqlite3.Connectio
     assert len(report.size_requests) == 4
 
 
-def test_dataset_mirror_conversion_matches_a_naive_scan(dataset: Dataset, db: sqlite3.Connection,
-                                                        report: Any) -> None:
+def test_dataset_mirror_conversion_matches_a_naive_scan(dataset: Dataset, db: sqlite3.Connection, report: Any) -> None:
     window = window_of(dataset)
     sessions = db.execute(
         """SELECT source, json_extract(data, '$.session_id') AS sid, json_group_array(DISTINCT person),
@@ -249,7 +300,8 @@ def test_dataset_mirror_conversion_matches_a_naive_scan(dataset: Dataset, db: sq
                   json_group_array(DISTINCT json_extract(data, '$.gtin'))
            FROM e WHERE source LIKE '/stores/%/devices/mirror-%' AND time >= ? AND time < ?
            GROUP BY source, sid HAVING MIN(time) >= ?""",
-        (iso(window.start), iso(window.end), iso(window.start))).fetchall()
+        (iso(window.start), iso(window.end), iso(window.start)),
+    ).fetchall()
     purchases: dict[str, list[tuple[str | None, str, set[str], str | None]]] = {}  # by each GTIN bought
     for buyer, when, data in db.execute("SELECT person, time, data FROM e WHERE type = 'purchase.completed'"):
         order = json.loads(data)
@@ -279,13 +331,16 @@ def test_dataset_mirror_conversion_matches_a_naive_scan(dataset: Dataset, db: sq
     assert sum(converted.values()) > 4_000
 
 
-def test_dataset_funnel_paths_and_trends_match_a_naive_session_scan(dataset: Dataset, db: sqlite3.Connection,
-                                                              report: Any) -> None:
+def test_dataset_funnel_paths_and_trends_match_a_naive_session_scan(
+    dataset: Dataset, db: sqlite3.Connection, report: Any
+) -> None:
     """Sessions rebuilt by hand: edge sessions by device and session id, other touches by
     touchpoint, visitor and day; each person's sessions in time order make their path."""
     window = window_of(dataset)
-    rows = db.execute("SELECT id, time, type, source, person, data FROM e WHERE time >= ? AND time < ?",
-                      (iso(window.start), iso(window.end))).fetchall()
+    rows = db.execute(
+        "SELECT id, time, type, source, person, data FROM e WHERE time >= ? AND time < ?",
+        (iso(window.start), iso(window.end)),
+    ).fetchall()
     sessions: dict[tuple[str, ...], dict[str, Any]] = {}
     for event_id, time, name, source, person, raw in rows:
         data = json.loads(raw)
@@ -300,8 +355,13 @@ def test_dataset_funnel_paths_and_trends_match_a_naive_session_scan(dataset: Dat
             elif name == "page.viewed":
                 point = f"{channel}/{data['page']}/page"
             else:
-                place = {"cart.added": "cart", "wishlist.added": "wishlist", "purchase.completed": "checkout",
-                         "handoff.redeemed": "handoff", "feedback.submitted": "feedback"}.get(name, "page")
+                place = {
+                    "cart.added": "cart",
+                    "wishlist.added": "wishlist",
+                    "purchase.completed": "checkout",
+                    "handoff.redeemed": "handoff",
+                    "feedback.submitted": "feedback",
+                }.get(name, "page")
                 point = f"{channel}/{place}/page"
             key = ("visit", point, person or data.get("anonymous_id") or event_id, time[:10])
         else:
@@ -329,8 +389,11 @@ def test_dataset_funnel_paths_and_trends_match_a_naive_session_scan(dataset: Dat
     assert [s.persons for s in report.funnel] == [sum(deepest[p] for p in order[i:]) for i in range(5)]
     assert report.funnel[0].persons > 10_000 and len(top) == 10
     for metrics in report.touchpoints:  # the trend: sessions by the window day they began on
-        days = Counter((datetime.fromisoformat(found["start"].replace("Z", "+00:00")) - window.start).days
-                       for found in sessions.values() if found["point"] == str(metrics.touchpoint))
+        days = Counter(
+            (datetime.fromisoformat(found["start"].replace("Z", "+00:00")) - window.start).days
+            for found in sessions.values()
+            if found["point"] == str(metrics.touchpoint)
+        )
         assert metrics.daily_sessions == tuple(days[d] for d in range(30))
 
 
@@ -367,11 +430,29 @@ def test_facts_of_any_split_of_the_events_combine_to_the_whole(dataset: Dataset)
     assert sum(f.events for f in inside) > 80_000
 
 
-@given(st.lists(st.tuples(st.sampled_from(["tag.arrived", "tag.departed", "purchase.completed", "feedback.submitted",
-                                           "size.requested", "size.fulfilled", "session.ended", "handoff.created",
-                                           "page.viewed"]),
-                          st.sampled_from([MIRROR, "/channels/pos", "/channels/web"]), fuzzed_data(),
-                          st.sampled_from([None, "customer:c1", "session:s1"])), max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "tag.arrived",
+                    "tag.departed",
+                    "purchase.completed",
+                    "feedback.submitted",
+                    "size.requested",
+                    "size.fulfilled",
+                    "session.ended",
+                    "handoff.created",
+                    "page.viewed",
+                ]
+            ),
+            st.sampled_from([MIRROR, "/channels/pos", "/channels/web"]),
+            fuzzed_data(),
+            st.sampled_from([None, "customer:c1", "session:s1"]),
+        ),
+        max_size=12,
+    )
+)
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # hostile data is slow to draw by design
 def test_hostile_data_never_raises(items: list[tuple[str, str, dict[str, Any], str | None]]) -> None:
     events = [ev(name, data, i, source, person, eid=f"e{i}") for i, (name, source, data, person) in enumerate(items)]

@@ -93,15 +93,20 @@ def test_positions_around_purchases() -> None:
 
 
 def test_journey_orders_steps_and_places_them() -> None:
-    steps = journey([
-        event("purchase.completed", "/channels/pos", 30, "e3", store="berlin-01"),
-        event("tag.arrived", "/stores/berlin-01/devices/mirror-1", 10, "e2"),
-        event("page.viewed", "/channels/web", 10, "e1", page="home"),
-        event("page.viewed", "/channels/web", 40, "e4", page="help"),
-    ], DEFAULTS)
+    steps = journey(
+        [
+            event("purchase.completed", "/channels/pos", 30, "e3", store="berlin-01"),
+            event("tag.arrived", "/stores/berlin-01/devices/mirror-1", 10, "e2"),
+            event("page.viewed", "/channels/web", 10, "e1", page="home"),
+            event("page.viewed", "/channels/web", 40, "e4", page="help"),
+        ],
+        DEFAULTS,
+    )
     assert [(s.event_id, s.phase, s.position) for s in steps] == [
-        ("e1", "awareness", "before"), ("e2", "consideration", "before"),
-        ("e3", "purchase", "at"), ("e4", "service", "after"),
+        ("e1", "awareness", "before"),
+        ("e2", "consideration", "before"),
+        ("e3", "purchase", "at"),
+        ("e4", "service", "after"),
     ]
 
 
@@ -111,9 +116,11 @@ def test_store_of_edge_and_pos_events() -> None:
     assert store_of(event("purchase.completed", "/channels/web")) is None
 
 
-@given(st.dictionaries(st.sampled_from(["page", "store", "campaign"]), st.none() | st.text() | st.integers()),
-       st.sampled_from(["/channels/web", "/channels/app", "/channels/pos", "/channels/email"]),
-       st.sampled_from(["page.viewed", "purchase.completed", "cart.added"]))
+@given(
+    st.dictionaries(st.sampled_from(["page", "store", "campaign"]), st.none() | st.text() | st.integers()),
+    st.sampled_from(["/channels/web", "/channels/app", "/channels/pos", "/channels/email"]),
+    st.sampled_from(["page.viewed", "purchase.completed", "cart.added"]),
+)
 def test_any_data_gives_a_well_formed_touchpoint(data: dict, source: str, name: str) -> None:
     point = touchpoint_of(event(name, source, **data), DEFAULTS)
     assert point is not None and Touchpoint.parse(str(point)) == point

@@ -32,8 +32,14 @@ from tests.ui_checks import Requests, check_screen, screenshot
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 PORTRAIT = {"width": 720, "height": 1280}  # a 1080x1920 screen at device scale 1.5 ...
 SCALE = 0.75  # ... saved at 540x960 to keep the PNGs small
 PIN = "4711"
@@ -216,7 +222,9 @@ def test_a_loyalty_code_at_the_camera_makes_the_kiosk_personal(
     camera.mkdir()
     assert cv2.imwrite(str(camera / "frame-000.png"), np.full((480, 640), 230, np.uint8))  # nobody there
     recommendations = {
-        "version": "2026-11-23T10:00:00.000Z", "store": "test-store", "items": {"JN-300": ["LS-100"]},
+        "version": "2026-11-23T10:00:00.000Z",
+        "store": "test-store",
+        "items": {"JN-300": ["LS-100"]},
         "segments": {"frequent": {"customers": 12, "top": ["JA-600", "PU-400"]}},
         "customers": {CUSTOMER: {"segment": "frequent", "sizes": ["L"]}},
     }

@@ -21,8 +21,7 @@ CONFIG_OPTION = click.option(
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="TOUCHPOINT_CONFIG",
-    help="TOML config file (env TOUCHPOINT_CONFIG). Every key can be overridden by "
-    "TOUCHPOINT_{SECTION}_{KEY}.",
+    help="TOML config file (env TOUCHPOINT_CONFIG). Every key can be overridden by TOUCHPOINT_{SECTION}_{KEY}.",
 )
 
 
@@ -79,8 +78,13 @@ def sync_command(config_path: str | None) -> None:
 
 @main.group(invoke_without_command=True)
 @CONFIG_OPTION
-@click.option("--role", type=click.Choice(["all", "ingest", "web"]), default="all", show_default=True,
-              help="ingest: only the MQTT ingest workers; web: only the API and dashboard.")
+@click.option(
+    "--role",
+    type=click.Choice(["all", "ingest", "web"]),
+    default="all",
+    show_default=True,
+    help="ingest: only the MQTT ingest workers; web: only the API and dashboard.",
+)
 @click.pass_context
 def hq(ctx: click.Context, config_path: str | None, role: str) -> None:
     """Run HQ: the MQTT ingestor, the HQ API and the dashboard.
@@ -123,13 +127,20 @@ def recompute(ctx: click.Context, config_path: str | None) -> None:
         with open_storage(config.database.url) as storage:
             steps = 2 * len(stores(storage)) or 1  # each store is built, then published
             with click.progressbar(length=steps, label="recommendations: build and publish per store") as bar:
-                done = publisher.recompute(config, storage, catalog, datetime.now(timezone.utc),
-                                           building=lambda names: _advancing(bar, names),
-                                           publishing=lambda names: _advancing(bar, names))
+                done = publisher.recompute(
+                    config,
+                    storage,
+                    catalog,
+                    datetime.now(timezone.utc),
+                    building=lambda names: _advancing(bar, names),
+                    publishing=lambda names: _advancing(bar, names),
+                )
     except TouchpointError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"published recommendations to {len(done.stores)} store(s); "
-               f"personal hints for {done.customers} consenting customer(s)")
+    click.echo(
+        f"published recommendations to {len(done.stores)} store(s); "
+        f"personal hints for {done.customers} consenting customer(s)"
+    )
 
 
 def _advancing(bar: Any, names: Iterable[str]) -> Iterator[str]:
@@ -158,14 +169,24 @@ def add_user(name: str, password: str) -> None:
 
 
 @main.command("simulate-reader")
-@click.option("--protocol", type=click.Choice(["m100", "id12", "rdm6300"]), default="m100",
-              show_default=True, help="Which reader's frames to write.")
-@click.option("--scenario", default="fitting-room", show_default=True,
-              help="Built-in scenario name, or a JSON scenario file.")
-@click.option("--rate", type=float, default=20.0, show_default=True,
-              help="Reads per second while tags are present.")
-@click.option("--noise", type=float, default=0.01, show_default=True,
-              help="Share of frames corrupted or followed by garbage bytes.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["m100", "id12", "rdm6300"]),
+    default="m100",
+    show_default=True,
+    help="Which reader's frames to write.",
+)
+@click.option(
+    "--scenario", default="fitting-room", show_default=True, help="Built-in scenario name, or a JSON scenario file."
+)
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Reads per second while tags are present.")
+@click.option(
+    "--noise",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Share of frames corrupted or followed by garbage bytes.",
+)
 @click.option("--loop/--once", default=True, show_default=True, help="Repeat the scenario.")
 def simulate_reader(protocol: str, scenario: str, rate: float, noise: float, loop: bool) -> None:
     """A virtual RFID reader writing real protocol frames to a pseudo-terminal.
@@ -184,14 +205,29 @@ def simulate_reader(protocol: str, scenario: str, rate: float, noise: float, loo
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(file_okay=False), default="var/demo", show_default=True,
-              help="Where the demo keeps its databases and configs between runs.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default="var/demo",
+    show_default=True,
+    help="Where the demo keeps its databases and configs between runs.",
+)
 @click.option("--fresh", is_flag=True, help="Start from scratch instead of where the last run stopped.")
-@click.option("--port", type=int, default=8080, show_default=True,
-              help="First port; the demo uses four consecutive ones (mirror, kiosk, HQ, broker).")
-@click.option("--broker", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
-              show_default=True, envvar="TOUCHPOINT_DEMO_BROKER",
-              help="auto: Mosquitto when installed, else the embedded amqtt (MQTT 3.1.1).")
+@click.option(
+    "--port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="First port; the demo uses four consecutive ones (mirror, kiosk, HQ, broker).",
+)
+@click.option(
+    "--broker",
+    type=click.Choice(["auto", "mosquitto", "embedded"]),
+    default="auto",
+    show_default=True,
+    envvar="TOUCHPOINT_DEMO_BROKER",
+    help="auto: Mosquitto when installed, else the embedded amqtt (MQTT 3.1.1).",
+)
 def demo(workdir: str, fresh: bool, port: int, broker: str) -> None:
     """The whole system on this machine: broker, HQ, a kiosk and a mirror with simulated readers.
 

@@ -86,8 +86,11 @@ class DeviceSection:
 class WebSection:
     listen: str = checked("127.0.0.1:8080", host_port, "address of the web server")
     threads: int = checked(32, at_least(4), "worker threads; each open screen holds one for SSE")
-    handoff_url: str = checked("https://touchpoint.example/h/", web_url,
-                               "edge: the web shop page a hand-off QR code opens; the token is appended")
+    handoff_url: str = checked(
+        "https://touchpoint.example/h/",
+        web_url,
+        "edge: the web shop page a hand-off QR code opens; the token is appended",
+    )
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,9 @@ class CatalogSection:
 @dataclass(frozen=True)
 class OutboxSection:
     path: str = checked("/var/lib/touchpoint/edge.db", None, "SQLite file shared with the sync agent")
-    capacity: int = checked(1_000_000, at_least(1000), "events kept unacknowledged; beyond, new events are refused and counted")
+    capacity: int = checked(
+        1_000_000, at_least(1000), "events kept unacknowledged; beyond, new events are refused and counted"
+    )
 
 
 @dataclass(frozen=True)
@@ -159,12 +164,19 @@ class HqSection:
     catalog: str = checked("", None, "catalogue JSON for recommendations; empty means the bundled sample")
     recompute_interval_s: int = checked(3600, at_least(0), "seconds between recommendation publishes; 0 = off")
     workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
-    report_cache_days: int = checked(45, at_least(1), "days of hourly touchpoint facts a web process keeps "
-                                     "(about 280 MB per million events in them); cover your usual report and its "
-                                     "7-day conversion window")
-    share_group: str = checked("touchpoint-hq", lambda v: None if v == "" else identifier(v),
-                               "MQTT shared-subscription group of all ingest workers; empty for a broker "
-                               "without shared subscriptions (amqtt), with one worker in all")
+    report_cache_days: int = checked(
+        45,
+        at_least(1),
+        "days of hourly touchpoint facts a web process keeps "
+        "(about 280 MB per million events in them); cover your usual report and its "
+        "7-day conversion window",
+    )
+    share_group: str = checked(
+        "touchpoint-hq",
+        lambda v: None if v == "" else identifier(v),
+        "MQTT shared-subscription group of all ingest workers; empty for a broker "
+        "without shared subscriptions (amqtt), with one worker in all",
+    )
 
 
 @dataclass(frozen=True)
@@ -267,7 +279,7 @@ def _build_section(section: str, kind: type, table: Mapping[str, Any], env: Mapp
         if get_origin(hint) is dict:
             value = dict(table.get(spec.name, {}))
             prefix = env_name + "_"
-            value.update({k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)})
+            value.update({k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)})
             if not all(isinstance(v, str) for v in value.values()):
                 raise ConfigError(key, value, "a table of strings")
         elif env_name in env:
@@ -345,4 +357,13 @@ def reference_markdown(kind: type) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ConfigError", "EdgeConfig", "HqConfig", "load_edge", "load_hq", "from_dict", "reference", "reference_markdown"]
+__all__ = [
+    "ConfigError",
+    "EdgeConfig",
+    "HqConfig",
+    "load_edge",
+    "load_hq",
+    "from_dict",
+    "reference",
+    "reference_markdown",
+]

@@ -80,22 +80,31 @@ def check_serial(url: str) -> Finding:
         return _check_serial_url(url)
     path = Path(url)
     if not path.exists():
-        return fail("serial", f"{url} does not exist: plug in the reader, or set [reader] url to the "
-                    "port it appears as (see ls /dev/serial/by-id/).")
+        return fail(
+            "serial",
+            f"{url} does not exist: plug in the reader, or set [reader] url to the "
+            "port it appears as (see ls /dev/serial/by-id/).",
+        )
     mode = path.stat().st_mode
     if not stat.S_ISCHR(mode):
         return fail("serial", f"{url} is not a character device: set [reader] url to the reader's port.")
     if not os.access(path, os.R_OK | os.W_OK, effective_ids=True):
         gid = path.stat().st_gid
         group = next((g.gr_name for g in grp.getgrall() if g.gr_gid == gid), str(gid))
-        return fail("serial", f"{url} is not readable and writable by this user: add the user to "
-                    f"group {group!r} (the service gets it through SupplementaryGroups=).")
+        return fail(
+            "serial",
+            f"{url} is not readable and writable by this user: add the user to "
+            f"group {group!r} (the service gets it through SupplementaryGroups=).",
+        )
     try:
         # A plain open, not pyserial's: that would reconfigure the line under a running edge.
         descriptor = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as error:
-        return fail("serial", f"{url} does not open ({error.strerror}): check the reader's cable and "
-                    "driver (dmesg), and that no other program holds it.")
+        return fail(
+            "serial",
+            f"{url} does not open ({error.strerror}): check the reader's cable and "
+            "driver (dmesg), and that no other program holds it.",
+        )
     os.close(descriptor)
     return ok("serial", f"{url} opens for reading and writing.")
 
@@ -118,15 +127,20 @@ def check_camera(source: str) -> Finding:
     try:
         frames = open_source(source)
     except CameraError as error:
-        return fail("camera", f"{error}: check [camera] source and that the camera is connected "
-                    "(ls /dev/video*; the service gets it through group 'video').")
+        return fail(
+            "camera",
+            f"{error}: check [camera] source and that the camera is connected "
+            "(ls /dev/video*; the service gets it through group 'video').",
+        )
     try:
         frame = frames.read()
     finally:
         frames.close()
     if frame is None:
-        return warn("camera", f"{source!r} opens but gave no frame: check the camera's cable and that "
-                    "no other program is using it.")
+        return warn(
+            "camera",
+            f"{source!r} opens but gave no frame: check the camera's cable and that no other program is using it.",
+        )
     return ok("camera", f"{source!r} opens and delivers frames.")
 
 
@@ -161,12 +175,18 @@ def check_broker(mqtt: configuration.MqttSection, timeout: float = CONNECT_TIMEO
     except MqttError as error:
         return fail("broker", f"{error}: fix the TLS files (see the tls check).")
     except ssl.SSLCertVerificationError as error:
-        return fail("broker", f"{host}:{port}: the broker's certificate is not trusted ({error.verify_message}): "
-                    "set [mqtt] ca_file to the CA that signed it, and use the name in its certificate.")
+        return fail(
+            "broker",
+            f"{host}:{port}: the broker's certificate is not trusted ({error.verify_message}): "
+            "set [mqtt] ca_file to the CA that signed it, and use the name in its certificate.",
+        )
     except (OSError, ValueError) as error:  # ValueError: a host name IDNA cannot encode
         reason = getattr(error, "strerror", None) or str(error)
-        return fail("broker", f"cannot reach {host}:{port} ({reason}): check [mqtt] url, the network "
-                    "and the firewall; events wait in the outbox meanwhile.")
+        return fail(
+            "broker",
+            f"cannot reach {host}:{port} ({reason}): check [mqtt] url, the network "
+            "and the firewall; events wait in the outbox meanwhile.",
+        )
 
 
 def check_mqtt_login(mqtt: configuration.MqttSection, client_id: str, timeout: float = CONNECT_TIMEOUT_S) -> Finding:
@@ -193,8 +213,11 @@ def check_mqtt_login(mqtt: configuration.MqttSection, client_id: str, timeout: f
     who = f"user {mqtt.username!r}" if mqtt.username else "anonymous"
     if state is ConnectionState.CONNECTED:
         return ok("mqtt", f"the broker accepts {who} (MQTT {mqtt.protocol}).")
-    return fail("mqtt", f"the broker does not accept {who} ({error or 'no answer'}): check [mqtt] username, "
-                "password and protocol against the broker's password file and ACL.")
+    return fail(
+        "mqtt",
+        f"the broker does not accept {who} ({error or 'no answer'}): check [mqtt] username, "
+        "password and protocol against the broker's password file and ACL.",
+    )
 
 
 def judge_expiry(name: str, not_after: datetime, now: datetime) -> Finding:
@@ -209,11 +232,12 @@ def judge_expiry(name: str, not_after: datetime, now: datetime) -> Finding:
 
 def certificate_end(path: str) -> datetime:
     """The ``notAfter`` date of the first certificate in a PEM file (via the openssl CLI)."""
-    result = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", path],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["openssl", "x509", "-noout", "-enddate", "-in", path], capture_output=True, text=True, check=False
+    )
     if result.returncode or not result.stdout.startswith("notAfter="):
         raise ValueError(result.stderr.strip().splitlines()[0] if result.stderr.strip() else "not a certificate")
-    end = datetime.strptime(result.stdout.strip()[len("notAfter="):], "%b %d %H:%M:%S %Y %Z")
+    end = datetime.strptime(result.stdout.strip()[len("notAfter=") :], "%b %d %H:%M:%S %Y %Z")
     return end.replace(tzinfo=timezone.utc)
 
 
@@ -225,8 +249,13 @@ def check_tls_files(mqtt: configuration.MqttSection, now: datetime) -> list[Find
         if not path:
             continue
         if not os.access(path, os.R_OK, effective_ids=True):
-            findings.append(fail("tls", f"[mqtt] {key} {path} does not exist or is not readable by this user: "
-                                 "install it there, readable by group 'touchpoint'."))
+            findings.append(
+                fail(
+                    "tls",
+                    f"[mqtt] {key} {path} does not exist or is not readable by this user: "
+                    "install it there, readable by group 'touchpoint'.",
+                )
+            )
             continue
         if shutil.which("openssl") is None:
             findings.append(warn("tls", f"{path} is readable; install openssl to have its expiry checked."))
@@ -239,11 +268,22 @@ def check_tls_files(mqtt: configuration.MqttSection, now: datetime) -> list[Find
         try:
             ssl.create_default_context().load_cert_chain(mqtt.cert_file, mqtt.key_file)
         except (ssl.SSLError, OSError) as error:
-            findings.append(fail("tls", f"[mqtt] key_file {mqtt.key_file} does not fit cert_file or is not "
-                                 f"readable ({error}): install the key that belongs to the certificate."))
+            findings.append(
+                fail(
+                    "tls",
+                    f"[mqtt] key_file {mqtt.key_file} does not fit cert_file or is not "
+                    f"readable ({error}): install the key that belongs to the certificate.",
+                )
+            )
     if not findings:
-        findings.append(ok("tls", "no TLS files configured." if not mqtt.url.startswith("mqtts")
-                           else "mqtts:// with the system's CA certificates."))
+        findings.append(
+            ok(
+                "tls",
+                "no TLS files configured."
+                if not mqtt.url.startswith("mqtts")
+                else "mqtts:// with the system's CA certificates.",
+            )
+        )
     return findings
 
 
@@ -252,11 +292,17 @@ def judge_clock(now: float, recorded: Iterable[float], ntp_synchronized: bool | 
     newest = max(recorded, default=None)
     if newest is not None and now + CLOCK_SLACK_S < newest:
         behind = datetime.fromtimestamp(newest, timezone.utc) - datetime.fromtimestamp(now, timezone.utc)
-        return fail("clock", f"the clock is {behind} behind files this device already wrote: events would "
-                    "carry wrong times; connect the network so NTP can set it (timedatectl).")
+        return fail(
+            "clock",
+            f"the clock is {behind} behind files this device already wrote: events would "
+            "carry wrong times; connect the network so NTP can set it (timedatectl).",
+        )
     if ntp_synchronized is False:
-        return warn("clock", "the clock is not synchronised by NTP: check the network and "
-                    "`timedatectl timesync-status`; events carry the device's time.")
+        return warn(
+            "clock",
+            "the clock is not synchronised by NTP: check the network and "
+            "`timedatectl timesync-status`; events carry the device's time.",
+        )
     state = "synchronised by NTP" if ntp_synchronized else "not behind this device's own records"
     return ok("clock", f"the clock is {state}.")
 
@@ -265,8 +311,13 @@ def ntp_synchronized() -> bool | None:
     """``timedatectl``'s NTPSynchronized, or None where timedated cannot answer (containers)."""
     if shutil.which("timedatectl") is None:
         return None
-    result = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-                            capture_output=True, text=True, check=False, timeout=10)
+    result = subprocess.run(
+        ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
     value = result.stdout.strip()
     return {"yes": True, "no": False}.get(value) if result.returncode == 0 else None
 
@@ -294,13 +345,19 @@ def check_outbox(path: str) -> Finding:
     try:
         present = Path(path).exists()
     except PermissionError:
-        return fail("outbox", f"{path} is out of reach: a folder on its way is not searchable by this user; "
-                    "fix the folders' owner or mode.")
+        return fail(
+            "outbox",
+            f"{path} is out of reach: a folder on its way is not searchable by this user; "
+            "fix the folders' owner or mode.",
+        )
     if not present:
         parent = existing_parent(Path(path).parent)
         if not os.access(parent, os.W_OK, effective_ids=True):
-            return fail("outbox", f"{path} does not exist and {parent} is not writable by this user: "
-                        "fix [outbox] path or the directory's owner (the service uses StateDirectory=).")
+            return fail(
+                "outbox",
+                f"{path} does not exist and {parent} is not writable by this user: "
+                "fix [outbox] path or the directory's owner (the service uses StateDirectory=).",
+            )
         return ok("outbox", f"{path} does not exist yet; the edge creates it at start.")
     try:
         conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=5)
@@ -310,13 +367,19 @@ def check_outbox(path: str) -> Finding:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
         waiting = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     except sqlite3.Error as error:
-        return fail("outbox", f"{path} is not a readable outbox ({error}): stop the edge and sync services "
-                    "and move the file aside; its unacknowledged events are still in it.")
+        return fail(
+            "outbox",
+            f"{path} is not a readable outbox ({error}): stop the edge and sync services "
+            "and move the file aside; its unacknowledged events are still in it.",
+        )
     finally:
         conn.close()
     if result != "ok":
-        return fail("outbox", f"{path} is damaged ({result}): stop the edge and sync services and move the "
-                    "file aside; its unacknowledged events are still in it.")
+        return fail(
+            "outbox",
+            f"{path} is damaged ({result}): stop the edge and sync services and move the "
+            "file aside; its unacknowledged events are still in it.",
+        )
     return ok("outbox", f"{path} is intact; {waiting} events wait for HQ.")
 
 

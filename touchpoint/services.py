@@ -89,7 +89,9 @@ class Mosquitto:
             return self
         self.log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [self.binary, "-c", str(self.config_path)], stdout=self.log, stderr=subprocess.STDOUT,
+            [self.binary, "-c", str(self.config_path)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C meant for its owner (the demo) must not reach it first
         )
         try:
@@ -167,8 +169,9 @@ class PostgresCluster:
         if not self.datadir.exists():
             self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", self.user, "--no-sync")
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-l",
-                  str(self.workdir / "postgres.log"), "-w", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.workdir / "postgres.log"), "-w", "start"
+        )
         return self
 
     def stop(self) -> None:

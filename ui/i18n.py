@@ -30,8 +30,9 @@ class Translations:
     @cache  # noqa: B019 - instances are module-level constants, never collected
     def languages(self) -> tuple[str, ...]:
         """The codes of every translation file, the default first."""
-        found = sorted(item.name.removesuffix(".json") for item in self._files().iterdir()
-                       if item.name.endswith(".json"))
+        found = sorted(
+            item.name.removesuffix(".json") for item in self._files().iterdir() if item.name.endswith(".json")
+        )
         return (self.default, *(code for code in found if code != self.default))
 
     @cache  # noqa: B019
@@ -51,8 +52,9 @@ class Translations:
         """The language of the request being handled (picked once per request)."""
         key = f"lang:{self.folder}"
         if key not in g:
-            setattr(g, key, self.pick(request.args.get("lang"), request.cookies.get(self.cookie),
-                                      request.accept_languages))
+            setattr(
+                g, key, self.pick(request.args.get("lang"), request.cookies.get(self.cookie), request.accept_languages)
+            )
         return getattr(g, key)
 
     def translate(self, key: str) -> str:
@@ -66,9 +68,14 @@ class Translations:
         has just cleared a shopper's cookie does not get it back.
         """
         chosen = request.args.get("lang")
-        if response.mimetype == "text/html" and chosen in self.languages() and request.cookies.get(self.cookie) != chosen:
-            response.set_cookie(self.cookie, chosen, max_age=COOKIE_MAX_AGE_S, samesite="Strict",
-                                httponly=self.httponly)
+        if (
+            response.mimetype == "text/html"
+            and chosen in self.languages()
+            and request.cookies.get(self.cookie) != chosen
+        ):
+            response.set_cookie(
+                self.cookie, chosen, max_age=COOKIE_MAX_AGE_S, samesite="Strict", httponly=self.httponly
+            )
         return response
 
     def _files(self):  # type: ignore[no-untyped-def]  # importlib's Traversable

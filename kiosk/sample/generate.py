@@ -16,44 +16,107 @@ COMPANY_PREFIX = "4012345"
 VERSION = "2026-11-23T10:00:00Z"
 
 COLOURS = {
-    "blau": "#3b6ea8", "weiß": "#f4f1ea", "salbei": "#9cae8c", "schwarz": "#262626",
-    "rot": "#b8342f", "indigo": "#2f3d6b", "grau": "#8a8d91", "senf": "#c9a13b",
-    "navy": "#1f2a44", "gelb": "#e8c948", "oliv": "#6b6b3a", "beige": "#d8c7a3",
+    "blau": "#3b6ea8",
+    "weiß": "#f4f1ea",
+    "salbei": "#9cae8c",
+    "schwarz": "#262626",
+    "rot": "#b8342f",
+    "indigo": "#2f3d6b",
+    "grau": "#8a8d91",
+    "senf": "#c9a13b",
+    "navy": "#1f2a44",
+    "gelb": "#e8c948",
+    "oliv": "#6b6b3a",
+    "beige": "#d8c7a3",
     "bordeaux": "#6d1f2f",
 }
 
 # Outlines on a 200 x 240 canvas, one per garment kind.
 SHAPES = {
-    "shirt": "M60 20 L85 12 L100 30 L115 12 L140 20 L185 60 L165 85 L150 72 L150 225 L50 225 L50 72 "
-             "L35 85 L15 60 Z",
-    "tee": "M65 20 L85 15 Q100 32 115 15 L135 20 L180 55 L160 80 L145 68 L145 220 L55 220 L55 68 "
-           "L40 80 L20 55 Z",
+    "shirt": "M60 20 L85 12 L100 30 L115 12 L140 20 L185 60 L165 85 L150 72 L150 225 L50 225 L50 72 L35 85 L15 60 Z",
+    "tee": "M65 20 L85 15 Q100 32 115 15 L135 20 L180 55 L160 80 L145 68 L145 220 L55 220 L55 68 L40 80 L20 55 Z",
     "trousers": "M55 15 L145 15 L160 225 L115 225 L100 80 L85 225 L40 225 Z",
     "jumper": "M60 25 L85 15 Q100 28 115 15 L140 25 L180 110 L170 200 L150 200 L148 90 L148 225 "
-              "L52 225 L52 90 L50 200 L30 200 L20 110 Z",
+    "L52 225 L52 90 L50 200 L30 200 L20 110 Z",
     "dress": "M75 15 L90 15 Q100 30 110 15 L125 15 L130 70 L120 90 L175 225 L25 225 L80 90 L70 70 Z",
     "jacket": "M60 18 L85 10 L100 40 L115 10 L140 18 L182 110 L172 205 L150 205 L150 228 L50 228 "
-              "L50 205 L28 205 L18 110 Z",
+    "L50 205 L28 205 L18 110 Z",
     "skirt": "M65 40 L135 40 L140 60 L180 215 L20 215 L60 60 Z",
 }
 
 STYLES = [
-    ("LS-100", {"de": "Leinenhemd", "en": "Linen shirt"}, "Nordlicht", "shirt", "49.95",
-     ["blau", "weiß", "salbei"], ["S", "M", "L", "XL"]),
-    ("TS-200", {"de": "T-Shirt Basic", "en": "Basic T-shirt"}, "Nordlicht", "tee", "19.95",
-     ["schwarz", "weiß", "rot"], ["XS", "S", "M", "L", "XL"]),
-    ("JN-300", {"de": "Jeans Slim Fit", "en": "Slim-fit jeans"}, "Flussblau", "trousers", "79.00",
-     ["indigo", "schwarz"], ["30/32", "32/32", "34/32", "36/32"]),
-    ("PU-400", {"de": "Strickpullover", "en": "Knit jumper"}, "Alpenwolle", "jumper", "69.95",
-     ["grau", "senf", "navy"], ["S", "M", "L", "XL"]),
-    ("KL-500", {"de": "Sommerkleid", "en": "Summer dress"}, "Flieder", "dress", "59.95",
-     ["gelb", "blau"], ["34", "36", "38", "40", "42"]),
-    ("JA-600", {"de": "Regenjacke", "en": "Rain jacket"}, "Küstenwind", "jacket", "129.00",
-     ["oliv", "rot"], ["S", "M", "L", "XL"]),
-    ("HO-700", {"de": "Chinohose", "en": "Chinos"}, "Flussblau", "trousers", "59.00",
-     ["beige", "navy"], ["30", "32", "34", "36"]),
-    ("RO-800", {"de": "Faltenrock", "en": "Pleated skirt"}, "Flieder", "skirt", "49.00",
-     ["schwarz", "bordeaux"], ["34", "36", "38", "40"]),
+    (
+        "LS-100",
+        {"de": "Leinenhemd", "en": "Linen shirt"},
+        "Nordlicht",
+        "shirt",
+        "49.95",
+        ["blau", "weiß", "salbei"],
+        ["S", "M", "L", "XL"],
+    ),
+    (
+        "TS-200",
+        {"de": "T-Shirt Basic", "en": "Basic T-shirt"},
+        "Nordlicht",
+        "tee",
+        "19.95",
+        ["schwarz", "weiß", "rot"],
+        ["XS", "S", "M", "L", "XL"],
+    ),
+    (
+        "JN-300",
+        {"de": "Jeans Slim Fit", "en": "Slim-fit jeans"},
+        "Flussblau",
+        "trousers",
+        "79.00",
+        ["indigo", "schwarz"],
+        ["30/32", "32/32", "34/32", "36/32"],
+    ),
+    (
+        "PU-400",
+        {"de": "Strickpullover", "en": "Knit jumper"},
+        "Alpenwolle",
+        "jumper",
+        "69.95",
+        ["grau", "senf", "navy"],
+        ["S", "M", "L", "XL"],
+    ),
+    (
+        "KL-500",
+        {"de": "Sommerkleid", "en": "Summer dress"},
+        "Flieder",
+        "dress",
+        "59.95",
+        ["gelb", "blau"],
+        ["34", "36", "38", "40", "42"],
+    ),
+    (
+        "JA-600",
+        {"de": "Regenjacke", "en": "Rain jacket"},
+        "Küstenwind",
+        "jacket",
+        "129.00",
+        ["oliv", "rot"],
+        ["S", "M", "L", "XL"],
+    ),
+    (
+        "HO-700",
+        {"de": "Chinohose", "en": "Chinos"},
+        "Flussblau",
+        "trousers",
+        "59.00",
+        ["beige", "navy"],
+        ["30", "32", "34", "36"],
+    ),
+    (
+        "RO-800",
+        {"de": "Faltenrock", "en": "Pleated skirt"},
+        "Flieder",
+        "skirt",
+        "49.00",
+        ["schwarz", "bordeaux"],
+        ["34", "36", "38", "40"],
+    ),
 ]
 
 
@@ -85,8 +148,14 @@ def build() -> tuple[str, dict[str, str]]:
             images[image] = svg(shape, COLOURS[colour])
             for z, size in enumerate(sizes):
                 row = {
-                    "gtin": gtin(s, c, z), "style": style, "name": name, "brand": brand,
-                    "colour": colour, "size": size, "price": price, "image": image,
+                    "gtin": gtin(s, c, z),
+                    "style": style,
+                    "name": name,
+                    "brand": brand,
+                    "colour": colour,
+                    "size": size,
+                    "price": price,
+                    "image": image,
                     "stock": (s * 7 + c * 5 + z * 3) % 6,
                 }
                 if c == 0 and z == 1:  # one 125 kHz tag per style, for kiosks with a reader pad

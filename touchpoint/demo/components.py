@@ -66,9 +66,11 @@ def http_ok(url: str) -> bool:
 
 def sync_connected(outbox_path: Path, since: float) -> Callable[[], bool]:
     """Ready check of a sync agent: its state row says connected, written after ``since``."""
+
     def check() -> bool:
         found = sync_state.read(outbox_path)
         return found is not None and found.connected and found.updated_at >= since
+
     return check
 
 
@@ -79,8 +81,9 @@ class Child:
     told to stop all at once, before what they depend on (HQ, the broker) is stopped in turn.
     """
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, ready: Callable[[], bool],
-                 peers: bool = False) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, ready: Callable[[], bool], peers: bool = False
+    ) -> None:
         self.name = name
         self.peers = peers
         self.argv = list(argv)
@@ -92,8 +95,9 @@ class Child:
     def launch(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop(); one run's output
-        self.process = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
 
     def wait_ready(self, timeout: float) -> None:
         assert self.process is not None, "launch() first"
@@ -168,8 +172,15 @@ def embedded_broker(port: int, log_path: Path) -> Child:
     """amqtt in its own process (touchpoint.broker), for machines without Mosquitto."""
     argv = [sys.executable, "-m", "touchpoint.broker", "--port", str(port)]
     # Its start-up line, rather than a probe connection, which amqtt would log as an error.
-    return Child("broker", argv, log_path, lambda: log_path.exists() and
-                 f"broker on mqtt://127.0.0.1:{port}" in log_path.read_text(encoding="utf-8", errors="replace"))
+    return Child(
+        "broker",
+        argv,
+        log_path,
+        lambda: (
+            log_path.exists()
+            and f"broker on mqtt://127.0.0.1:{port}" in log_path.read_text(encoding="utf-8", errors="replace")
+        ),
+    )
 
 
 def mosquitto_installed() -> bool:

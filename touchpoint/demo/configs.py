@@ -78,8 +78,10 @@ class Device:
 
 def devices(ports: Ports) -> tuple[Device, Device]:
     """The demo's two devices: a fitting-room mirror (UHF, M100) and a kiosk (125 kHz pad, RDM6300)."""
-    return (Device("mirror-01", "mirror", "m100", "cabin-1", ports.mirror),
-            Device("kiosk-01", "kiosk", "rdm6300", "pad-1", ports.kiosk))
+    return (
+        Device("mirror-01", "mirror", "m100", "cabin-1", ports.mirror),
+        Device("kiosk-01", "kiosk", "rdm6300", "pad-1", ports.kiosk),
+    )
 
 
 def mqtt_section(url: str, embedded: bool) -> str:
@@ -106,7 +108,7 @@ zone = "{device.zone}"
 departure_s = 3.0
 
 [outbox]
-path = "{workdir / (device.device_id + '.db')}"
+path = "{workdir / (device.device_id + ".db")}"
 
 [session]
 cabin_empty_s = 10
@@ -122,8 +124,7 @@ format = "text"
 """
 
 
-def hq_toml(workdir: Path, port: int, mqtt_url: str, embedded: bool, secrets_: Secrets,
-            password_hash: str) -> str:
+def hq_toml(workdir: Path, port: int, mqtt_url: str, embedded: bool, secrets_: Secrets, password_hash: str) -> str:
     """HQ on SQLite in the workdir; without shared subscriptions (amqtt) one worker and no group."""
     token_lines = "".join(f'{channel} = "{token}"\n' for channel, token in secrets_.tokens.items())
     share_group = '""' if embedded else '"touchpoint-hq"'
@@ -134,7 +135,7 @@ threads = 16
 
 {mqtt_section(mqtt_url, embedded)}
 [database]
-url = "sqlite:///{workdir / 'hq.db'}"
+url = "sqlite:///{workdir / "hq.db"}"
 
 [hq]
 api_token = "{secrets_.api_token}"
@@ -171,5 +172,6 @@ def kept_secrets(hq_path: Path) -> Secrets:
             kept = None
         if kept and kept.api_token and kept.secret_key and all(kept.tokens.get(c) for c in CHANNELS):
             return Secrets({channel: kept.tokens[channel] for channel in CHANNELS}, kept.api_token, kept.secret_key)
-    return Secrets({channel: secrets.token_urlsafe(18) for channel in CHANNELS}, secrets.token_urlsafe(18),
-                   secrets.token_hex(32))
+    return Secrets(
+        {channel: secrets.token_urlsafe(18) for channel in CHANNELS}, secrets.token_urlsafe(18), secrets.token_hex(32)
+    )

@@ -73,8 +73,9 @@ class Shoppers:
 
     name = "shoppers"
 
-    def __init__(self, devices: Sequence[Device], poster: EventPoster, interval_s: float = 6.0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, devices: Sequence[Device], poster: EventPoster, interval_s: float = 6.0, seed: int | None = None
+    ) -> None:
         self.devices = tuple(devices)
         self.poster = poster
         self.interval_s = interval_s
@@ -87,8 +88,10 @@ class Shoppers:
     def start(self) -> str:
         self._thread = threading.Thread(target=self._run, name="shoppers", daemon=True)
         self._thread.start()
-        return (f"{len(CUSTOMERS)} loyalty customers: scan at {' or '.join(d.role for d in self.devices)}, "
-                f"then web/app/till, one every {self.interval_s:.0f} s")
+        return (
+            f"{len(CUSTOMERS)} loyalty customers: scan at {' or '.join(d.role for d in self.devices)}, "
+            f"then web/app/till, one every {self.interval_s:.0f} s"
+        )
 
     def exited(self) -> int | None:
         """A thread that logs its errors and goes on: it never ends on its own."""
@@ -111,9 +114,15 @@ class Shoppers:
             handoff = call(base + "handoff", {"gtins": [item.gtin for item in shopper.items]})["token"]
         if shopper.device.role == "kiosk":
             call(base + "session/end", {})
-        visit = Visit(channel=shopper.channel, customer=shopper.customer, anonymous_id=shopper.anonymous_id,
-                      items=shopper.items, order_id=f"demo-{shopper.anonymous_id[5:]}", handoff=handoff,
-                      store=STORE if shopper.channel == "pos" else None)
+        visit = Visit(
+            channel=shopper.channel,
+            customer=shopper.customer,
+            anonymous_id=shopper.anonymous_id,
+            items=shopper.items,
+            order_id=f"demo-{shopper.anonymous_id[5:]}",
+            handoff=handoff,
+            store=STORE if shopper.channel == "pos" else None,
+        )
         self.poster.post(shopper.channel, visit_events(visit, datetime.now(timezone.utc)))
         self.journeys += 1
 

@@ -20,8 +20,16 @@ from werkzeug.security import generate_password_hash
 from touchpoint import logs
 from touchpoint.demo import configs
 from touchpoint.demo.components import (
-    Child, Component, DemoError, MosquittoBroker, SimulatedReader, embedded_broker, http_ok, mosquitto_installed,
-    sync_connected, touchpoint_command,
+    Child,
+    Component,
+    DemoError,
+    MosquittoBroker,
+    SimulatedReader,
+    embedded_broker,
+    http_ok,
+    mosquitto_installed,
+    sync_connected,
+    touchpoint_command,
 )
 from touchpoint.demo.shoppers import CUSTOMERS, Shoppers
 from touchpoint.demo.webshop import EventPoster
@@ -110,31 +118,55 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
     mirror, kiosk = devices = configs.devices(ports)
     readers = {device.device_id: SimulatedReader(device.device_id, device.protocol) for device in devices}
     started.extend(readers.values())  # the ptys exist from construction on; close them however we end
-    broker = embedded_broker(ports.broker, root / "logs" / "broker.log") if embedded else \
-        MosquittoBroker(ports.broker, root / "mosquitto")
+    broker = (
+        embedded_broker(ports.broker, root / "logs" / "broker.log")
+        if embedded
+        else MosquittoBroker(ports.broker, root / "mosquitto")
+    )
     mqtt_url = f"mqtt://127.0.0.1:{ports.broker}"
     broker_text = f"amqtt (embedded) on {mqtt_url} (MQTT 3.1.1)" if embedded else broker.description
     say(f"Touchpoint demo in {root} ({'fresh start' if not (root / 'hq.db').exists() else 'continuing'})")
 
     hq_path = root / "hq.toml"
     secrets = configs.kept_secrets(hq_path)
-    hq_path.write_text(configs.hq_toml(root, ports.hq, mqtt_url, embedded, secrets,
-                                       generate_password_hash(configs.DASHBOARD_PASSWORD)), encoding="utf-8")
+    hq_path.write_text(
+        configs.hq_toml(
+            root, ports.hq, mqtt_url, embedded, secrets, generate_password_hash(configs.DASHBOARD_PASSWORD)
+        ),
+        encoding="utf-8",
+    )
     hq_url = f"http://127.0.0.1:{ports.hq}/"
     children: list[tuple[Child, str]] = [
-        (Child("hq", [*touchpoint_command(), "hq", "--config", str(hq_path)], root / "logs" / "hq.log",
-               lambda: http_ok(hq_url + "healthz")), f"HQ on SQLite, {hq_url}")]
+        (
+            Child(
+                "hq",
+                [*touchpoint_command(), "hq", "--config", str(hq_path)],
+                root / "logs" / "hq.log",
+                lambda: http_ok(hq_url + "healthz"),
+            ),
+            f"HQ on SQLite, {hq_url}",
+        )
+    ]
     launched_at = time.time()
     for device in devices:
         config_path = root / f"{device.device_id}.toml"
-        config_path.write_text(configs.edge_toml(root, device, readers[device.device_id].path, mqtt_url, embedded),
-                               encoding="utf-8")
-        edge = Child(f"{device.device_id} edge", [*touchpoint_command(), "edge", "--config", str(config_path)],
-                     root / "logs" / f"{device.device_id}-edge.log", lambda url=device.url: http_ok(url + "healthz"),
-                     peers=True)
-        agent = Child(f"{device.device_id} sync", [*touchpoint_command(), "sync", "--config", str(config_path)],
-                      root / "logs" / f"{device.device_id}-sync.log",
-                      sync_connected(root / f"{device.device_id}.db", launched_at), peers=True)
+        config_path.write_text(
+            configs.edge_toml(root, device, readers[device.device_id].path, mqtt_url, embedded), encoding="utf-8"
+        )
+        edge = Child(
+            f"{device.device_id} edge",
+            [*touchpoint_command(), "edge", "--config", str(config_path)],
+            root / "logs" / f"{device.device_id}-edge.log",
+            lambda url=device.url: http_ok(url + "healthz"),
+            peers=True,
+        )
+        agent = Child(
+            f"{device.device_id} sync",
+            [*touchpoint_command(), "sync", "--config", str(config_path)],
+            root / "logs" / f"{device.device_id}-sync.log",
+            sync_connected(root / f"{device.device_id}.db", launched_at),
+            peers=True,
+        )
         children += [(edge, f"{device.role} {device.url}"), (agent, "sync agent connected to the broker")]
 
     for reader in readers.values():
@@ -162,8 +194,9 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
     say(f"  staff       {mirror.url}staff  {kiosk.url}staff   PIN {configs.STAFF_PIN}")
     say(f"  HQ          {hq_url}   dashboard, login {configs.DASHBOARD_USER} / {configs.DASHBOARD_PASSWORD}")
     say(f"  HQ API      {hq_url}v1/devices   fleet status; tokens for POST /v1/events in {hq_path}")
-    say(f"  journey     curl -H 'Authorization: Bearer {secrets.api_token}' "
-        f"{hq_url}v1/customers/{CUSTOMERS[0]}/journey")
+    say(
+        f"  journey     curl -H 'Authorization: Bearer {secrets.api_token}' {hq_url}v1/customers/{CUSTOMERS[0]}/journey"
+    )
     say(f"  logs        {root / 'logs'}")
     say("Ctrl-C stops everything.")
     return _supervise(started)

@@ -63,8 +63,7 @@ def visit_events(visit: Visit, end: datetime) -> list[dict[str, Any]]:
         steps.append(("page.viewed", {**anonymous, "page": "/"}))
         steps += [("product.viewed", {**anonymous, "gtin": item.gtin, "via": "browse"}) for item in visit.items]
         steps.append(("customer.logged_in", {**anonymous, "customer": visit.customer}))
-        steps += [("cart.added", {**anonymous, "customer": visit.customer, "gtin": item.gtin})
-                  for item in visit.items]
+        steps += [("cart.added", {**anonymous, "customer": visit.customer, "gtin": item.gtin}) for item in visit.items]
     purchase: dict[str, Any] = {
         "order_id": visit.order_id,
         "items": [{"gtin": item.gtin, "qty": 1, "price": item.price} for item in visit.items],
@@ -100,7 +99,9 @@ class EventPoster:
     def post(self, channel: str, events: list[dict[str, Any]]) -> Outcome:
         """Send one batch as ``channel``; never raises for HQ's answer, returns what happened."""
         request = urllib.request.Request(
-            self.url, data=json.dumps(events).encode(), method="POST",
+            self.url,
+            data=json.dumps(events).encode(),
+            method="POST",
             headers={"Authorization": f"Bearer {self.tokens[channel]}", "Content-Type": "application/json"},
         )
         detail = ""
