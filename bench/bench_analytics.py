@@ -23,14 +23,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from hq.identity import IdentityGraph, attributed, stitch
-from hq.ingest import to_row
-from hq.journeys import read_events
-from hq.recommend import Recommender
+from contract.catalog import parse
+from contract.envelope import event_name, parse_time
+from hq.analytics.journeys import read_events
+from hq.core.identity import IdentityGraph, attributed, stitch
+from hq.core.intake import to_row
+from hq.core.recommend import Recommender
+from hq.core.report import Window, compute
 from hq.storage import open_storage
-from hq.touchpoint_metrics import Window, compute
-from kiosk.catalog import parse
-from sync.envelope import event_name, parse_time
 from tests.hq_dataset import generate
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)

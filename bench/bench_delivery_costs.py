@@ -24,10 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.bench_sync import STORE, fill, payloads
-from hq.ingest import parse_events
-from hq.storage import DeviceBatch, open_storage
+from contract.topics import DeviceTopics
+from hq.core.intake import parse_events
+from hq.core.records import DeviceBatch
+from hq.storage import open_storage
 from sync.outbox import Outbox
-from sync.topics import DeviceTopics
 
 DEVICE = DeviceTopics(STORE, "costs")
 

@@ -26,15 +26,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hq.ingest import parse_events
-from hq.metrics import HqMetrics
-from hq.sqlstore import INSERT_EVENT
-from hq.storage import DeviceBatch, EventRow, open_storage
-from hq.worker import Ingestor, IngestWorker
-from sync.envelope import edge_source, make_event
-from sync.mqtt import MqttClient
-from sync.topics import DeviceTopics
-from touchpoint.config import MqttSection
+from common.config import MqttSection
+from common.mqtt import MqttClient
+from contract.envelope import edge_source, make_event
+from contract.topics import DeviceTopics
+from hq.core.intake import parse_events
+from hq.core.records import DeviceBatch, EventRow
+from hq.mqtt.worker import Ingestor, IngestWorker
+from hq.prometheus import HqMetrics
+from hq.storage import open_storage
+from hq.storage.sql import INSERT_EVENT
 from touchpoint.services import Mosquitto, PostgresCluster
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)

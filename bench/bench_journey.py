@@ -29,16 +29,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from hq import create_app, publisher
-from hq.ingest import to_row
-from hq.journeys import touchpoint_report
-from hq.people import full_graph
+from common import config as configuration
+from contract.catalog import parse
+from contract.envelope import make_event, utc_now_iso
+from hq import create_app
+from hq.analytics.journeys import touchpoint_report
+from hq.analytics.people import full_graph
+from hq.core.intake import to_row
+from hq.core.report import Window
+from hq.mqtt import publisher
 from hq.storage import Storage
-from hq.touchpoint_metrics import Window
-from kiosk.catalog import parse
-from sync.envelope import make_event, utc_now_iso
 from tests.hq_dataset import generate
-from touchpoint import config as configuration
 from touchpoint.services import PostgresCluster
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)

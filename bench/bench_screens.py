@@ -23,10 +23,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from bench.bench_edge import percentile
+from common import config as configuration
 from drivers import encode_sgtin96
 from drivers.simulator import Simulator
 from kiosk.server import EdgeServer
-from touchpoint import config as configuration
 
 GTINS = ("04012345010015", "04012345030013", "04012345040029", "04012345060010")
 CHROMIUM_ARGS = [

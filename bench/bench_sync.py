@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sync.mqtt import Message, MqttClient
+from common.config import MqttSection
+from common.mqtt import Message, MqttClient
 from sync.outbox import Outbox
-from touchpoint.config import MqttSection
 from touchpoint.services import Mosquitto
 
 STORE = "bench-store"
@@ -120,9 +120,9 @@ class Hq:
 
             self.stub = Acknowledger(broker.url, client_id="bench-hq", record=False).start()
         elif kind == "ingestor":
-            from hq.metrics import HqMetrics
+            from hq.mqtt.worker import Ingestor, IngestWorker
+            from hq.prometheus import HqMetrics
             from hq.storage import open_storage
-            from hq.worker import Ingestor, IngestWorker
 
             self.storage = open_storage(url)
             self.worker = IngestWorker(

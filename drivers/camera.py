@@ -26,9 +26,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from common.errors import TouchpointError
 from drivers.qr import Debouncer, decode_qr, parse_loyalty_code
 from drivers.reader import Backoff, ReaderState
-from touchpoint.errors import TouchpointError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from touchpoint.errors import TouchpointError
+from common.errors import TouchpointError
 
 
 class ReaderError(TouchpointError):

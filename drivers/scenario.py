@@ -14,7 +14,7 @@ A scenario is a list of steps. The JSON file format is a list of objects::
 10-hex-digit tag id. A looping scenario starts over after its last step, with the field empty.
 
 The built-in ``fitting-room`` scenario has shoppers enter a cabin with 1 to 4 garments, keep them a
-while and leave, with tags of the sample catalogue (``kiosk/sample/catalog.json``).
+while and leave, with tags of the sample catalogue (``contract/sample/catalog.json``).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def catalogue_tags(protocol: str, serials: int = 3) -> list[str]:
 
 def _catalogue_rows() -> list[dict[str, Any]]:
     try:
-        text = resources.files("kiosk").joinpath("sample/catalog.json").read_text(encoding="utf-8")
+        text = resources.files("contract").joinpath("sample/catalog.json").read_text(encoding="utf-8")
         products = json.loads(text)["products"]
     except (ModuleNotFoundError, OSError, ValueError, KeyError, TypeError):
         return []

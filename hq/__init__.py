@@ -1,8 +1,9 @@
-"""Touchpoint HQ: MQTT ingestor, storage (SQLite or PostgreSQL), API and health."""
+"""Touchpoint HQ: ``core`` (pure), ``storage`` (all SQL), ``analytics``, ``mqtt`` and ``web``;
+``server`` runs them as ``touchpoint hq``."""
 
 from __future__ import annotations
 
-from hq.app import create_app
 from hq.storage import Storage, open_storage
+from hq.web.app import create_app
 
 __all__ = ["Storage", "create_app", "open_storage"]

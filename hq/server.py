@@ -19,16 +19,16 @@ from datetime import datetime, timezone
 
 from cheroot import wsgi
 
-from hq import dashboard
-from hq.app import create_app
-from hq.customers import RECOMPUTE
-from hq.metrics import HqMetrics
-from hq.publisher import Recomputer
+from common import systemd
+from common.config import HqConfig
+from common.errors import ConfigError
+from hq.mqtt.publisher import Recomputer
+from hq.mqtt.worker import Ingestor, IngestWorker
+from hq.prometheus import HqMetrics
 from hq.storage import Storage, open_storage
-from hq.worker import Ingestor, IngestWorker
-from touchpoint import systemd
-from touchpoint.config import HqConfig
-from touchpoint.errors import ConfigError
+from hq.web import dashboard
+from hq.web.app import create_app
+from hq.web.customers_api import RECOMPUTE
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 import segno
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from contract.catalog import Product
 from kiosk import catalog as catalogue
 from kiosk import i18n, suggestions
-from kiosk.catalog import Product
 from kiosk.edge import ActionError, NoSession, current_edge
 from kiosk.sessions import Session
 from kiosk.size_requests import RequestNotFound, RequestStateError

@@ -14,11 +14,13 @@ from typing import Any
 
 from flask import Flask
 
-from kiosk import api, i18n, metrics, screens, staff
+from common.config import EdgeConfig
+from contract.catalog import CatalogError
+from kiosk import api, i18n, screens, staff
 from kiosk import catalog as catalogue
+from kiosk import prometheus as metrics
 from kiosk.edge import EXTENSION, Edge
 from sync.outbox import Outbox
-from touchpoint.config import EdgeConfig
 
 OWNED_OUTBOX = "touchpoint.owned_outbox"
 
@@ -61,7 +63,7 @@ def create_app(
     box = outbox or Outbox(config.outbox.path, config.source, config.outbox.capacity)
     try:  # after the outbox, which creates the directory the downlinked catalogue lives in
         catalog = catalogue.load(config.catalog.path, config.outbox.path)
-    except catalogue.CatalogError:
+    except CatalogError:
         if owned:
             box.close()
         raise

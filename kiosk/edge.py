@@ -20,6 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
+from common import systemd
+from common.config import EdgeConfig
+from common.errors import TouchpointError
+from contract.catalog import LANGUAGES, Catalog, Product
+from contract.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
 from drivers.presence import PresenceChange, PresenceTracker
 from drivers.reader import Reader
 from drivers.types import TagRead
@@ -28,11 +33,7 @@ from kiosk.sessions import Session, SessionChange, Sessions
 from kiosk.size_requests import RequestQueue, SizeRequest
 from kiosk.stream import Hub
 from sync import state as sync_state
-from sync.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
 from sync.outbox import Outbox
-from touchpoint import systemd
-from touchpoint.config import EdgeConfig
-from touchpoint.errors import TouchpointError
 
 if TYPE_CHECKING:
     from drivers.camera import CameraReader
@@ -84,7 +85,7 @@ class Edge:
         self,
         config: EdgeConfig,
         outbox: Outbox,
-        catalog: catalogue.Catalog,
+        catalog: Catalog,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -209,7 +210,7 @@ class Edge:
                 "rssi": change.rssi,
                 "since": rfc3339(change.since),
                 # everything a card shows, so the mirror needs no lookup; the screen picks the name's language
-                "product": {**self.catalog.row_json(product, catalogue.LANGUAGES[0]), "name": dict(product.name)}
+                "product": {**self.catalog.row_json(product, LANGUAGES[0]), "name": dict(product.name)}
                 if product
                 else None,
             },
@@ -290,14 +291,14 @@ class Edge:
             self._record_sessions(changes, now)
             return changes[0].session if changes else None
 
-    def product(self, gtin: str) -> catalogue.Product:
+    def product(self, gtin: str) -> Product:
         """Raises ActionError for an unknown GTIN."""
         found = self.catalog.get(gtin)
         if found is None:
             raise ActionError("gtin", f"{gtin!r} is not in the catalogue")
         return found
 
-    def view_product(self, gtin: str, via: str) -> catalogue.Product:
+    def view_product(self, gtin: str, via: str) -> Product:
         """The shopper opened a product: a touch plus ``product.viewed``."""
         if via not in VIA:
             raise ActionError("via", f"{via!r} is not one of {', '.join(sorted(VIA))}")

@@ -16,12 +16,12 @@ from types import FrameType
 from cheroot import wsgi
 from flask import Flask
 
+from common import systemd
+from common.config import EdgeConfig
+from contract.catalog import CatalogError
 from kiosk.app import create_app, shutdown
-from kiosk.catalog import CatalogError
 from kiosk.edge import EXTENSION
 from sync.outbox import Outbox
-from touchpoint import systemd
-from touchpoint.config import EdgeConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from touchpoint.errors import TouchpointError
+from common.errors import TouchpointError
 
 OPEN_STATES = ("open", "claimed")
 # action -> (states it may start from, state it leads to)

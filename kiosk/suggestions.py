@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kiosk.catalog import Catalog, Product
+from contract.catalog import Catalog, Product
 
 LIMIT = 4
 

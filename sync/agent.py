@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import FrameType
 
-from sync import topics
+from common import systemd
+from common.config import EdgeConfig
+from common.mqtt import ConnectionState, Message, MqttClient, MqttError, PublishError, Will
+from contract import topics
+from contract.envelope import BATCH_CONTENT_TYPE, utc_now_iso
 from sync.downlink import DownlinkError, DownlinkStore
-from sync.envelope import BATCH_CONTENT_TYPE, utc_now_iso
-from sync.mqtt import ConnectionState, Message, MqttClient, MqttError, PublishError, Will
 from sync.outbox import Outbox, OutboxStats
 from sync.state import StateTable, SyncState
 from sync.window import SendWindow
-from touchpoint import systemd
-from touchpoint.config import EdgeConfig
 
 log = logging.getLogger(__name__)
 

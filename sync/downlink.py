@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sync.envelope import EnvelopeError, parse_time
-from sync.topics import DOWNLINK_KINDS
-from touchpoint.errors import TouchpointError
+from common.errors import TouchpointError
+from contract.envelope import EnvelopeError, parse_time
+from contract.topics import DOWNLINK_KINDS
 
 
 class DownlinkError(TouchpointError, ValueError):
@@ -75,8 +75,8 @@ def parse(kind: str, payload: bytes) -> tuple[str, dict[str, Any]]:
 
 def _check_catalog(document: dict[str, Any]) -> None:
     """The kiosk's own catalogue rules, so a catalogue the screens would reject is never stored."""
-    from kiosk.catalog import CatalogError  # imported late: kiosk.catalog reads this module
-    from kiosk.catalog import parse as parse_catalog
+    from contract.catalog import CatalogError  # imported late: kiosk.catalog reads this module
+    from contract.catalog import parse as parse_catalog
 
     try:
         parse_catalog(document, origin="downlink", image_root=None)

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sync.envelope import make_event
+from contract.envelope import make_event
 
 log = logging.getLogger(__name__)
 

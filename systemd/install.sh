@@ -60,7 +60,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-identifier() {  # the rule of touchpoint.config.identifier
+identifier() {  # the rule of common.config.identifier
     [[ "$2" =~ ^[a-z0-9-]{1,64}$ ]] || die "$1 '$2' is not allowed: use 1 to 64 of a-z, 0-9 and '-'"
 }
 
@@ -148,7 +148,7 @@ write_config() {
         -e "s/^device_id = .*/device_id = \"$DEVICE\"/" \
         -e "s/^listen = .*/listen = \"127.0.0.1:8080\"/" \
         "$CHECKOUT/examples/$ROLE.toml" > "$target.new"
-    "$ROOT$VENV/bin/python" -c 'import sys; from touchpoint.config import load_edge; load_edge(sys.argv[1], env={})' \
+    "$ROOT$VENV/bin/python" -c 'import sys; from common.config import load_edge; load_edge(sys.argv[1], env={})' \
         "$target.new" || { rm -f "$target.new"; die "the generated config does not load"; }
     chown "0:$(awk -F: '$1 == "touchpoint" {print $3}' "$ROOT/etc/group")" "$target.new"
     chmod 0640 "$target.new"  # it holds the staff PIN and the MQTT password

@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sync import topics
-from sync.mqtt import Message, MqttClient
-from touchpoint.config import MqttSection
+from common.config import MqttSection
+from common.mqtt import Message, MqttClient
+from contract import topics
 
 
 class Acknowledger:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from common import config as configuration
 from drivers.simulator import Simulator
 from sync.outbox import Outbox
-from touchpoint import config as configuration
 from touchpoint.services import Mosquitto, PostgresCluster
 
 SOURCE = "/stores/test-store/devices/mirror-1"

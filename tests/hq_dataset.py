@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sync.envelope import edge_source, make_event
+from contract.envelope import edge_source, make_event
 
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
 STORES = ("berlin-01", "hamburg-02", "munich-03", "cologne-04")

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from hq.metrics import HqMetrics
+from common.config import MqttSection
+from common.mqtt import Message, MqttClient
+from contract.envelope import edge_source, make_event
+from contract.topics import DeviceTopics
+from hq.mqtt.worker import Ingestor, IngestWorker
+from hq.prometheus import HqMetrics
 from hq.storage import Storage, open_storage
-from hq.worker import Ingestor, IngestWorker
-from sync.envelope import edge_source, make_event
-from sync.mqtt import Message, MqttClient
-from sync.topics import DeviceTopics
 from tests.conftest import wait_until as poll_until
-from touchpoint.config import MqttSection
 
 DEVICE = DeviceTopics("test-store", "mirror-1")
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)

@@ -13,15 +13,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
+from common import config as configuration
+from contract.envelope import EDGE_SOURCE
+from contract.topics import DeviceTopics
 from hq import create_app
-from hq.ingest import to_row
+from hq.core.intake import to_row
+from hq.core.records import DeviceBatch
 from hq.server import serve
-from hq.storage import DeviceBatch, Storage
-from sync.envelope import EDGE_SOURCE
-from sync.topics import DeviceTopics
+from hq.storage import Storage
 from tests.hq_dataset import Dataset
 from tests.hq_support import NOW
-from touchpoint import config as configuration
 from touchpoint.services import free_port, wait_for_port
 
 WEB_TOKEN = "web-token-0123456789"

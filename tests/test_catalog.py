@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk import catalog as catalogue
-from kiosk.catalog import CatalogError
+from contract import catalog as catalogue
+from contract.catalog import CatalogError
+from kiosk.catalog import choose, load
 from sync.downlink import DownlinkStore
 
 SHIRT_M = "04012345010015"  # LS-100, blau, M in the sample
@@ -136,25 +137,25 @@ def with_version(version: str, **change: Any) -> dict[str, Any]:
 
 
 def test_newer_downlink_wins_older_or_bad_one_never_replaces(sample: catalogue.Catalog) -> None:
-    newer = catalogue.choose(sample, with_version("2026-11-24T08:00:00Z", price="39.95"))
+    newer = choose(sample, with_version("2026-11-24T08:00:00Z", price="39.95"))
     assert newer.origin == "downlink" and str(newer.products[0].price) == "39.95"
-    assert catalogue.choose(sample, with_version("2026-11-01T00:00:00Z")) is sample
+    assert choose(sample, with_version("2026-11-01T00:00:00Z")) is sample
     bad = with_version("2026-11-25T00:00:00Z", price="cheap")
-    assert catalogue.choose(sample, bad) is sample
+    assert choose(sample, bad) is sample
     # a bad newer downlink does not displace the good downlinked catalogue already shown
-    assert catalogue.choose(sample, bad, current=newer) is newer
-    assert catalogue.choose(sample, None) is sample
+    assert choose(sample, bad, current=newer) is newer
+    assert choose(sample, None) is sample
 
 
 def test_load_prefers_the_real_downlink_store(tmp_path: Path) -> None:
     edge_db = str(tmp_path / "edge.db")
-    assert catalogue.load("", edge_db).origin == "sample"
+    assert load("", edge_db).origin == "sample"
     store = DownlinkStore(edge_db)
     try:
         store.apply("catalog", json.dumps(with_version("2026-12-01T00:00:00Z")).encode())
     finally:
         store.close()
-    loaded = catalogue.load("", edge_db)
+    loaded = load("", edge_db)
     assert (loaded.origin, loaded.version) == ("downlink", "2026-12-01T00:00:00Z")
     assert loaded.image_root == catalogue.sample_path().parent
 
@@ -163,12 +164,12 @@ def test_load_a_file_and_keep_the_current_catalogue_when_it_turns_bad(tmp_path: 
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps(with_version("2026-11-23T11:00:00Z")), encoding="utf-8")
     edge_db = str(tmp_path / "edge.db")
-    good = catalogue.load(str(path), edge_db)
+    good = load(str(path), edge_db)
     assert good.origin == str(path) and good.image_root == tmp_path
     path.write_text(json.dumps(with_version("2026-11-23T12:00:00Z", gtin="1")), encoding="utf-8")
-    assert catalogue.load(str(path), edge_db, current=good) is good
+    assert load(str(path), edge_db, current=good) is good
     with pytest.raises(CatalogError, match=r"products\[0\]\.gtin"):
-        catalogue.load(str(path), edge_db)
+        load(str(path), edge_db)
 
 
 JSON = st.recursive(
@@ -198,8 +199,8 @@ def test_any_value_in_any_field_is_accepted_or_named(field: str, value: Any) -> 
 
 
 def test_the_sample_is_what_its_generator_makes() -> None:
-    """kiosk/sample/generate.py is the source of the sample: data and images must not drift from it."""
-    from kiosk.sample import generate
+    """contract/sample/generate.py is the source of the sample: data and images must not drift from it."""
+    from contract.sample import generate
 
     catalog_text, images = generate.build()
     folder = catalogue.sample_path().parent

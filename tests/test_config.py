@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from touchpoint import config as configuration
-from touchpoint.config import ConfigError, EdgeConfig, HqConfig, from_dict, load_edge
+from common import config as configuration
+from common.config import ConfigError, EdgeConfig, HqConfig, from_dict, load_edge
 
 MIRROR = {"device": {"store_id": "berlin-01", "device_id": "mirror-03"}}
 

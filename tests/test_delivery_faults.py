@@ -25,11 +25,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hq.storage import DeviceReport, Storage, open_storage
+from contract.envelope import MAX_EVENT_BYTES, edge_source
+from contract.topics import DeviceTopics
+from hq.core.records import DeviceReport
+from hq.storage import Storage, open_storage
 from sync import state
-from sync.envelope import MAX_EVENT_BYTES, edge_source
 from sync.outbox import Outbox
-from sync.topics import DeviceTopics
 from tests.faults import Service, TcpProxy
 from tests.hq_support import Peer, events, payload
 from touchpoint.services import Mosquitto

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.envelope import EnvelopeError, event_name, validate
+from contract.envelope import EnvelopeError, event_name, validate
 from touchpoint.demo.configs import Ports, devices
 from touchpoint.demo.shoppers import CUSTOMERS, plan, sample_items
 from touchpoint.demo.webshop import SOURCES, EventPoster, Item, Outcome, Visit, visit_events

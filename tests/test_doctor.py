@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common import config as configuration
 from sync.outbox import Outbox
 from tests.conftest import SOURCE
-from touchpoint import config as configuration
 from touchpoint import doctor
 from touchpoint.cli import main
 from touchpoint.doctor import Status

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.errors import TouchpointError
 from drivers import em4100, m100
 from drivers.errors import FrameError, ReaderError
 from drivers.types import TagRead
-from touchpoint.errors import TouchpointError
 
 MANUAL_NOTICE = bytes.fromhex("BB 02 22 00 11 C9 34 00 30 75 1F EB 70 5C 59 04 E3 D5 0D 70 3A 76 EF 7E")
 

@@ -11,7 +11,7 @@ from cloudevents.core.v1.event import CloudEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.envelope import EnvelopeError, cloudevents_objection, make_event, validate
+from contract.envelope import EnvelopeError, cloudevents_objection, make_event, validate
 
 SOURCE = "/stores/berlin-01/devices/mirror-03"
 GOOD = make_event(

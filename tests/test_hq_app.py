@@ -13,15 +13,16 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from common import config as configuration
+from common.errors import ConfigError
 from hq import create_app
-from hq.ingest import parse_events, parse_status
-from hq.metrics import RateWindow
+from hq.core.intake import parse_events, parse_status
+from hq.core.records import DeviceBatch, DeviceStatus
+from hq.prometheus import RateWindow
 from hq.server import serve
-from hq.storage import DeviceBatch, DeviceStatus, Storage, open_storage
+from hq.storage import Storage, open_storage
 from tests.hq_support import DEVICE, NOW, Peer, events, payload, wait_until
-from touchpoint import config as configuration
 from touchpoint.cli import main
-from touchpoint.errors import ConfigError
 from touchpoint.services import Mosquitto, free_port, wait_for_port
 
 

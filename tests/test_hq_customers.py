@@ -14,10 +14,10 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.customers import FACTS, parse_window
-from hq.identity import stitch
-from hq.journeys import person_events
+from hq.analytics.journeys import person_events
+from hq.core.identity import stitch
 from hq.storage import Storage
+from hq.web.customers_api import FACTS, parse_window
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, wait_until
 from tests.hq_web_support import API_TOKEN, WEB_TOKEN, bearer, hq_app, load, logged_in

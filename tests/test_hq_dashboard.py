@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from hq import charts
-from hq.customers import FACTS
-from hq.dashboard import TEXT, warm_up
-from hq.ingest import to_row
-from hq.storage import DeadLetter, DeviceBatch, DeviceStatus, open_storage
-from hq.users import LoginThrottle
-from sync.envelope import make_event
-from sync.topics import DeviceTopics
+from contract.envelope import make_event
+from contract.topics import DeviceTopics
+from hq.core.intake import to_row
+from hq.core.records import DeadLetter, DeviceBatch, DeviceStatus
+from hq.storage import open_storage
+from hq.web import charts
+from hq.web.customers_api import FACTS
+from hq.web.dashboard import TEXT, warm_up
+from hq.web.users import LoginThrottle
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, events, wait_until
 from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in

@@ -15,11 +15,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.envelope import make_event
 from examples.webshop_client import WebshopClient, sample_journey
-from hq.events_api import MAX_BATCH_EVENTS, MAX_BODY_BYTES
-from hq.ingest import to_row
+from hq.core.intake import to_row
 from hq.storage import Storage, open_storage
-from sync.envelope import make_event
+from hq.web.events_api import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from tests.hq_dataset import fuzzed_data
 from tests.hq_support import NOW
 from tests.hq_web_support import API_TOKEN, POS_TOKEN, WEB_TOKEN, bearer, hq_app, listening, live_hq

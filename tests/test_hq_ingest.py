@@ -7,9 +7,9 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.ingest import DEAD_RAW_BYTES, MAX_PAYLOAD_BYTES, Refused, parse_events, parse_status
-from hq.storage import DeviceBatch, DeviceStatus
-from sync.envelope import MAX_EVENT_BYTES, make_event
+from contract.envelope import MAX_EVENT_BYTES, make_event
+from hq.core.intake import DEAD_RAW_BYTES, MAX_PAYLOAD_BYTES, Refused, parse_events, parse_status
+from hq.core.records import DeviceBatch, DeviceStatus
 from tests.conftest import SOURCE
 from tests.hq_support import DEVICE, NOW, events, events_topic, payload
 

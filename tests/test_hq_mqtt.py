@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hq.storage import DeviceReport, Storage, open_storage
-from sync.envelope import MAX_EVENT_BYTES
-from sync.topics import DeviceTopics
+from contract.envelope import MAX_EVENT_BYTES
+from contract.topics import DeviceTopics
+from hq.core.records import DeviceReport
+from hq.storage import Storage, open_storage
 from tests.hq_support import (  # noqa: F401 - storage is a fixture
     DEVICE,
     Peer,

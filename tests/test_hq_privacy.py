@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from hq import people, publisher
-from hq.customers import RECOMPUTE
-from hq.identity import stitch
-from hq.journeys import read_events
-from hq.storage import DeadLetter, Storage, hour_of
-from sync.envelope import parse_time
+from contract.envelope import parse_time
+from hq.analytics import people
+from hq.analytics.journeys import read_events
+from hq.core.identity import stitch
+from hq.core.records import DeadLetter, hour_of
+from hq.mqtt import publisher
+from hq.storage import Storage
+from hq.web.customers_api import RECOMPUTE
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import BACKENDS, NOW, Peer, make_storage
 from tests.hq_web_support import API_TOKEN, bearer, hq_app, hq_config, load

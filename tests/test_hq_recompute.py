@@ -9,12 +9,13 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.security import check_password_hash
 
-from hq import people, publisher
+from common import config as configuration
+from hq.analytics import people
+from hq.mqtt import publisher
 from hq.storage import open_storage
 from tests.hq_dataset import generate
 from tests.hq_support import Peer
 from tests.hq_web_support import listening, live_hq, load
-from touchpoint import config as configuration
 from touchpoint.cli import main
 from touchpoint.services import Mosquitto, free_port
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.seqranges import SeqState, coalesce, merge
+from hq.core.seqranges import SeqState, coalesce, merge
 
 
 def test_out_of_order_batches_leave_a_gap_until_it_is_filled() -> None:

@@ -14,21 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hq import schema
-from hq.ingest import parse_events, parse_status, to_row
-from hq.sqlstore import INSERT_EVENT, SqlStorage, decode_data
-from hq.storage import (
-    EPOCH,
-    DeviceBatch,
-    DeviceStatus,
-    EventRow,
-    Storage,
-    StorageError,
-    hour_of,
-    hour_start,
-    open_storage,
-)
-from sync.envelope import make_event, parse_time
+from contract.envelope import make_event, parse_time
+from hq.core.intake import parse_events, parse_status, to_row
+from hq.core.records import EPOCH, DeviceBatch, DeviceStatus, EventRow, hour_of, hour_start
+from hq.storage import Storage, StorageError, open_storage, schema
+from hq.storage.sql import INSERT_EVENT, SqlStorage, decode_data
 from tests.conftest import SOURCE
 from tests.hq_support import (  # noqa: F401 - storage is a fixture
     BACKENDS,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hq.identity import (
+from hq.core.identity import (
     BLOCKED_VALUES,
     IDENTIFIER_KINDS,
     ConsentChange,

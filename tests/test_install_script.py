@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from touchpoint.config import load_edge
+from common.config import load_edge
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL = ROOT / "systemd" / "install.sh"

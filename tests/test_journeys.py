@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.hourly_facts import HourlyFacts
-from hq.identity import attributed, stitch
-from hq.ingest import to_row
-from hq.journeys import (
+from contract.catalog import parse
+from contract.envelope import make_event, utc_now_iso
+from hq.analytics.hourly_facts import HourlyFacts
+from hq.analytics.journeys import (
     CursorError,
     customer_journey,
     events_naming,
@@ -24,14 +24,15 @@ from hq.journeys import (
     report_json,
     touchpoint_report,
 )
-from hq.people import erase
-from hq.recommend import Recommender
-from hq.sqlstore import SqliteStorage
-from hq.storage import Storage, hour_of
-from hq.touchpoint_metrics import Report, Window, compute
-from hq.touchpoints import TouchpointMap, journey
-from kiosk.catalog import parse
-from sync.envelope import make_event, utc_now_iso
+from hq.analytics.people import erase
+from hq.core.identity import attributed, stitch
+from hq.core.intake import to_row
+from hq.core.recommend import Recommender
+from hq.core.records import hour_of
+from hq.core.report import Report, Window, compute
+from hq.core.touchpoints import TouchpointMap, journey
+from hq.storage import Storage
+from hq.storage.sql import SqliteStorage
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, storage  # noqa: F401
 

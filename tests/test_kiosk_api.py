@@ -18,10 +18,10 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.envelope import validate
 from drivers import TagRead, encode_sgtin96
 from kiosk import create_app, shutdown
 from kiosk.edge import EXTENSION, Edge
-from sync.envelope import validate
 from sync.outbox import Outbox
 from sync.state import StateTable, SyncState
 from tests.conftest import edge_config, wait_until
@@ -505,7 +505,7 @@ def test_status_reports_the_sync_agents_state(client: FlaskClient, tmp_path: Pat
 
 
 def test_a_newer_downlinked_catalogue_is_picked_up_live(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
-    from kiosk import catalog as catalogue
+    from contract import catalog as catalogue
     from sync.downlink import DownlinkError, DownlinkStore
 
     edge = edge_of(app)
@@ -592,7 +592,7 @@ def test_a_loyalty_code_at_the_camera_identifies_the_session(tmp_path: Path, out
 
 
 def test_a_bad_catalogue_file_fails_the_factory_with_the_row_named(tmp_path: Path) -> None:
-    from kiosk.catalog import CatalogError
+    from contract.catalog import CatalogError
 
     bad = tmp_path / "catalog.json"
     bad.write_text('{"version": "1", "products": [{"gtin": "04012345010015"}]}', encoding="utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk import catalog as catalogue
+from contract import catalog as catalogue
 from kiosk.suggestions import Profile, profile, representative, styles, suggest
 
 CATALOG = catalogue.read_file(catalogue.sample_path(), "sample")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from sync.mqtt import ConnectionState, MqttClient
-from sync.topics import DeviceTopics
+from common.config import MqttSection
+from common.mqtt import ConnectionState, MqttClient
+from contract.topics import DeviceTopics
 from tests.hq_support import Peer
-from touchpoint.config import MqttSection
 from touchpoint.services import Mosquitto, free_port, wait_for_port
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"

@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from sync.envelope import validate
+from contract.envelope import validate
 from sync.outbox import Outbox
 from tests.conftest import SOURCE
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
+from common import config as configuration
 from hq import create_app as create_hq_app
 from hq.storage import open_storage
 from kiosk import create_app as create_edge_app
 from kiosk import shutdown
 from tests.conftest import edge_config
-from touchpoint import config as configuration
 
 ALERTS = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "alerts.yml"
 BUILT_IN = {"up"}  # written by Prometheus itself for every scrape target

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
-from touchpoint import config as configuration
+from common import config as configuration
 from touchpoint.cli import main
 
 ROOT = Path(__file__).parent.parent

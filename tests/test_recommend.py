@@ -13,17 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.identity import AttributedEvent, IdentityGraph, attributed, stitch
-from hq.recommend import (
-    CoOccurrence,
-    Recommender,
-    RecommendPolicy,
-    Scored,
-    item_of,
-    preferred_sizes,
-    segment,
-)
-from kiosk.catalog import parse
+from contract.catalog import parse
+from hq.core.identity import AttributedEvent, IdentityGraph, attributed, stitch
+from hq.core.recommend import CoOccurrence, Recommender, RecommendPolicy, Scored, item_of, preferred_sizes, segment
 from sync.downlink import parse as parse_downlink
 from tests.hq_dataset import fuzzed_data, generate
 

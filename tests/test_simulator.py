@@ -22,7 +22,7 @@ from drivers.types import TagRead
 
 EPC_A = "3074257BF7194E4000001A85"
 EPC_B = "30751FEB705C5904E3D50D70"
-CATALOGUE = Path(__file__).parent.parent / "kiosk" / "sample" / "catalog.json"
+CATALOGUE = Path(__file__).parent.parent / "contract" / "sample" / "catalog.json"
 
 
 def read_back(sim: Simulator, ticks: int) -> tuple[list[TagRead], object]:

@@ -10,15 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sync import state, topics
+from common.config import MqttSection
+from common.mqtt import Message, MqttClient
+from contract import topics
+from contract.envelope import BATCH_CONTENT_TYPE
+from sync import state
 from sync.agent import Agent, status_due
 from sync.downlink import DownlinkStore
-from sync.envelope import BATCH_CONTENT_TYPE
-from sync.mqtt import Message, MqttClient
 from sync.outbox import Outbox
 from tests.acknowledger import Acknowledger
 from tests.conftest import SOURCE, edge_config, wait_until
-from touchpoint.config import MqttSection
 from touchpoint.services import Mosquitto
 
 DEVICE = topics.DeviceTopics("test-store", "mirror-1")

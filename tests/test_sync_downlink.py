@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.catalog import sample_path
+from contract.catalog import sample_path
 from sync import state
 from sync.downlink import DownlinkError, DownlinkStore, newer
 

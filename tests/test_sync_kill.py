@@ -12,12 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sync import topics
-from sync.mqtt import Message, MqttClient
+from common.config import MqttSection
+from common.mqtt import Message, MqttClient
+from contract import topics
 from sync.outbox import Outbox
 from tests.acknowledger import Acknowledger
 from tests.conftest import wait_until
-from touchpoint.config import MqttSection
 from touchpoint.services import Mosquitto
 
 DEVICE = topics.DeviceTopics("test-store", "mirror-1")

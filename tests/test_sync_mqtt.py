@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.mqtt import Backoff, ConnectionState, Message, MqttClient, PublishError
-from touchpoint.config import MqttSection
+from common.config import MqttSection
+from common.mqtt import Backoff, ConnectionState, Message, MqttClient, PublishError
 from touchpoint.services import Mosquitto, free_port
 
 

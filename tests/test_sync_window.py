@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync import topics
+from contract import topics
 from sync.window import SendWindow
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from touchpoint import systemd
+from common import systemd
 
 
 def test_ready_and_watchdog_reach_the_notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

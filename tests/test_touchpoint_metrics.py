@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hq import touchpoint_metrics
-from hq.identity import AttributedEvent, attributed, attribution_identifier, stitch
-from hq.touch_facts import Facts
-from hq.touchpoint_metrics import MetricsPolicy, Rating, Summary, Window, collector_paused, compute
-from hq.touchpoints import Touchpoint
-from sync.envelope import parse_time
+from contract.envelope import parse_time
+from hq.core import report as touchpoint_metrics
+from hq.core.facts import Facts
+from hq.core.identity import AttributedEvent, attributed, attribution_identifier, stitch
+from hq.core.report import MetricsPolicy, Rating, Summary, Window, collector_paused, compute
+from hq.core.touchpoints import Touchpoint
 from tests.hq_dataset import Dataset, fuzzed_data, generate
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)

@@ -9,16 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.touchpoints import (
-    PHASES,
-    Touchpoint,
-    TouchpointMap,
-    journey,
-    purchase_position,
-    store_of,
-    touchpoint_of,
-)
-from touchpoint.errors import ConfigError
+from common.errors import ConfigError
+from hq.core.touchpoints import PHASES, Touchpoint, TouchpointMap, journey, purchase_position, store_of, touchpoint_of
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
 DEFAULTS = TouchpointMap()

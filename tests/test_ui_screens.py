@@ -21,12 +21,12 @@ import pytest
 import zxingcpp
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
+from contract.envelope import validate
 from drivers import encode_sgtin96, qr_samples
 from drivers.simulator import Simulator
 from kiosk.edge import EXTENSION
 from kiosk.server import EdgeServer
 from sync.downlink import DownlinkStore
-from sync.envelope import validate
 from tests.conftest import edge_config
 from tests.ui_checks import Requests, check_screen, screenshot
 

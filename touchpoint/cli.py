@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from touchpoint import config as configuration
-from touchpoint import logs
-from touchpoint.errors import ConfigError, TouchpointError
+from common import config as configuration
+from common import logs
+from common.errors import ConfigError, TouchpointError
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -117,8 +117,8 @@ def recompute(ctx: click.Context, config_path: str | None) -> None:
     """
     from datetime import datetime, timezone
 
-    from hq import publisher
-    from hq.people import stores
+    from hq.analytics.people import stores
+    from hq.mqtt import publisher
     from hq.storage import open_storage
 
     config = _load(configuration.load_hq, config_path or ctx.obj)
@@ -160,7 +160,7 @@ def add_user(name: str, password: str) -> None:
     Example:
       touchpoint hq add-user anna >> /etc/touchpoint/hq.toml   (below the [hq.users] table)
     """
-    from hq.users import hash_line
+    from hq.web.users import hash_line
 
     try:
         click.echo(hash_line(name, password))

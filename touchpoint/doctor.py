@@ -26,8 +26,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from touchpoint import config as configuration
-from touchpoint.errors import ConfigError
+from common import config as configuration
+from common.errors import ConfigError
 
 MB = 1024 * 1024
 DISK_FAIL_BYTES = 50 * MB  # below this the outbox soon refuses events
@@ -160,7 +160,7 @@ def check_broker(mqtt: configuration.MqttSection, timeout: float = CONNECT_TIMEO
     Under TLS 1.3 a broker refuses a missing client certificate only after the handshake, so
     that shows in :func:`check_mqtt_login`, not here.
     """
-    from sync.mqtt import MqttError, tls_context
+    from common.mqtt import MqttError, tls_context
 
     try:
         host, port, tls = broker_address(mqtt.url)
@@ -195,7 +195,7 @@ def check_mqtt_login(mqtt: configuration.MqttSection, client_id: str, timeout: f
     ``client_id`` must differ from the sync agent's, or the broker would drop the agent; with
     MQTT 5 the session ends at disconnect, with 3.1.1 one fixed id keeps a single session.
     """
-    from sync.mqtt import ConnectionState, MqttClient, MqttError
+    from common.mqtt import ConnectionState, MqttClient, MqttError
 
     attempted = threading.Event()
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from touchpoint.errors import TouchpointError
+from common.errors import TouchpointError
 
 
 class ServiceError(TouchpointError, RuntimeError):

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
+from common.errors import TouchpointError
 from drivers import scenario
 from drivers.simulator import Simulator
 from sync import state as sync_state
-from touchpoint.errors import TouchpointError
 from touchpoint.services import Mosquitto, ServiceError
 
 POLL_S = 0.1

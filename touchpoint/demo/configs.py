@@ -12,8 +12,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from touchpoint import config as configuration
-from touchpoint.errors import ConfigError, TouchpointError
+from common import config as configuration
+from common.errors import ConfigError, TouchpointError
 
 STORE = "demo-store"
 STAFF_PIN = "4711"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from kiosk import catalog
+from contract import catalog
 from touchpoint.demo.configs import STORE, Device
 from touchpoint.demo.webshop import EventPoster, Item, Visit, visit_events
 

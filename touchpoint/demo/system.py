@@ -17,7 +17,7 @@ from types import FrameType
 
 from werkzeug.security import generate_password_hash
 
-from touchpoint import logs
+from common import logs
 from touchpoint.demo import configs
 from touchpoint.demo.components import (
     Child,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sync.envelope import make_event
+from contract.envelope import make_event
 
 log = logging.getLogger(__name__)
 

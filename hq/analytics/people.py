@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hq.identity import CONSENT_STATES, LINK_EVENTS, ConsentChange, IdentityGraph, StitchPolicy
-from hq.journeys import events_naming, identity_graph, read_events
-from hq.sqlstore import EVENT_FIELDS, event_from_row
+from contract.envelope import TYPE_PREFIX
+from hq.analytics.journeys import events_naming, identity_graph, read_events
+from hq.core.identity import CONSENT_STATES, LINK_EVENTS, ConsentChange, IdentityGraph, StitchPolicy
 from hq.storage import Storage
-from sync.envelope import TYPE_PREFIX
+from hq.storage.sql import EVENT_FIELDS, event_from_row
 
 OVERLAP = timedelta(minutes=2)  # a commit may land this long after its received_at was taken
 

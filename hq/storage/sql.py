@@ -21,20 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hq import schema
-from hq.seqranges import SeqState, merge
-from hq.storage import (
-    BatchOutcome,
-    Cursor,
-    DeadLetter,
-    DeviceBatch,
-    DeviceReport,
-    DeviceStatus,
-    EventRow,
-    Storage,
-    StorageError,
-    hour_of,
-)
+from hq.core.records import BatchOutcome, DeadLetter, DeviceBatch, DeviceReport, DeviceStatus, EventRow, hour_of
+from hq.core.seqranges import SeqState, merge
+from hq.storage import Cursor, Storage, StorageError, schema
 
 EVENT_COLUMNS = (
     "source",

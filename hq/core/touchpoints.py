@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sync.envelope import CHANNEL_SOURCE, EDGE_SOURCE, event_name, parse_time
-from touchpoint.errors import ConfigError
+from common.errors import ConfigError
+from contract.envelope import CHANNEL_SOURCE, EDGE_SOURCE, event_name, parse_time
 
 PHASES = ("awareness", "consideration", "purchase", "service", "loyalty")
 PLACE = re.compile(r"[a-z0-9-]{1,64}")

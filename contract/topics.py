@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from touchpoint.errors import TouchpointError
+from common.errors import TouchpointError
 
 ROOT = "touchpoint/v1"
 DOWNLINK_KINDS = ("catalog", "recommendations", "config")

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from hq.touchpoints import Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
-from sync.envelope import event_name
+from contract.envelope import event_name
+from hq.core.touchpoints import Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
 
 # The only events a report uses from after its window (up to the conversion window later): the
 # purchases that convert its sessions and the fulfilments that answer its size requests.

@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hq.storage import DeadLetter, DeviceBatch, DeviceStatus, EventRow
-from sync.envelope import CHANNEL_SOURCE, EDGE_SOURCE, MAX_EVENT_BYTES, EnvelopeError, edge_source, parse_time, validate
-from sync.topics import DeviceTopics, PayloadError, decode_status, parse
+from contract.envelope import (
+    CHANNEL_SOURCE,
+    EDGE_SOURCE,
+    MAX_EVENT_BYTES,
+    EnvelopeError,
+    edge_source,
+    parse_time,
+    validate,
+)
+from contract.topics import DeviceTopics, PayloadError, decode_status, parse
+from hq.core.records import DeadLetter, DeviceBatch, DeviceStatus, EventRow
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 DEAD_RAW_BYTES = 16 * 1024  # how much of a refused payload or event is kept

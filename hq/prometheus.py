@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hq.hourly_facts import HourlyFacts
+from hq.analytics.hourly_facts import HourlyFacts
 from hq.storage import Storage
 
 

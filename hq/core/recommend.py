@@ -38,9 +38,9 @@ from datetime import datetime, timedelta
 from itertools import combinations
 from typing import Any, Protocol
 
-from hq.identity import AttributedEvent
-from hq.touchpoints import purchased_gtins, store_of
-from sync.envelope import EDGE_SOURCE, event_name, parse_time, utc_now_iso
+from contract.envelope import EDGE_SOURCE, event_name, parse_time, utc_now_iso
+from hq.core.identity import AttributedEvent
+from hq.core.touchpoints import purchased_gtins, store_of
 
 SEGMENTS = ("new", "returning", "frequent", "lapsed")
 PURCHASE_WEIGHT = 2

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sync.envelope import EDGE_SOURCE, event_name, parse_time
+from contract.envelope import EDGE_SOURCE, event_name, parse_time
 
 BLOCKED_VALUES = frozenset({"", "0", "null", "none", "anonymous", "undefined"})
 IDENTIFIER_KINDS = ("session", "anon", "customer", "handoff")

@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Flask
 
-from hq.metrics import HqMetrics
+from common.config import HqConfig
+from hq.prometheus import HqMetrics
 from hq.storage import Storage, open_storage
-from touchpoint.config import HqConfig
 
 STORAGE = "hq.storage"
 METRICS = "hq.metrics"
@@ -29,7 +29,9 @@ def create_app(
     test_config: Mapping[str, Any] | None = None,
 ) -> Flask:
     """Build the app; opens ``[database] url`` unless ``storage`` is given (the caller closes it)."""
-    from hq import api, customers, dashboard, events_api, health
+    from hq.web import customers_api as customers
+    from hq.web import dashboard, events_api, health
+    from hq.web import fleet_api as api
 
     app = Flask("hq")
     app.json.sort_keys = False  # type: ignore[attr-defined]  # rows keep DESIGN.md's field order

@@ -17,7 +17,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from uuid6 import uuid7
 
-from touchpoint.errors import TouchpointError
+from common.errors import TouchpointError
 
 TYPE_PREFIX = "touchpoint."
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"

@@ -23,10 +23,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from hq.ingest import DEAD_RAW_BYTES, decode, to_row
-from hq.storage import DeadLetter, EventRow, Storage, reason_kind
-from hq.users import bearer, token_matches
-from sync.envelope import EnvelopeError
+from contract.envelope import EnvelopeError
+from hq.core.intake import DEAD_RAW_BYTES, decode, to_row
+from hq.core.records import DeadLetter, EventRow, reason_kind
+from hq.storage import Storage
+from hq.web.users import bearer, token_matches
 
 MAX_BATCH_EVENTS = 500
 MAX_BODY_BYTES = 1024 * 1024

@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from itertools import groupby
 
-from hq.identity import StitchPolicy, attribution_identifier
-from hq.sqlstore import EVENT_FIELDS, event_from_row
-from hq.storage import Storage, hour_of, hour_start
-from hq.touch_facts import Facts, combined
-from hq.touchpoints import TouchpointMap
+from hq.core.facts import Facts, combined
+from hq.core.identity import StitchPolicy, attribution_identifier
+from hq.core.records import hour_of, hour_start
+from hq.core.touchpoints import TouchpointMap
+from hq.storage import Storage
+from hq.storage.sql import EVENT_FIELDS, event_from_row
 
 Stamps = tuple[tuple[int, int], ...]  # a day's hours with events, each with its version
 KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with room ([hq] report_cache_days)

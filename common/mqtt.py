@@ -23,8 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from touchpoint.config import MqttSection
-from touchpoint.errors import TouchpointError
+from common.config import MqttSection
+from common.errors import TouchpointError
 
 log = logging.getLogger(__name__)
 

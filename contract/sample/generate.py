@@ -1,6 +1,6 @@
 """Regenerate the bundled fictional sample catalogue and its SVG garment images.
 
-Run from the repository root: ``python -m kiosk.sample.generate``. Everything is derived from the
+Run from the repository root: ``python -m contract.sample.generate``. Everything is derived from the
 table below (company prefix 4012345, GTIN-14 with indicator 0), so the output is deterministic.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kiosk.catalog import gtin_check_digit
+from contract.catalog import gtin_check_digit
 
 HERE = Path(__file__).parent
 COMPANY_PREFIX = "4012345"

@@ -55,10 +55,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import compress
 
-from hq.identity import AttributedEvent
-from hq.touch_facts import AFTER_WINDOW, Facts, Part, SessionPart, absorbed, combined, earliest
-from hq.touchpoints import PHASES, Touchpoint, TouchpointMap
-from sync.envelope import event_name, parse_time
+from contract.envelope import event_name, parse_time
+from hq.core.facts import AFTER_WINDOW, Facts, Part, SessionPart, absorbed, combined, earliest
+from hq.core.identity import AttributedEvent
+from hq.core.touchpoints import PHASES, Touchpoint, TouchpointMap
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from hq import people, touchpoint_metrics
-from hq.hourly_facts import HourlyFacts
-from hq.journeys import CursorError, customer_journey, report_facts, report_json
-from hq.touchpoint_metrics import MetricsPolicy, Report, Window
-from hq.users import reader_required
+from hq.analytics import people
+from hq.analytics.hourly_facts import HourlyFacts
+from hq.analytics.journeys import CursorError, customer_journey, report_facts, report_json
+from hq.core import report as touchpoint_metrics
+from hq.core.report import MetricsPolicy, Report, Window
+from hq.web.users import reader_required
 
 GRAPHS = "hq.graphs"
 FACTS = "hq.facts"

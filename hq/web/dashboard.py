@@ -22,11 +22,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
 
-from hq import charts, people
-from hq.customers import CUSTOMER, GRAPHS, report_for
-from hq.journeys import customer_journey
-from hq.touchpoint_metrics import Report
-from hq.users import LoginThrottle, verify
+from hq.analytics import people
+from hq.analytics.journeys import customer_journey
+from hq.core.report import Report
+from hq.web import charts
+from hq.web.customers_api import CUSTOMER, GRAPHS, report_for
+from hq.web.users import LoginThrottle, verify
 from ui.i18n import Translations
 
 TEXT = Translations(folder="hq", cookie="hq-lang", httponly=True)

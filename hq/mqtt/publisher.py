@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hq.journeys import recommendation_messages
-from hq.people import full_graph, stores
-from hq.recommend import ProductLookup
+from common.config import HqConfig, MqttSection
+from common.mqtt import MqttClient, MqttError
+from contract.catalog import read_file, sample_path
+from contract.topics import DeviceTopics
+from hq.analytics.journeys import recommendation_messages
+from hq.analytics.people import full_graph, stores
+from hq.core.recommend import ProductLookup
 from hq.storage import Storage
-from kiosk.catalog import read_file, sample_path
-from sync.mqtt import MqttClient, MqttError
-from sync.topics import DeviceTopics
-from touchpoint.config import HqConfig, MqttSection
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from hq.ingest import Refused, parse_events, parse_status
-from hq.metrics import HqMetrics
-from hq.storage import DeadLetter, Storage
-from sync.mqtt import ConnectionState, Message, MqttClient
-from sync.topics import encode_ack, parse
-from touchpoint.config import MqttSection
+from common.config import MqttSection
+from common.mqtt import ConnectionState, Message, MqttClient
+from contract.topics import encode_ack, parse
+from hq.core.intake import Refused, parse_events, parse_status
+from hq.core.records import DeadLetter
+from hq.prometheus import HqMetrics
+from hq.storage import Storage
 
 log = logging.getLogger(__name__)
 

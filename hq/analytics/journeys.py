@@ -21,16 +21,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from hq.hourly_facts import HourlyFacts
-from hq.identity import LINK_EVENTS, IdentityGraph, StitchPolicy, attributed, stitch
-from hq.recommend import ProductLookup, Recommender, RecommendPolicy
-from hq.sqlstore import EVENT_FIELDS, decode_data, event_from_row
+from common.errors import TouchpointError
+from contract.envelope import TYPE_PREFIX, utc_now_iso
+from hq.analytics.hourly_facts import HourlyFacts
+from hq.core.facts import Facts
+from hq.core.identity import LINK_EVENTS, IdentityGraph, StitchPolicy, attributed, stitch
+from hq.core.recommend import ProductLookup, Recommender, RecommendPolicy
+from hq.core.report import MetricsPolicy, Report, Window, report
+from hq.core.touchpoints import Touchpoint, TouchpointMap, place
 from hq.storage import Storage
-from hq.touch_facts import Facts
-from hq.touchpoint_metrics import MetricsPolicy, Report, Window, report
-from hq.touchpoints import Touchpoint, TouchpointMap, place
-from sync.envelope import TYPE_PREFIX, utc_now_iso
-from touchpoint.errors import TouchpointError
+from hq.storage.sql import EVENT_FIELDS, decode_data, event_from_row
 
 PAGE = 5000
 IDENTIFIER_FIELDS = ("customer", "session_id", "anonymous_id")  # attribution order; ingest copies them to columns

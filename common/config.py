@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from touchpoint.errors import ConfigError
+from common.errors import ConfigError
 
 IDENTIFIER = re.compile(r"[a-z0-9-]{1,64}")
 ENV_PREFIX = "TOUCHPOINT"
