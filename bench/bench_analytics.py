@@ -25,7 +25,6 @@ from typing import Any
 
 from contract.catalog import parse
 from contract.envelope import event_name, parse_time
-from hq.analytics.journeys import read_events
 from hq.core.identity import IdentityGraph, attributed, stitch
 from hq.core.intake import to_row
 from hq.core.recommend import Recommender
@@ -66,14 +65,14 @@ def incremental(events: list[dict[str, Any]], batch: int) -> None:
 
 
 def storage_stages(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
-    """Read every event back through ``read_events`` against a raw sqlite3 scan of the same table."""
+    """Read every event back through ``Storage.read_events`` against a raw sqlite3 scan of the same table."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "hq.db"
         with open_storage(f"sqlite:///{path}") as storage:
             rows = [to_row(e, json.dumps(e), None, NOW) for e in events]
             for i in range(0, len(rows), 20_000):
                 storage.store_events(rows[i : i + 20_000])
-            paged = timed(lambda: sum(1 for _ in read_events(storage)))
+            paged = timed(lambda: sum(1 for _ in storage.read_events()))
         conn = sqlite3.connect(path)
         try:
             raw = timed(lambda: [json.loads(r[1]) for r in conn.execute("SELECT id, data FROM events")])

@@ -32,13 +32,13 @@ from typing import Any
 from common import config as configuration
 from contract.catalog import parse
 from contract.envelope import make_event, utc_now_iso
-from hq import create_app
 from hq.analytics.journeys import touchpoint_report
 from hq.analytics.people import full_graph
 from hq.core.intake import to_row
 from hq.core.report import Window
 from hq.mqtt import publisher
 from hq.storage import Storage
+from hq.web.app import create_app
 from tests.hq_dataset import generate
 from touchpoint.services import PostgresCluster
 
@@ -163,7 +163,9 @@ def measure(
         results.append(("baseline: SELECT by customer token (p99)", p99(raw)))
         for limit in (100, 1000):
             samples = [
-                timed(lambda: client.get(f"/v1/customers/{HEAVY}/journey?limit={limit}", headers=headers))[0]
+                timed(lambda limit=limit: client.get(f"/v1/customers/{HEAVY}/journey?limit={limit}", headers=headers))[
+                    0
+                ]
                 for _ in range(requests)
             ]
             results.append((f"journey API, 1,000-event customer, limit={limit} (p99)", p99(samples)))

@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> None:
         f"({sustained.events:,} events, {sustained.seconds:.1f} s with start-up)"
     )
     print(
-        f"catch-up {catchup.events:>9,} events {catchup.seconds:>8.1f} s  ({catchup.events / catchup.seconds:,.0f} events/s)"
+        f"catch-up {catchup.events:>9,} events {catchup.seconds:>8.1f} s"
+        f"  ({catchup.events / catchup.seconds:,.0f} events/s)"
     )
     print(f"agent peak RSS            {max(sustained.peak_rss_mb, catchup.peak_rss_mb):>10.1f} MB")
     print(f"(outbox filled at {result['fill_rate']:,.0f} events/s, not part of any figure)")

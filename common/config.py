@@ -246,7 +246,7 @@ def _build(kind: type, document: Mapping[str, Any], env: Mapping[str, str]) -> A
     if unknown:
         name = sorted(unknown)[0]
         raise ConfigError(name, document[name], "sections " + ", ".join(hints))
-    sections = {}
+    sections: dict[str, Any] = {}
     for name, hint in hints.items():
         section_type, optional = _unwrap_optional(hint)
         table = document.get(name)

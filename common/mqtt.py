@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from common.backoff import Backoff
 from common.config import MqttSection
 from common.errors import TouchpointError
 
@@ -68,23 +69,6 @@ class Will:
     payload: bytes
     qos: int = 1
     retain: bool = True
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter between reconnect attempts."""
-
-    first_s: float = 0.25
-    max_s: float = 30.0
-
-    def delay(self, attempt: int, rand: float) -> float:
-        """Seconds to wait before attempt ``attempt`` (0-based); ``rand`` in [0, 1).
-
-        Half the exponential step is fixed and half random, so a fleet of devices that lost
-        the broker at the same moment spreads its reconnects instead of arriving together.
-        """
-        step = min(self.max_s, self.first_s * 2 ** min(attempt, 30))
-        return step / 2 + rand * step / 2
 
 
 class Delivery:
@@ -154,7 +138,7 @@ class MqttClient:
         will: Will | None = None,
         on_message: MessageHandler | None = None,
         on_state: StateHandler | None = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         max_inflight: int = 100,
     ) -> None:
         url = urlsplit(settings.url)
@@ -163,7 +147,7 @@ class MqttClient:
         self.port = url.port or (8883 if self.tls else 1883)
         self.settings = settings
         self.client_id = client_id
-        self.backoff = backoff
+        self.backoff = backoff or Backoff(jitter=True)
         self._on_message = on_message
         self._on_state = on_state
         self._subscriptions: dict[str, int] = {}
@@ -194,7 +178,7 @@ class MqttClient:
         # With this set, paho leaves writing to our network thread's loop() instead of sending
         # inline on the publishing thread, so the caller prepares its next message meanwhile.
         self._client.on_socket_register_write = lambda client, userdata, sock: None
-        self._subscribe_mid = -1
+        self._subscribe_mid: int | None = -1  # paho gives None when not connected
 
     # -- public API -------------------------------------------------------------------------
 
@@ -264,7 +248,6 @@ class MqttClient:
     # -- network thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        attempt = 0
         rng = random.Random()
         while not self._closing.is_set():
             try:
@@ -275,15 +258,14 @@ class MqttClient:
                 disconnecting = False
                 while self._client.loop(0.2) == MQTTErrorCode.MQTT_ERR_SUCCESS:
                     if self._state is ConnectionState.CONNECTED:
-                        attempt = 0
+                        self.backoff.reset()
                     if self._closing.is_set() and not disconnecting:
                         self._client.disconnect()  # flushed by the next loop(), then it ends
                         disconnecting = True
                 if self._closing.is_set():
                     return
                 self._set_state(ConnectionState.DISCONNECTED, self.last_error or "connection lost")
-            delay = self.backoff.delay(attempt, rng.random())
-            attempt += 1
+            delay = self.backoff.next(rng.random())
             log.info("mqtt %s: reconnecting in %.1f s (%s)", self.client_id, delay, self.last_error)
             self._closing.wait(delay)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from common.errors import TouchpointError
 
@@ -128,7 +128,7 @@ def gtin_check_digit(first13: str) -> int:
     return (10 - total % 10) % 10
 
 
-def valid_gtin(value: Any) -> bool:
+def valid_gtin(value: Any) -> TypeGuard[str]:
     return (
         isinstance(value, str)
         and len(value) == 14

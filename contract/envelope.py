@@ -2,7 +2,7 @@
 
 ``make_event`` builds an event the way the edge records it; ``validate`` checks one the way HQ
 accepts it: CloudEvents 1.0 attributes (through the cloudevents SDK), a known ``type``, the
-``data`` fields DESIGN.md fixes for that type, and the source's shape.
+``data`` fields docs/architecture.md fixes for that type, and the source's shape.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ MAX_EVENT_BYTES = 64 * 1024
 EDGE_SOURCE = re.compile(r"/stores/(?P<store>[a-z0-9-]{1,64})/devices/(?P<device>[a-z0-9-]{1,64})")
 CHANNEL_SOURCE = re.compile(r"/channels/(?P<channel>web|app|pos|email)(/[^\s]{0,200})?")
 
-# name -> data fields that must be present (DESIGN.md, "The event envelope").
+# name -> data fields that must be present (docs/architecture.md, "The event envelope").
 REQUIRED_DATA: dict[str, tuple[str, ...]] = {
     "session.started": ("session_id",),
     "session.ended": ("session_id",),

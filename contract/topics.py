@@ -1,4 +1,4 @@
-"""The MQTT topics and small payloads of DESIGN.md, shared by the edge and HQ.
+"""The MQTT topics and small payloads of docs/architecture.md, shared by the edge and HQ.
 
 Topic names are built and parsed only here, and the two tiny JSON payloads the protocol adds
 around the events (``ack`` and ``status``) are encoded and decoded only here.

@@ -1,6 +1,6 @@
 """Hardware: RFID reader protocols over pyserial, EPC decoding, tag presence, loyalty QR camera.
 
-Explicit re-exports only; see DESIGN.md "RFID readers" for the contract. The camera
+Explicit re-exports only; see docs/architecture.md for the contract. The camera
 (``drivers.camera``) is imported from its own module, so a device without one never loads
 OpenCV (about 30 MB and 0.2 s on a Pi).
 """

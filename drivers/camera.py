@@ -21,14 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 import cv2
 import numpy as np
 
+from common.backoff import Backoff
 from common.errors import TouchpointError
 from drivers.qr import Debouncer, decode_qr, parse_loyalty_code
-from drivers.reader import Backoff, ReaderState
+from drivers.reader import BACKOFF_INITIAL_S, BACKOFF_MAX_S, ReaderState
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,13 @@ class CameraStatus:
     ignored_total: int = 0  # other QR codes seen (debounced like loyalty codes)
     reconnects: int = 0  # opened again after having been open
     last_error: str | None = None  # why it is disconnected; None while connected
+
+
+class _StatusChanges(TypedDict, total=False):
+    """The CameraStatus fields that ``CameraReader._update`` sets."""
+
+    state: ReaderState
+    last_error: str | None
 
 
 class FrameSource(Protocol):
@@ -153,7 +161,7 @@ class CameraReader:
         with self._lock:
             return self._status
 
-    def _update(self, **changes: object) -> None:
+    def _update(self, **changes: Unpack[_StatusChanges]) -> None:
         with self._lock:
             self._status = replace(self._status, **changes)
 
@@ -162,7 +170,7 @@ class CameraReader:
             self._status = replace(self._status, **{field: getattr(self._status, field) + 1})
 
     def _run(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
         opened_before = False
         while not self._stopping.is_set():
             self._update(state=ReaderState.CONNECTING)

@@ -8,6 +8,7 @@ Written here rather than taken from pyepc, which is unmaintained and does not ke
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from drivers.errors import EpcError
@@ -72,12 +73,15 @@ def check_digit(digits: str) -> str:
     return str(-total % 10)
 
 
-def decode_epc(epc_hex: str) -> Sgtin | None:
-    """The SGTIN an EPC carries, or None for any other or malformed EPC (never raises)."""
-    try:
-        value = int(epc_hex, 16)
-    except ValueError:
+HEX = re.compile(r"[0-9A-Fa-f]+")  # int(..., 16) alone would also take '0x', '_', '+' and spaces
+
+
+def decode_epc(epc_hex: object) -> Sgtin | None:
+    """The SGTIN an EPC carries, or None for any other or malformed EPC and for anything that is not
+    hex text (never raises)."""
+    if not isinstance(epc_hex, str) or not HEX.fullmatch(epc_hex):
         return None
+    value = int(epc_hex, 16)
     bits = len(epc_hex) * 4
     if bits >= 96 and value >> (bits - 8) == SGTIN96_HEADER:
         return _decode_sgtin96(value >> (bits - 96))
@@ -86,7 +90,7 @@ def decode_epc(epc_hex: str) -> Sgtin | None:
     return None
 
 
-def gtin_for_epc(epc_hex: str) -> str | None:
+def gtin_for_epc(epc_hex: object) -> str | None:
     """The GTIN-14 of an SGTIN EPC, else None."""
     sgtin = decode_epc(epc_hex)
     return sgtin.gtin if sgtin else None

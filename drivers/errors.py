@@ -12,7 +12,7 @@ class ReaderError(TouchpointError):
 class FrameError(ReaderError, ValueError):
     """A frame failed a check; ``raw`` keeps the bytes it failed on for the log."""
 
-    def __init__(self, raw: bytes, reason: str) -> None:
+    def __init__(self, raw: bytes | bytearray, reason: str) -> None:
         self.raw = bytes(raw)
         self.reason = reason
         super().__init__(f"{reason}: {self.raw.hex(' ')}")

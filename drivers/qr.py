@@ -47,7 +47,7 @@ def decode_qr(frame: np.ndarray) -> list[str]:
     if frame.size == 0:
         return []
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-    found = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.QRCode)
+    found = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     return list(dict.fromkeys(barcode.text for barcode in found))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import serial
 
+from common.backoff import Backoff
 from drivers import framing
 from drivers.framing import Framer
 from drivers.types import TagRead
@@ -55,23 +56,6 @@ class ReaderStatus:
     last_error: str | None
     name: str = "reader"
     reads_total: int = 0
-
-
-class Backoff:
-    """Capped exponential delays: initial, 2x, 4x, ... up to maximum; ``reset`` after success."""
-
-    def __init__(self, initial: float = BACKOFF_INITIAL_S, maximum: float = BACKOFF_MAX_S) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class RateMeter:
@@ -166,7 +150,7 @@ class Reader:
                 self._framer.last_error = error  # one "most recent problem" for staff, of any kind
 
     def _run(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
         opened_before = False
         while not self._stopping.is_set():
             self._set_state(ReaderState.CONNECTING)

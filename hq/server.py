@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
 from datetime import datetime, timezone
 
 from cheroot import wsgi
@@ -91,7 +90,7 @@ def _supervise(stop: threading.Event, storage: Storage) -> None:
     interval = systemd.watchdog_interval_s() or 5.0
     while not stop.wait(interval):
         try:
-            storage.fetchall("SELECT 1")
+            storage.ping()
         except Exception:  # a dead database must show as a missed watchdog, not a crash loop
             log.exception("the database does not answer; not pinging the watchdog")
             continue
@@ -100,7 +99,10 @@ def _supervise(stop: threading.Event, storage: Storage) -> None:
 
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
-    handler: Callable[[int, object], None] = lambda signum, frame: stop.set()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop

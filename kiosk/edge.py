@@ -225,7 +225,7 @@ class Edge:
         self.hub.publish("tag", {"kind": "departed", **data})
 
     def presence_json(self) -> dict[str, Any]:
-        """``GET /api/presence`` exactly as DESIGN.md fixes it."""
+        """``GET /api/presence`` exactly as docs/architecture.md fixes it."""
         with self._lock:
             zones = self.presence.present()
         return {
@@ -359,7 +359,7 @@ class Edge:
             self._record([("feedback.submitted", data)], session, now)
         return session
 
-    def create_handoff(self, gtins: list[Any], base_url: str) -> Handoff:
+    def create_handoff(self, gtins: object, base_url: str) -> Handoff:
         """A token the phone opens to continue the session; records ``handoff.created``."""
         if not isinstance(gtins, list) or not gtins or len(gtins) > MAX_HANDOFF_GTINS:
             raise ActionError("gtins", f"must be a list of 1 to {MAX_HANDOFF_GTINS} GTINs")

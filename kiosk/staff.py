@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
 
 from kiosk.edge import current_edge
 

@@ -37,10 +37,12 @@ def newer(candidate: str, current: str) -> bool:
     Two whole numbers compare as numbers, two RFC 3339 times as instants, anything else as
     strings; so "10" beats "9" and "2026-11-23T10:00:00+01:00" loses to "2026-11-23T09:30:00Z".
     """
-    for parse in (_as_int, _as_time):
-        a, b = parse(candidate), parse(current)
-        if a is not None and b is not None:
-            return a > b
+    a_int, b_int = _as_int(candidate), _as_int(current)
+    if a_int is not None and b_int is not None:
+        return a_int > b_int
+    a_time, b_time = _as_time(candidate), _as_time(current)
+    if a_time is not None and b_time is not None:
+        return a_time > b_time
     return candidate > current
 
 

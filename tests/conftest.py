@@ -1,4 +1,5 @@
-"""Shared fixtures: real Mosquitto and PostgreSQL processes, fresh outboxes and configs."""
+"""Shared fixtures: real Mosquitto and PostgreSQL processes, fresh outboxes, HQ storages, the edge
+app and a test client of whichever ``app`` a module uses (HQ modules override ``app``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
-from common import config as configuration
 from drivers.simulator import Simulator
+from hq.storage import Storage, open_storage
+from kiosk import shutdown
 from sync.outbox import Outbox
+from tests.kiosk_support import Clock, build
 from touchpoint.services import Mosquitto, PostgresCluster
 
 SOURCE = "/stores/test-store/devices/mirror-1"
@@ -58,17 +63,6 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
-def edge_config(tmp_path: Path, **sections: dict) -> configuration.EdgeConfig:
-    """An EdgeConfig for tests: a mirror in test-store with its outbox under ``tmp_path``."""
-    document = {
-        "device": {"store_id": "test-store", "device_id": "mirror-1", "role": "mirror"},
-        "outbox": {"path": str(tmp_path / "edge.db")},
-    }
-    for name, table in sections.items():
-        document[name] = {**document.get(name, {}), **table}
-    return configuration.from_dict(configuration.EdgeConfig, document)
-
-
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     """Poll ``condition`` until it holds; the timeout only guards against a hang, never asserts speed."""
     deadline = time.monotonic() + timeout
@@ -77,3 +71,43 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """An empty HQ storage of each backend (PostgreSQL in a new database of the shared cluster)."""
+    store = make_storage(request.param, tmp_path, request)
+    yield store
+    store.close()
+
+
+def make_storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    """A fresh storage of either backend (the postgres one in a new database)."""
+    if backend == "sqlite":
+        return open_storage(f"sqlite:///{tmp_path}/hq.db")
+    return open_storage(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(tmp_path: Path, outbox: Outbox, clock: Clock) -> Iterator[Flask]:
+    """A mirror's edge app with a loop:// reader that is not started, on the hand-driven clock."""
+    app = build(tmp_path, outbox, clock)
+    yield app
+    shutdown(app)
+
+
+@pytest.fixture
+def kiosk(tmp_path: Path, outbox: Outbox, clock: Clock) -> Iterator[Flask]:
+    app = build(tmp_path, outbox, clock, role="kiosk")
+    yield app
+    shutdown(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,20 +52,6 @@ def payload(batch: list[Any]) -> bytes:
 
 def events_topic(device: DeviceTopics = DEVICE) -> str:
     return device.events
-
-
-def make_storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
-    """A fresh storage of either backend (the postgres one in a new database)."""
-    if backend == "sqlite":
-        return open_storage(f"sqlite:///{tmp_path}/hq.db")
-    return open_storage(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture(params=BACKENDS)
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    store = make_storage(request.param, tmp_path, request)
-    yield store
-    store.close()
 
 
 class Peer:

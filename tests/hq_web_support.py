@@ -16,11 +16,11 @@ from werkzeug.security import generate_password_hash
 from common import config as configuration
 from contract.envelope import EDGE_SOURCE
 from contract.topics import DeviceTopics
-from hq import create_app
 from hq.core.intake import to_row
 from hq.core.records import DeviceBatch
 from hq.server import serve
 from hq.storage import Storage
+from hq.web.app import create_app
 from tests.hq_dataset import Dataset
 from tests.hq_support import NOW
 from touchpoint.services import free_port, wait_for_port

@@ -20,7 +20,7 @@ from drivers import qr_samples
 from drivers.camera import CameraReader, CameraStatus
 from drivers.qr import LOYALTY_PREFIX, Debouncer, decode_qr, parse_loyalty_code
 from drivers.reader import ReaderState
-from tests.conftest import edge_config
+from tests.kiosk_support import edge_config
 
 TOKENS = st.from_regex(r"[A-Za-z0-9_-]{8,64}", fullmatch=True)
 

@@ -1,4 +1,4 @@
-"""The demo's web shop: valid digital events, posted the way DESIGN.md's ``POST /v1/events`` wants them."""
+"""The demo's web shop: valid digital events, posted the way docs/architecture.md's ``POST /v1/events`` wants them."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ TOKENS = {"web": "web-token-1234", "app": "app-token-1234", "pos": "pos-token-12
 
 
 class ContractHq(BaseHTTPRequestHandler):
-    """``POST /v1/events`` as DESIGN.md fixes it: bearer token per channel, one event or an array."""
+    """``POST /v1/events`` as docs/architecture.md fixes it: bearer token per channel, one event or an array."""
 
     accepting = True
     received: list[tuple[str, dict]] = []

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from common.backoff import Backoff
 from drivers import Reader, ReaderState, TagRead, m100
 from drivers.errors import ReaderError
-from drivers.reader import Backoff, RateMeter
+from drivers.reader import RateMeter
 from drivers.simulator import Simulator
 from tests.conftest import wait_until
 

@@ -20,7 +20,7 @@ from drivers.errors import EpcError
 
 # (hex, tag URI, GTIN-14, where the vector comes from)
 VECTORS = [
-    # GS1 EPC Tag Data Standard, worked example (also DESIGN.md).
+    # GS1 EPC Tag Data Standard, worked example (also docs/architecture.md).
     ("3074257BF7194E4000001A85", "urn:epc:tag:sgtin-96:3.0614141.812345.6789", "80614141123458", "TDS example"),
     # GS1 TDS 2.3 annex E.3, as quoted in a GS1 resolver's test_epc_binary.py; partition 1.
     ("3066C4409047E140075BCD15", "urn:epc:tag:sgtin-96:3.95060001343.05.123456789", "09506000134352", "TDS 2.3 E.3"),
@@ -199,3 +199,10 @@ def test_encode_rejects_bad_filter_and_198_serial() -> None:
 def test_short_gtins_are_padded() -> None:
     epc = encode_sgtin96("4012345010008", 5, 7)  # a GTIN-13 (EAN-13)
     assert gtin_for_epc(epc) == "04012345010008"
+
+
+@pytest.mark.parametrize(
+    "value", [None, 3074257, b"3074257BF7194E4000001A85", "0x3074257BF7194E4000001A85", "30_74", " 3074", "+3074", ""]
+)
+def test_anything_but_hex_text_decodes_to_none(value: object) -> None:
+    assert decode_epc(value) is None and gtin_for_epc(value) is None

@@ -15,12 +15,12 @@ from flask.testing import FlaskClient
 
 from common import config as configuration
 from common.errors import ConfigError
-from hq import create_app
 from hq.core.intake import parse_events, parse_status
 from hq.core.records import DeviceBatch, DeviceStatus
 from hq.prometheus import RateWindow
 from hq.server import serve
 from hq.storage import Storage, open_storage
+from hq.web.app import create_app
 from tests.hq_support import DEVICE, NOW, Peer, events, payload, wait_until
 from touchpoint.cli import main
 from touchpoint.services import Mosquitto, free_port, wait_for_port
@@ -47,11 +47,6 @@ def hq_storage(tmp_path: Path) -> Iterator[Storage]:
 @pytest.fixture
 def app(tmp_path: Path, hq_storage: Storage) -> Flask:
     return create_app(hq_config(tmp_path), hq_storage, checks={"mqtt": lambda: True})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def test_factory_opens_the_configured_database(tmp_path: Path) -> None:

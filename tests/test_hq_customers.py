@@ -37,11 +37,6 @@ def app(tmp_path: Path, dataset: Dataset) -> Iterator[Flask]:
         yield app
 
 
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
 def busiest_customer(dataset: Dataset) -> str:
     """The customer token with the most stitched events in the dataset, computed in memory."""
     graph = stitch(dataset.events)
@@ -210,3 +205,9 @@ def test_a_journey_is_answered_while_a_report_reads_its_hours(app: Flask, datase
         assert answers.get("journey") == 200 and "report" not in answers
     report.join(30)
     assert answers["report"] == 200
+
+
+@pytest.mark.parametrize("value", [["granted"], {"state": "granted"}, None, 3, "maybe"])
+def test_a_consent_that_is_not_one_of_the_states_is_a_400_naming_the_field(client: FlaskClient, value: object) -> None:
+    answer = client.put("/v1/customers/cust-00001/consent", json={"consent": value}, headers=API)
+    assert answer.status_code == 400 and answer.get_json()["error"].startswith("consent:")

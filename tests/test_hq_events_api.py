@@ -40,11 +40,6 @@ def storage(app: Flask) -> Storage:
     return app.extensions["hq.storage"]
 
 
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
 def stored_ids(storage: Storage) -> list[str]:
     return sorted(row[0] for row in storage.fetchall("SELECT id FROM events"))
 

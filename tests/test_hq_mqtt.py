@@ -12,17 +12,8 @@ from contract.envelope import MAX_EVENT_BYTES
 from contract.topics import DeviceTopics
 from hq.core.records import DeviceReport
 from hq.storage import Storage, open_storage
-from tests.hq_support import (  # noqa: F401 - storage is a fixture
-    DEVICE,
-    Peer,
-    events,
-    make_storage,
-    payload,
-    running_worker,
-    storage,
-    terminate_other_backends,
-    wait_until,
-)
+from tests.conftest import make_storage
+from tests.hq_support import DEVICE, Peer, events, payload, running_worker, terminate_other_backends, wait_until
 from touchpoint.services import Mosquitto
 
 

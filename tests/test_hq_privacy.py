@@ -11,14 +11,14 @@ import pytest
 
 from contract.envelope import parse_time
 from hq.analytics import people
-from hq.analytics.journeys import read_events
 from hq.core.identity import stitch
 from hq.core.records import DeadLetter, hour_of
 from hq.mqtt import publisher
 from hq.storage import Storage
 from hq.web.customers_api import RECOMPUTE
+from tests.conftest import make_storage
 from tests.hq_dataset import Dataset, generate
-from tests.hq_support import BACKENDS, NOW, Peer, make_storage
+from tests.hq_support import BACKENDS, NOW, Peer
 from tests.hq_web_support import API_TOKEN, bearer, hq_app, hq_config, load
 from touchpoint.services import Mosquitto, free_port
 
@@ -137,11 +137,11 @@ def test_erasure_bumps_the_hours_of_the_events_it_deletes(
     """Per-hour analytics caches must see an erasure as a change of exactly those hours."""
     with make_storage(backend, tmp_path, request) as storage:
         load(storage, dataset)
-        hours = {(e["source"], e["id"]): hour_of(parse_time(e["time"])) for e in read_events(storage)}
+        hours = {(e["source"], e["id"]): hour_of(parse_time(e["time"])) for e in storage.read_events()}
         span = min(hours.values()), max(hours.values()) + 1
         before = storage.hour_versions(*span)
         erased = people.erase(storage, people.full_graph(storage), customers_by_consent(dataset)["granted"][0])
-        kept = {(e["source"], e["id"]) for e in read_events(storage)}
+        kept = {(e["source"], e["id"]) for e in storage.read_events()}
         after = storage.hour_versions(*span)
     hit = {hour for key, hour in hours.items() if key not in kept}
     assert erased.events == len(hours) - len(kept) and hit
@@ -167,7 +167,7 @@ def test_personal_hints_reach_stores_only_for_consenting_customers(
     with hq_app(tmp_path) as app:
         storage: Storage = app.extensions["hq.storage"]
         load(storage, dataset)
-        stores = people.stores(storage)
+        stores = storage.stores()
         done = publisher.recompute(config, storage, publisher.catalog_of(config), dataset.end)
         assert list(done.stores) == stores and done.customers > 0
         with Peer(mosquitto.url, [RECOMMENDATIONS], "test-store-listener") as listener:

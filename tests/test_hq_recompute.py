@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from werkzeug.security import check_password_hash
 
 from common import config as configuration
-from hq.analytics import people
 from hq.mqtt import publisher
 from hq.storage import open_storage
 from tests.hq_dataset import generate
@@ -30,7 +29,7 @@ def test_recompute_publishes_every_store_retained(tmp_path: Path, mosquitto: Mos
     path = write_config(tmp_path, mosquitto.url)
     with open_storage(f"sqlite:///{tmp_path}/hq.db") as storage:
         load(storage, generate(seed=3, customers=30))
-        stores = people.stores(storage)
+        stores = storage.stores()
     result = CliRunner().invoke(main, ["hq", "recompute", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert f"published recommendations to {len(stores)} store(s)" in result.output

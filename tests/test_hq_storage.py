@@ -18,18 +18,10 @@ from contract.envelope import make_event, parse_time
 from hq.core.intake import parse_events, parse_status, to_row
 from hq.core.records import EPOCH, DeviceBatch, DeviceStatus, EventRow, hour_of, hour_start
 from hq.storage import Storage, StorageError, open_storage, schema
-from hq.storage.sql import INSERT_EVENT, SqlStorage, decode_data
-from tests.conftest import SOURCE
-from tests.hq_support import (  # noqa: F401 - storage is a fixture
-    BACKENDS,
-    NOW,
-    events,
-    events_topic,
-    make_storage,
-    payload,
-    storage,
-    terminate_other_backends,
-)
+from hq.storage.rows import decode_data
+from hq.storage.sql import INSERT_EVENT, SqlStorage
+from tests.conftest import SOURCE, make_storage
+from tests.hq_support import BACKENDS, NOW, events, events_topic, payload, terminate_other_backends
 
 
 def store(storage: Storage, seqs: list[int], extra: list[object] | None = None) -> int:

@@ -16,10 +16,8 @@ from hq.analytics.hourly_facts import HourlyFacts
 from hq.analytics.journeys import (
     CursorError,
     customer_journey,
-    events_naming,
     identity_graph,
     person_events,
-    read_events,
     recommendation_messages,
     report_json,
     touchpoint_report,
@@ -32,9 +30,9 @@ from hq.core.records import hour_of
 from hq.core.report import Report, Window, compute
 from hq.core.touchpoints import TouchpointMap, journey
 from hq.storage import Storage
-from hq.storage.sql import SqliteStorage
+from hq.storage.backends import SqliteStorage
 from tests.hq_dataset import Dataset, generate
-from tests.hq_support import NOW, storage  # noqa: F401
+from tests.hq_support import NOW
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +48,7 @@ def loaded(storage: Storage, dataset: Dataset) -> Storage:  # noqa: F811
 
 
 def test_events_read_back_whole_across_pages(loaded: Storage, dataset: Dataset) -> None:
-    back = list(read_events(loaded, page=700))
+    back = list(loaded.read_events(page=700))
     assert sorted(e["id"] for e in back) == sorted(e["id"] for e in dataset.events)
     original = {e["id"]: e for e in dataset.events}
     assert all(e["data"] == original[e["id"]]["data"] and e["time"] == original[e["id"]]["time"] for e in back)
@@ -60,7 +58,7 @@ def test_events_read_back_whole_across_pages(loaded: Storage, dataset: Dataset) 
         for e in dataset.events
         if window.start.isoformat() <= e["time"].replace("Z", "+00:00") < window.end.isoformat()
     }
-    assert {e["id"] for e in read_events(loaded, start=window.start, end=window.end, page=300)} == inside
+    assert {e["id"] for e in loaded.read_events(start=window.start, end=window.end, page=300)} == inside
 
 
 def test_storage_analytics_equal_the_in_memory_core(loaded: Storage, dataset: Dataset) -> None:
@@ -161,7 +159,7 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
         and dataset.consent.get(f"customer:{e['data']['customer']}") == "granted"
     )
     assert erase(loaded, identity_graph(loaded), customer).events > 0
-    events = list(read_events(loaded))
+    events = list(loaded.read_events())
     check()
     assert facts.hours_read > read
 
@@ -264,7 +262,7 @@ def test_a_late_link_names_exactly_the_events_to_reattribute(loaded: Storage, da
     }
     changed = graph.add_event(late)
     assert changed == {f"session:{session}"}
-    moved = [e for e in events_naming(loaded, changed) if graph.attribute(e) == "customer:new-card"]
+    moved = [e for e in loaded.events_naming(changed) if graph.attribute(e) == "customer:new-card"]
     assert moved and {e["data"]["session_id"] for e in moved} == {session}
     assert len(moved) == sum(
         1 for e in dataset.events if e["data"].get("session_id") == session and "customer" not in e["data"]
@@ -365,8 +363,8 @@ def test_sqlite_pages_in_table_order_even_with_statistics(
     )
     start = dataset.start + timedelta(days=3)
     expected = sorted(e["id"] for e in dataset.events if e["time"] >= utc_now_iso(start))
-    assert sorted(e["id"] for e in read_events(sqlite, start=start, page=500)) == expected
-    assert [e["id"] for e in read_events(sqlite, names=("purchase.completed",), page=50)] == [
+    assert sorted(e["id"] for e in sqlite.read_events(start=start, page=500)) == expected
+    assert [e["id"] for e in sqlite.read_events(names=("purchase.completed",), page=50)] == [
         e["id"] for e in dataset.events if e["type"] == "touchpoint.purchase.completed"
     ]
     monkeypatch.undo()

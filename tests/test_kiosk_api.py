@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,76 +17,12 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract.envelope import validate
-from drivers import TagRead, encode_sgtin96
+from drivers import TagRead
 from kiosk import create_app, shutdown
-from kiosk.edge import EXTENSION, Edge
 from sync.outbox import Outbox
 from sync.state import StateTable, SyncState
-from tests.conftest import edge_config, wait_until
-
-SHIRT_M = "04012345010015"  # LS-100 blau M; L in blau is 04012345010022
-SHIRT_EPC = encode_sgtin96(SHIRT_M, 17, 7)
-JEANS_EPC = encode_sgtin96("04012345030013", 3, 7)
-FOREIGN_EPC = "E28011700000020A1B2C3D4E"  # not SGTIN: recorded by its EPC, no GTIN
-PIN = "4711"
-
-
-class Clock:
-    """Time passed in by hand, so session and departure timeouts need no sleeping."""
-
-    def __init__(self, start: float = 1_795_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def build(tmp_path: Path, outbox: Outbox, clock: Clock, role: str = "mirror", pin: str = PIN) -> Flask:
-    config = edge_config(
-        tmp_path,
-        device={"role": role},
-        reader={"protocol": "m100", "url": "loop://", "zone": "cabin-1", "departure_s": 3.0},
-        session={"cabin_empty_s": 30, "kiosk_idle_s": 60},
-        staff={"pin": pin},
-    )
-    return create_app(config, outbox=outbox, clock=clock, start_readers=False)
-
-
-@pytest.fixture
-def app(tmp_path: Path, outbox: Outbox, clock: Clock) -> Iterator[Flask]:
-    app = build(tmp_path, outbox, clock)
-    yield app
-    shutdown(app)
-
-
-@pytest.fixture
-def kiosk(tmp_path: Path, outbox: Outbox, clock: Clock) -> Iterator[Flask]:
-    app = build(tmp_path, outbox, clock, role="kiosk")
-    yield app
-    shutdown(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-def edge_of(app: Flask) -> Edge:
-    return app.extensions[EXTENSION]
-
-
-def events(outbox: Outbox) -> list[dict[str, Any]]:
-    """Every stored event, each checked the way HQ checks it."""
-    return [validate(json.loads(p.body)) for p in outbox.pending(limit=10_000, max_bytes=10**9)]
+from tests.conftest import wait_until
+from tests.kiosk_support import FOREIGN_EPC, PIN, SHIRT_EPC, SHIRT_M, Clock, build, edge_config, edge_of, events
 
 
 def names(outbox: Outbox) -> list[str]:
@@ -374,7 +309,7 @@ def test_bad_size_requests_name_the_field(client: FlaskClient, outbox: Outbox, b
 
 
 def test_staff_screen_needs_the_pin(client: FlaskClient, clock: Clock) -> None:
-    assert 'name="pin"' in client.get("/staff").text  # DESIGN.md's address, no redirect
+    assert 'name="pin"' in client.get("/staff").text  # the address docs/architecture.md gives, no redirect
     assert client.post("/staff/login", data={"pin": "0000"}).status_code == 403
     login(client)
     assert 'id="requests"' in client.get("/staff/").text

@@ -5,7 +5,6 @@ address from the config, and languages found from their translation files."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,7 @@ from kiosk import create_app, i18n, shutdown
 from kiosk.staff import retry_after
 from sync.downlink import DownlinkStore
 from sync.outbox import Outbox
-from tests.conftest import edge_config
-from tests.test_kiosk_api import PIN, SHIRT_M, Clock, build, edge_of, events
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app(tmp_path: Path, outbox: Outbox, clock: Clock) -> Iterator[Flask]:
-    app = build(tmp_path, outbox, clock)
-    yield app
-    shutdown(app)
+from tests.kiosk_support import PIN, SHIRT_M, Clock, edge_config, edge_of, events
 
 
 def test_wrong_pins_lock_out_one_client_address_with_retry_after(app: Flask, clock: Clock) -> None:

@@ -16,7 +16,7 @@ from drivers.simulator import Simulator
 from kiosk.edge import EXTENSION
 from kiosk.server import EdgeServer
 from kiosk.stream import Hub, Message
-from tests.conftest import edge_config
+from tests.kiosk_support import edge_config
 
 SHIRT_M = "04012345010015"
 

@@ -146,7 +146,7 @@ def test_unknown_users_and_wrong_passwords_are_refused(broker: Mosquitto) -> Non
     for username, password in (("", ""), ("hq", "wrong"), ("berlin-01/mirror-9", "pw-mirror-9")):
         states: queue.Queue[ConnectionState] = queue.Queue()
         settings = MqttSection(url=broker.url, username=username, password=password)
-        with MqttClient(settings, "intruder", on_state=lambda state, error: states.put(state)):
+        with MqttClient(settings, "intruder", on_state=lambda state, error, states=states: states.put(state)):
             seen = [states.get(timeout=10)]
             while seen[-1] is not ConnectionState.DISCONNECTED:
                 seen.append(states.get(timeout=10))

@@ -19,7 +19,7 @@ from hq import create_app as create_hq_app
 from hq.storage import open_storage
 from kiosk import create_app as create_edge_app
 from kiosk import shutdown
-from tests.conftest import edge_config
+from tests.kiosk_support import edge_config
 
 ALERTS = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "alerts.yml"
 BUILT_IN = {"up"}  # written by Prometheus itself for every scrape target

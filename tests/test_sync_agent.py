@@ -19,7 +19,8 @@ from sync.agent import Agent, status_due
 from sync.downlink import DownlinkStore
 from sync.outbox import Outbox
 from tests.acknowledger import Acknowledger
-from tests.conftest import SOURCE, edge_config, wait_until
+from tests.conftest import SOURCE, wait_until
+from tests.kiosk_support import edge_config
 from touchpoint.services import Mosquitto
 
 DEVICE = topics.DeviceTopics("test-store", "mirror-1")
@@ -106,7 +107,7 @@ def test_broker_restarts_mid_stream_lose_nothing(tmp_path: Path, mosquitto: Mosq
     with Acknowledger(mosquitto.url) as hq, running(tmp_path, mosquitto, batch_events=20, ack_timeout_s=1):
         for round_ in range(3):
             fill(outbox, 400)
-            assert hq.wait_for(lambda: hq.received > round_ * 400 + 50)
+            assert hq.wait_for(lambda round_=round_: hq.received > round_ * 400 + 50)
             mosquitto.kill() if round_ % 2 else mosquitto.stop()
             fill(outbox, 100)  # the screen keeps recording while the broker is away
             mosquitto.start()

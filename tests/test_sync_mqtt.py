@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.backoff import Backoff
 from common.config import MqttSection
-from common.mqtt import Backoff, ConnectionState, Message, MqttClient, PublishError
+from common.mqtt import ConnectionState, Message, MqttClient, PublishError
 from touchpoint.services import Mosquitto, free_port
 
 
@@ -69,7 +70,7 @@ def test_reconnects_after_the_broker_restarts(mosquitto: Mosquitto) -> None:
         MqttSection(url=mosquitto.url),
         "bouncer",
         on_state=lambda s, e: states.put(s),
-        backoff=Backoff(first_s=0.05, max_s=0.2),
+        backoff=Backoff(first_s=0.05, max_s=0.2, jitter=True),
     )
     with client:
         assert client.wait_connected(10)
@@ -97,9 +98,10 @@ def test_publish_with_a_bad_topic_raises_our_error(mosquitto: Mosquitto) -> None
 
 @given(st.integers(0, 200), st.floats(0, 1, exclude_max=True))
 def test_backoff_grows_to_the_cap_and_keeps_half_of_it_fixed(attempt: int, rand: float) -> None:
-    backoff = Backoff(first_s=0.5, max_s=30.0)
+    backoff = Backoff(first_s=0.5, max_s=30.0, jitter=True, attempt=attempt)
     step = min(30.0, 0.5 * 2**attempt)
-    assert step / 2 <= backoff.delay(attempt, rand) <= step
+    assert step / 2 <= backoff.next(rand) <= step
+    assert backoff.attempt == attempt + 1
 
 
 # -- TLS and passwords -------------------------------------------------------------------------

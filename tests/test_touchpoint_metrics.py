@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import gc
 import json
 import math
 import random
@@ -21,7 +20,7 @@ from contract.envelope import parse_time
 from hq.core import report as touchpoint_metrics
 from hq.core.facts import Facts
 from hq.core.identity import AttributedEvent, attributed, attribution_identifier, stitch
-from hq.core.report import MetricsPolicy, Rating, Summary, Window, collector_paused, compute
+from hq.core.report import MetricsPolicy, Rating, Summary, Window, compute
 from hq.core.touchpoints import Touchpoint
 from tests.hq_dataset import Dataset, fuzzed_data, generate
 
@@ -458,22 +457,3 @@ def test_hostile_data_never_raises(items: list[tuple[str, str, dict[str, Any], s
     events = [ev(name, data, i, source, person, eid=f"e{i}") for i, (name, source, data, person) in enumerate(items)]
     report = compute(events, WEEK)
     assert all(m.sessions >= 0 and (m.conversion is None or 0 <= m.conversion <= 1) for m in report.touchpoints)
-
-
-def test_the_collector_is_paused_while_reports_assemble_and_restored_as_it_was() -> None:
-    assert gc.isenabled()
-    with collector_paused():
-        with collector_paused():  # a second report on another thread
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with collector_paused():
-            pass
-        assert not gc.isenabled()  # off before, off after
-    finally:
-        gc.enable()
-    with pytest.raises(ZeroDivisionError), collector_paused():
-        1 / 0
-    assert gc.isenabled()

@@ -27,7 +27,7 @@ from drivers.simulator import Simulator
 from kiosk.edge import EXTENSION
 from kiosk.server import EdgeServer
 from sync.downlink import DownlinkStore
-from tests.conftest import edge_config
+from tests.kiosk_support import edge_config
 from tests.ui_checks import Requests, check_screen, screenshot
 
 pytestmark = pytest.mark.browser

@@ -31,7 +31,10 @@ SMALL_TARGETS_JS = """(minimum) => [...document.querySelectorAll("button, a, inp
 
 # WCAG 2 contrast of each visible text node's colour against the backgrounds composited behind it.
 CONTRAST_JS = """() => {
-  const rgba = (css) => { const p = css.match(/[\\d.]+/g).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const rgba = (css) => {
+    const p = css.match(/[\\d.]+/g).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
   const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
   const luminance = (c) => 0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2]);
   const over = (top, bottom) => bottom.map((v, i) => top[i] * top[3] + v * (1 - top[3]));

@@ -1,4 +1,4 @@
-"""The ``touchpoint`` command: one subcommand per process of DESIGN.md.
+"""The ``touchpoint`` command: one subcommand per process of docs/architecture.md.
 
 Each subcommand only parses options, loads and validates the config, and hands over to the
 package that does the work, so the CLI stays thin and every command is testable in-process.
@@ -117,7 +117,6 @@ def recompute(ctx: click.Context, config_path: str | None) -> None:
     """
     from datetime import datetime, timezone
 
-    from hq.analytics.people import stores
     from hq.mqtt import publisher
     from hq.storage import open_storage
 
@@ -125,7 +124,7 @@ def recompute(ctx: click.Context, config_path: str | None) -> None:
     try:
         catalog = publisher.catalog_of(config)
         with open_storage(config.database.url) as storage:
-            steps = 2 * len(stores(storage)) or 1  # each store is built, then published
+            steps = 2 * len(storage.stores()) or 1  # each store is built, then published
             with click.progressbar(length=steps, label="recommendations: build and publish per store") as bar:
                 done = publisher.recompute(
                     config,

@@ -209,13 +209,13 @@ def check_mqtt_login(mqtt: configuration.MqttSection, client_id: str, timeout: f
         return fail("mqtt", f"{error}: fix the TLS files (see the tls check).")
     with client:
         attempted.wait(timeout)
-        state, error = client.state, client.last_error
+        state, last_error = client.state, client.last_error
     who = f"user {mqtt.username!r}" if mqtt.username else "anonymous"
     if state is ConnectionState.CONNECTED:
         return ok("mqtt", f"the broker accepts {who} (MQTT {mqtt.protocol}).")
     return fail(
         "mqtt",
-        f"the broker does not accept {who} ({error or 'no answer'}): check [mqtt] username, "
+        f"the broker does not accept {who} ({last_error or 'no answer'}): check [mqtt] username, "
         "password and protocol against the broker's password file and ACL.",
     )
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from flask import Response, g, request
 
@@ -78,6 +79,6 @@ class Translations:
             )
         return response
 
-    def _files(self):  # type: ignore[no-untyped-def]  # importlib's Traversable
+    def _files(self) -> Traversable:
         folder = resources.files("ui") / "translations"
         return folder / self.folder if self.folder else folder

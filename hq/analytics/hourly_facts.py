@@ -28,7 +28,6 @@ from hq.core.identity import StitchPolicy, attribution_identifier
 from hq.core.records import hour_of, hour_start
 from hq.core.touchpoints import TouchpointMap
 from hq.storage import Storage
-from hq.storage.sql import EVENT_FIELDS, event_from_row
 
 Stamps = tuple[tuple[int, int], ...]  # a day's hours with events, each with its version
 KEEP_HOURS = 24 * 45  # a 30-day report and its 7-day conversion window, with room ([hq] report_cache_days)
@@ -124,15 +123,9 @@ class HourlyFacts:
 
     def _read(self, start: datetime, end: datetime) -> Facts:
         """The facts of the events with ``start <= time < end``: one indexed range query."""
-        storage = self.storage
         facts = Facts(self.tmap)
-        rows = storage.fetchall(
-            f"SELECT {EVENT_FIELDS} FROM events WHERE time >= ? AND time < ?",
-            (storage.time_param(start), storage.time_param(end)),
-        )
-        for row in rows:
-            event = event_from_row(storage, row)
-            facts.add(event, attribution_identifier(event, self.stitch), storage.time_value(row[3]))  # type: ignore[arg-type]
+        for event, time in self.storage.events_between(start, end):
+            facts.add(event, attribution_identifier(event, self.stitch), time)
         return facts.freeze()
 
     def _evict(self, first: int, stop: int) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -30,59 +30,17 @@ from hq.core.recommend import ProductLookup, Recommender, RecommendPolicy
 from hq.core.report import MetricsPolicy, Report, Window, report
 from hq.core.touchpoints import Touchpoint, TouchpointMap, place
 from hq.storage import Storage
-from hq.storage.sql import EVENT_FIELDS, decode_data, event_from_row
 
-PAGE = 5000
 IDENTIFIER_FIELDS = ("customer", "session_id", "anonymous_id")  # attribution order; ingest copies them to columns
-KEYS = "source, id, type, time, channel, " + ", ".join(IDENTIFIER_FIELDS)
-# How read_events pages: SQLite by rowid in table order, no index (with statistics, SQLite would
-# pick the (type, time) index and sort every page: 152 s instead of 37 s); PostgreSQL by primary key.
-KEYSET = {"sqlite": ("rowid", "events NOT INDEXED"), "postgres": ("source, id", "events")}
-KEY_CHUNK = 400  # (source, id) pairs per lookup, well under every backend's parameter limit
 
 
 class CursorError(TouchpointError, ValueError):
     """A journey cursor that this module did not hand out."""
 
 
-def read_events(
-    storage: Storage,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    names: Iterable[str] | None = None,
-    page: int = PAGE,
-) -> Iterator[dict[str, Any]]:
-    """Every stored event with ``start <= time < end`` (and one of ``names``), in key order."""
-    where, params = [], []
-    if start is not None:
-        where.append("time >= ?")
-        params.append(storage.time_param(start))
-    if end is not None:
-        where.append("time < ?")
-        params.append(storage.time_param(end))
-    if names is not None:
-        types = [TYPE_PREFIX + n for n in names]
-        where.append(f"type IN ({', '.join('?' * len(types))})")
-        params.extend(types)
-    key, table = KEYSET[storage.dialect]
-    last: tuple[Any, ...] = ()
-    while True:
-        clauses = [*where, f"({key}) > ({', '.join('?' * len(last))})"] if last else where
-        sql = f"SELECT {EVENT_FIELDS}, {key} FROM {table}"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        rows = storage.fetchall(f"{sql} ORDER BY {key} LIMIT {int(page)}", [*params, *last])
-        for row in rows:
-            yield event_from_row(storage, row[:7])
-        if len(rows) < page:
-            return
-        last = tuple(rows[-1][7:])
-
-
 def identity_graph(storage: Storage, policy: StitchPolicy | None = None) -> IdentityGraph:
     """Persons from every stored link event (a few percent of all events)."""
-    return stitch(read_events(storage, names=LINK_EVENTS), policy)
+    return stitch(storage.read_events(names=LINK_EVENTS), policy)
 
 
 def touchpoint_report(
@@ -141,48 +99,9 @@ def _decode_cursor(cursor: str) -> tuple[str, str, str]:
     return key[0], key[1], key[2]
 
 
-def _naming(identifiers: Iterable[str]) -> tuple[str, list[str]]:
-    """The WHERE clause (empty when none) matching events whose indexed columns carry one of these
-    typed identifiers."""
-    idents = sorted(set(identifiers))
-    clauses, params = [], []
-    for kind, column in (("customer", "customer"), ("session", "session_id"), ("anon", "anonymous_id")):
-        values = [i.split(":", 1)[1] for i in idents if i.startswith(kind + ":")]
-        if values:
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
-    return " OR ".join(clauses), params
-
-
-def events_naming(storage: Storage, identifiers: Iterable[str]) -> list[dict[str, Any]]:
-    """Every stored event that carries one of these typed identifiers in an indexed column: after
-    ``changed = graph.add_events(batch)``, these are the events to re-attribute."""
-    where, params = _naming(identifiers)
-    if not where:
-        return []
-    rows = storage.fetchall(f"SELECT {EVENT_FIELDS} FROM events WHERE {where}", params)
-    return [event_from_row(storage, row) for row in rows]
-
-
 def person_events(storage: Storage, graph: IdentityGraph, person: str) -> list[dict[str, Any]]:
     """Every stored event attributed to a person."""
-    return [e for e in events_naming(storage, graph.members(person)) if graph.attribute(e) == person]
-
-
-def _data_of(storage: Storage, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """``data`` of the events with these ``(source, id)`` keys: primary-key lookups of each source
-    and id among them (a person's events come from a few sources), exact pairs kept."""
-    wanted, found = set(keys), {}
-    for i in range(0, len(keys), KEY_CHUNK):
-        chunk = keys[i : i + KEY_CHUNK]
-        sources, ids = sorted({s for s, _ in chunk}), sorted({e for _, e in chunk})
-        rows = storage.fetchall(
-            f"SELECT source, id, data FROM events WHERE source IN ({', '.join('?' * len(sources))})"
-            f" AND id IN ({', '.join('?' * len(ids))})",
-            [*sources, *ids],
-        )
-        found.update({(s, e): decode_data(d) for s, e, d in rows if (s, e) in wanted})
-    return found
+    return [e for e in storage.events_naming(graph.members(person)) if graph.attribute(e) == person]
 
 
 def _maybe_integer(column: str | None) -> bool:
@@ -199,7 +118,7 @@ def customer_journey(
     cursor: str | None = None,
     limit: int = 100,
 ) -> dict[str, Any]:
-    """The cross-channel timeline of DESIGN.md's journey endpoint; raises CursorError on a bad cursor.
+    """The cross-channel timeline of the journey endpoint (docs/architecture.md); raises CursorError on a bad cursor.
 
     The person's events are attributed and ordered from their indexed columns alone; only the page
     (and any event whose identifier columns may hold an integer) has its ``data`` read and decoded.
@@ -207,34 +126,31 @@ def customer_journey(
     tmap = tmap or TouchpointMap()
     after = _decode_cursor(cursor) if cursor is not None else None
     person = graph.person_of(f"customer:{customer}")
-    where, params = _naming(graph.members(person))
-    rows = storage.fetchall(f"SELECT {KEYS} FROM events WHERE {where}", params) if where else []
-    exact = _data_of(storage, [(r[0], r[1]) for r in rows if any(_maybe_integer(v) for v in r[5:])])
+    rows = storage.journey_rows(graph.members(person))
+    exact = storage.event_data([(r.source, r.id) for r in rows if any(map(_maybe_integer, r[6:]))])
     mine = []
-    for source, event_id, kind, time, channel, *idents in rows:
-        key = (source, event_id)
-        data = exact[key] if key in exact else dict(zip(IDENTIFIER_FIELDS, idents))
-        if graph.attribute({"source": source, "data": data}) == person:
-            mine.append((storage.time_text(time), source, event_id, kind, channel, time))
-    mine.sort()
-    purchases = sorted(storage.time_value(m[5]) for m in mine if m[3] == TYPE_PREFIX + "purchase.completed")
+    for row in rows:
+        key = (row.source, row.id)
+        data = exact[key] if key in exact else dict(zip(IDENTIFIER_FIELDS, row[6:]))
+        if graph.attribute({"source": row.source, "data": data}) == person:
+            mine.append(row)
+    mine.sort(key=lambda r: (r.stamp, r.source, r.id))
+    purchases = sorted(r.time for r in mine if r.type == TYPE_PREFIX + "purchase.completed")
     if after is not None:
-        mine = [m for m in mine if m[:3] > after]
+        mine = [r for r in mine if (r.stamp, r.source, r.id) > after]
     page, rest = mine[:limit], mine[limit:]
-    data_of = _data_of(storage, [(source, event_id) for _, source, event_id, *_ in page])
+    data_of = storage.event_data([(r.source, r.id) for r in page])
     events = []
-    for stamp, source, event_id, kind, channel, time in page:
-        data = data_of[(source, event_id)]
-        step = place(
-            {"id": event_id, "source": source, "type": kind, "data": data}, storage.time_value(time), purchases, tmap
-        )
+    for row in page:
+        data = data_of[(row.source, row.id)]
+        step = place({"id": row.id, "source": row.source, "type": row.type, "data": data}, row.time, purchases, tmap)
         events.append(
             {
-                "id": event_id,
-                "source": source,
-                "type": kind,
-                "time": stamp,
-                "channel": step.touchpoint.channel if step.touchpoint else channel,
+                "id": row.id,
+                "source": row.source,
+                "type": row.type,
+                "time": row.stamp,
+                "channel": step.touchpoint.channel if step.touchpoint else row.channel,
                 "phase": step.phase,
                 "data": data,
             }
@@ -253,6 +169,6 @@ def recommendation_messages(
     """Store -> its retained ``recommendations`` document, from every event up to ``now``."""
     graph = graph or identity_graph(storage)
     recommender = Recommender(catalog, graph.consent_of, now, policy)
-    for item in attributed(read_events(storage), graph):
+    for item in attributed(storage.read_events(), graph):
         recommender.add(item)
     return {store: recommender.message(store) for store in stores}

@@ -16,46 +16,32 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from contract.envelope import TYPE_PREFIX
-from hq.analytics.journeys import events_naming, identity_graph, read_events
+from hq.analytics.journeys import identity_graph
 from hq.core.identity import CONSENT_STATES, LINK_EVENTS, ConsentChange, IdentityGraph, StitchPolicy
 from hq.storage import Storage
-from hq.storage.sql import EVENT_FIELDS, event_from_row
 
 OVERLAP = timedelta(minutes=2)  # a commit may land this long after its received_at was taken
 
 
-def set_consent(storage: Storage, customer: str, state: str, now: datetime) -> ConsentChange:
+def set_consent(storage: Storage, customer: str, state: object, now: datetime) -> ConsentChange:
     """Record a consent statement made through the API; raises ValueError for an unknown state."""
-    if state not in CONSENT_STATES:
+    if not isinstance(state, str) or state not in CONSENT_STATES:
         raise ValueError(f"consent: one of {', '.join(sorted(CONSENT_STATES))}")
     change = ConsentChange(now, f"api-{uuid.uuid4()}", f"customer:{customer}", state)
-    with storage.transaction() as cur:
-        cur.execute("DELETE FROM consents WHERE customer = ?", (customer,))
-        cur.execute(
-            "INSERT INTO consents (customer, state, time, id) VALUES (?, ?, ?, ?)",
-            (customer, state, storage.time_param(now), change.event_id),
-        )
+    storage.set_consent(change)
     return change
-
-
-def consent_changes(storage: Storage) -> list[ConsentChange]:
-    """Every statement made through the API (one per customer, the latest)."""
-    rows = storage.fetchall("SELECT customer, state, time, id FROM consents")
-    return [ConsentChange(storage.time_value(t) or datetime.min, i, f"customer:{c}", s) for c, s, t, i in rows]
 
 
 def full_graph(storage: Storage, policy: StitchPolicy | None = None) -> IdentityGraph:
     """The identity graph from every stored link event and every API consent statement."""
     graph = identity_graph(storage, policy)
-    for change in consent_changes(storage):
+    for change in storage.consents():
         graph.set_consent(change)
     return graph
 
@@ -79,8 +65,8 @@ class GraphCache:
             if self._graph is None or self._since is None:
                 self._graph = full_graph(self.storage, self.policy)
             else:
-                self._graph.add_events(self._arrived_since(self._since - OVERLAP))
-                for change in consent_changes(self.storage):
+                self._graph.add_events(self.storage.arrived_since(LINK_EVENTS, self._since - OVERLAP))
+                for change in self.storage.consents():
                     self._graph.set_consent(change)
             self._since = started
             yield self._graph
@@ -89,14 +75,6 @@ class GraphCache:
         """Rebuild from scratch on next use: erasure removes links, which a graph cannot undo."""
         with self._lock:
             self._graph = None
-
-    def _arrived_since(self, moment: datetime) -> Iterator[dict[str, Any]]:
-        types = [TYPE_PREFIX + name for name in LINK_EVENTS]
-        rows = self.storage.fetchall(
-            f"SELECT {EVENT_FIELDS} FROM events WHERE type IN ({', '.join('?' * len(types))}) AND received_at >= ?",
-            [*types, self.storage.time_param(moment)],
-        )
-        return (event_from_row(self.storage, row) for row in rows)
 
 
 @dataclass(frozen=True)
@@ -114,7 +92,7 @@ def erasure_identifiers(storage: Storage, graph: IdentityGraph, customer: str) -
     name (which consent may have kept unstitched); never another customer's."""
     person = graph.person_of(f"customer:{customer}")
     found = set(graph.members(person)) | {f"customer:{customer}"}
-    for event in events_naming(storage, [f"customer:{customer}"]):
+    for event in storage.events_naming([f"customer:{customer}"]):
         data = event["data"]
         for kind, field in (("session", "session_id"), ("anon", "anonymous_id")):
             value = data.get(field)
@@ -133,23 +111,14 @@ def erase(storage: Storage, graph: IdentityGraph, customer: str) -> Erasure:
     persons = {p for p in persons if p == graph.person_of(own) or not p.startswith("customer:")}
     found = [
         e
-        for e in events_naming(storage, idents)
+        for e in storage.events_naming(idents)
         if graph.attribute(e) in persons or e["data"].get("customer") == customer
     ]
     found += _handoffs_naming(storage, {i.split(":", 1)[1] for i in idents if i.startswith("handoff:")})
     doomed = list({(e["source"], e["id"]): e for e in found}.values())
-    per_device = Counter(e["source"] for e in doomed if "seq" in e)
     values = sorted({i.split(":", 1)[1] for i in idents})
-    with storage.transaction() as cur:
-        storage.delete_events(cur, [(e["source"], e["id"]) for e in doomed])
-        for source, count in per_device.items():
-            _, _, store, _, device = source.split("/")
-            cur.execute("UPDATE devices SET stored = stored - ? WHERE store = ? AND device = ?", (count, store, device))
-        dead = 0
-        for value in values:
-            dead += len(cur.execute(_dead_letter_delete(storage.dialect), (value.encode(), value, value)))
-        cur.execute("DELETE FROM consents WHERE customer = ?", (customer,))
-    return Erasure(customer, len(doomed), dead, len(idents))
+    events, dead = storage.erase([(e["source"], e["id"]) for e in doomed], values, customer)
+    return Erasure(customer, events, dead, len(idents))
 
 
 def _handoffs_naming(storage: Storage, tokens: set[str]) -> list[dict[str, Any]]:
@@ -159,21 +128,6 @@ def _handoffs_naming(storage: Storage, tokens: set[str]) -> list[dict[str, Any]]
         return []
     return [
         e
-        for e in read_events(storage, names=("handoff.created", "handoff.redeemed"))
+        for e in storage.read_events(names=("handoff.created", "handoff.redeemed"))
         if e["data"].get("token") in tokens
     ]
-
-
-def _dead_letter_delete(dialect: str) -> str:
-    """Dead letters whose payload, source or event id contains a value (bytes, text, text)."""
-    if dialect == "postgres":
-        contains = "position(? in raw) > 0 OR position(? in COALESCE(source, '')) > 0"
-    else:
-        contains = "instr(raw, ?) > 0 OR instr(COALESCE(source, ''), ?) > 0"
-    return f"DELETE FROM dead_letters WHERE {contains} OR COALESCE(event_id, '') = ? RETURNING n"
-
-
-def stores(storage: Storage) -> list[str]:
-    """Every store HQ knows of: from its devices and from the events that name one."""
-    rows = storage.fetchall("SELECT store FROM devices UNION SELECT DISTINCT store FROM events WHERE store IS NOT NULL")
-    return sorted({r[0] for r in rows if r[0]})

@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from contract.envelope import event_name
 from hq.core.touchpoints import Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
@@ -98,6 +98,7 @@ Part = SessionPart | FrozenPart
 # ``ident`` when the event has one, else ``fallback`` (its raw anonymous id, else its event id).
 VisitKey = tuple[date, str | None, str]
 EdgeKey = tuple[str, str]  # an edge session, at its device's touchpoint: (source, session_id)
+K = TypeVar("K", EdgeKey, VisitKey)
 
 
 @dataclass
@@ -160,15 +161,12 @@ class Facts:
         time: datetime,
         data: Mapping[str, Any],
     ) -> SessionPart:
-        key: EdgeKey | VisitKey
         if "session_id" in data and event["source"].startswith("/stores/"):  # an edge event: it has a point
-            parts, key = self.edge.setdefault(point, {}), (str(event["source"]), str(data["session_id"]))
+            edge_key = (str(event["source"]), str(data["session_id"]))
+            part = _open_part(self.edge.setdefault(point, {}), edge_key, point, store, time)
         else:
             fallback = "" if ident is not None else str(data.get("anonymous_id") or event["id"])
-            parts, key = self.visits.setdefault(point, {}), (time.date(), ident, fallback)
-        part = parts.get(key)  # type: ignore[call-overload]
-        if not isinstance(part, SessionPart):
-            part = parts[key] = SessionPart(point, store, time) if part is None else SessionPart.copy_of(part)  # type: ignore[index]
+            part = _open_part(self.visits.setdefault(point, {}), (time.date(), ident, fallback), point, store, time)
         if ident is not None:
             part.idents.add(ident)
         return part
@@ -202,8 +200,8 @@ def combined(spans: Iterable[Facts], tmap: TouchpointMap | None = None) -> Facts
     for facts in spans:
         for point, parts in facts.edge.items():
             _join(whole.edge.setdefault(point, {}), parts, merged)
-        for point, parts in facts.visits.items():
-            _join(whole.visits.setdefault(point, {}), parts, merged)
+        for point, visit_parts in facts.visits.items():
+            _join(whole.visits.setdefault(point, {}), visit_parts, merged)
         for point, values in facts.dwell.items():
             whole.dwell.setdefault(point, []).extend(values)
         for rated, scores in facts.ratings.items():
@@ -240,6 +238,14 @@ def absorbed(part: Part, other: Part, copies: dict[int, SessionPart]) -> Session
 def earliest(into: dict[tuple[str, str], datetime], found: Mapping[tuple[str, str], datetime]) -> None:
     """Add ``found`` to ``into``, keeping the earlier time where both have a key."""
     _join(into, found, min)
+
+
+def _open_part(parts: dict[K, Part], key: K, point: Touchpoint, store: str | None, time: datetime) -> SessionPart:
+    """The session part at ``key``, ours to change: the one there, a new one, or a copy of a frozen one."""
+    part = parts.get(key)
+    if not isinstance(part, SessionPart):
+        part = parts[key] = SessionPart(point, store, time) if part is None else SessionPart.copy_of(part)
+    return part
 
 
 def _frozen(parts: dict[Any, Part]) -> dict[Any, Part]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from contract.envelope import utc_now_iso
 from contract.topics import DeviceTopics
@@ -125,6 +125,20 @@ class DeviceReport:
             "contiguous_seq": self.contiguous_seq,
             "gaps": [list(gap) for gap in self.gaps],
         }
+
+
+class JourneyRow(NamedTuple):
+    """An event's key columns and the identifiers ingest copied out of its ``data``."""
+
+    source: str
+    id: str
+    type: str
+    time: datetime
+    stamp: str  # ``time`` as the API writes it
+    channel: str
+    customer: str | None
+    session_id: str | None
+    anonymous_id: str | None
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -43,14 +43,11 @@ from __future__ import annotations
 
 import bisect
 import functools
-import gc
 import math
 import operator
 import statistics
-import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import compress
@@ -233,7 +230,7 @@ class _Assembly:
         copies: dict[int, SessionPart] = {}
         persons = self.persons
         for (day, ident, _), part in self.inside.visits.get(point, {}).items():
-            if ident not in persons:
+            if ident is None or ident not in persons:
                 found.append(part)
                 continue
             visit = (day, persons[ident])
@@ -415,39 +412,6 @@ def _bought_seen(part: Part, bought: list[tuple[datetime, frozenset[str]]], unti
     return any(start <= time <= until and not gtins.isdisjoint(part.seen) for time, gtins in bought)
 
 
-class _CollectorPause:
-    """Keeps the cyclic garbage collector off while any report is assembled.
-
-    An assembly makes a few hundred thousand short-lived tuples and lists, all freed by reference
-    counting at its end; with the collector on they trigger full collections that scan the whole
-    heap (identity graph, caches), which doubled a warm report at a million events. Counted, so
-    concurrent reports on several threads turn it back on only when the last one ends, and only
-    if it was on."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._was_enabled = False
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._lock:
-            if self._users == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0 and self._was_enabled:
-                    gc.enable()
-
-
-collector_paused = _CollectorPause()
-
-
 def report(
     inside: Iterable[Facts],
     after: Iterable[Facts],
@@ -460,10 +424,9 @@ def report(
     conversion window after it (``after``); ``persons`` maps stitched identifiers to their person
     (``IdentityGraph.stitched``), any other identifier is a person of its own."""
     policy = policy or MetricsPolicy()
-    with collector_paused():
-        return _Assembly(
-            combined(inside, policy.tmap), combined(after, policy.tmap), window, store, policy, persons or {}
-        ).report()
+    return _Assembly(
+        combined(inside, policy.tmap), combined(after, policy.tmap), window, store, policy, persons or {}
+    ).report()
 
 
 def compute(

@@ -25,7 +25,7 @@ from common.mqtt import MqttClient, MqttError
 from contract.catalog import read_file, sample_path
 from contract.topics import DeviceTopics
 from hq.analytics.journeys import recommendation_messages
-from hq.analytics.people import full_graph, stores
+from hq.analytics.people import full_graph
 from hq.core.recommend import ProductLookup
 from hq.storage import Storage
 
@@ -66,7 +66,7 @@ def build(
 ) -> dict[str, dict]:
     """Store -> its recommendations document, from everything stored up to ``now``."""
     graph = full_graph(storage)
-    return recommendation_messages(storage, progress(stores(storage)), catalog, now, graph=graph)
+    return recommendation_messages(storage, progress(storage.stores()), catalog, now, graph=graph)
 
 
 def publish(

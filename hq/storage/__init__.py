@@ -6,8 +6,8 @@ workers, several machines) from ``[database] url``.
 
 from __future__ import annotations
 
+from hq.storage.backends import PostgresStorage, SqliteStorage
 from hq.storage.base import Cursor, Storage, StorageError
-from hq.storage.sql import PostgresStorage, SqliteStorage
 
 __all__ = ["Cursor", "Storage", "StorageError", "open_storage"]
 

@@ -8,14 +8,23 @@ statement of HQ lives in this package.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 from common.errors import TouchpointError
 from contract.envelope import utc_now_iso
-from hq.core.records import BatchOutcome, DeadLetter, DeviceBatch, DeviceReport, DeviceStatus, EventRow
+from hq.core.identity import ConsentChange
+from hq.core.records import (
+    BatchOutcome,
+    DeadLetter,
+    DeviceBatch,
+    DeviceReport,
+    DeviceStatus,
+    EventRow,
+    JourneyRow,
+)
 
 
 class StorageError(TouchpointError, RuntimeError):
@@ -26,7 +35,8 @@ class Storage(abc.ABC):
     """HQ's database. Thread-safe: each thread gets its own connection.
 
     Queries are written once with ``?`` placeholders; ``transaction()`` and ``fetchall()``
-    translate them for the backend, so analytics modules add SQL without caring which it is.
+    translate them for the backend. Only this package writes SQL: everyone else calls the named
+    methods below.
     Every method raises StorageError (or the driver's error) when the database fails.
     """
 
@@ -61,11 +71,6 @@ class Storage(abc.ABC):
         """Store events without seq tracking (digital channels); returns how many were new."""
 
     @abc.abstractmethod
-    def delete_events(self, cursor: Cursor, keys: Iterable[tuple[str, str]]) -> int:
-        """Delete events by ``(source, id)`` in the caller's transaction, bumping their hours;
-        returns how many there were."""
-
-    @abc.abstractmethod
     def hour_versions(self, first: int, end: int) -> dict[int, int]:
         """The version of each hour in ``[first, end)`` that ever held an event; it grows with every
         commit that stores or deletes one of that hour's events. Read it before the events a cache
@@ -86,6 +91,67 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest dead letters first."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """A round trip to the database; raises when it does not answer."""
+
+    @abc.abstractmethod
+    def stores(self) -> list[str]:
+        """Every store HQ knows of: from its devices and from the events that name one."""
+
+    # -- events, for analytics and the API --------------------------------------------------------
+    @abc.abstractmethod
+    def read_events(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        names: Iterable[str] | None = None,
+        page: int = 5000,
+    ) -> Iterator[dict[str, Any]]:
+        """Every stored event with ``start <= time < end`` (and one of ``names``), in key order, a page
+        of ``page`` rows at a time."""
+
+    @abc.abstractmethod
+    def events_between(self, start: datetime, end: datetime) -> list[tuple[dict[str, Any], datetime]]:
+        """The events with ``start <= time < end`` and their times: one indexed range query."""
+
+    @abc.abstractmethod
+    def events_naming(self, identifiers: Iterable[str]) -> list[dict[str, Any]]:
+        """Every event that carries one of these typed identifiers (``customer:…``, ``session:…``,
+        ``anon:…``) in an indexed column: after a graph changed, the events to re-attribute."""
+
+    @abc.abstractmethod
+    def journey_rows(self, identifiers: Iterable[str]) -> list[JourneyRow]:
+        """Like ``events_naming`` without ``data``: key columns and identifier columns only."""
+
+    @abc.abstractmethod
+    def event_data(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """``data`` of the events with these ``(source, id)`` keys."""
+
+    @abc.abstractmethod
+    def stored_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The ``(source, id)`` keys among these that HQ holds already."""
+
+    @abc.abstractmethod
+    def arrived_since(self, names: Iterable[str], moment: datetime) -> list[dict[str, Any]]:
+        """The events of these names received at or after ``moment``."""
+
+    # -- people ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_consent(self, change: ConsentChange) -> None:
+        """Keep a consent statement made through the API, replacing the customer's earlier one."""
+
+    @abc.abstractmethod
+    def consents(self) -> list[ConsentChange]:
+        """Every statement made through the API (the latest per customer)."""
+
+    @abc.abstractmethod
+    def erase(self, keys: Sequence[tuple[str, str]], values: Sequence[str], customer: str) -> tuple[int, int]:
+        """In one transaction: delete these events (lowering their devices' ``stored``), every dead
+        letter whose payload, source or event id contains one of ``values``, and the customer's
+        consent statement; returns how many events and dead letters went."""
 
     @abc.abstractmethod
     def close(self) -> None:

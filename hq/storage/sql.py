@@ -11,19 +11,20 @@ its connection's ``writer`` so that workers never queue on one another's rows.
 
 from __future__ import annotations
 
-import json
 import secrets
-import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
+from hq.core.identity import ConsentChange
 from hq.core.records import BatchOutcome, DeadLetter, DeviceBatch, DeviceReport, DeviceStatus, EventRow, hour_of
 from hq.core.seqranges import SeqState, merge
-from hq.storage import Cursor, Storage, StorageError, schema
+from hq.storage import schema
+from hq.storage.base import Cursor
+from hq.storage.reads import EventReads
 
 EVENT_COLUMNS = (
     "source",
@@ -55,7 +56,7 @@ BUMP_HOUR = (
 SEEN = "last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
 
 
-class SqlStorage(Storage):
+class SqlStorage(EventReads):
     """Shared statements; subclasses supply connections, locking and value conversion."""
 
     lock_clause = ""
@@ -203,15 +204,6 @@ class SqlStorage(Storage):
         taken in one order."""
         cur.executemany(BUMP_HOUR, [(hour, self.writer) for hour in sorted({hour_of(m) for m in moments})])
 
-    def delete_events(self, cursor: Cursor, keys: Iterable[tuple[str, str]]) -> int:
-        times = [
-            time
-            for key in keys
-            for (time,) in cursor.execute("DELETE FROM events WHERE source = ? AND id = ? RETURNING time", key)
-        ]
-        self._bump_hours(cursor, filter(None, map(self.time_value, times)))
-        return len(times)
-
     def store_device_batch(self, batch: DeviceBatch) -> BatchOutcome:
         key = (batch.device.store, batch.device.device)
         seen = self.time_param(batch.received_at)
@@ -258,7 +250,50 @@ class SqlStorage(Storage):
                 (status.state, status.backlog, status.raw, seen, seen, seen, status.device.store, status.device.device),
             )
 
+    def set_consent(self, change: ConsentChange) -> None:
+        customer = change.customer.split(":", 1)[1]
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM consents WHERE customer = ?", (customer,))
+            cur.execute(
+                "INSERT INTO consents (customer, state, time, id) VALUES (?, ?, ?, ?)",
+                (customer, change.state, self.time_param(change.time), change.event_id),
+            )
+
+    def erase(self, keys: Sequence[tuple[str, str]], values: Sequence[str], customer: str) -> tuple[int, int]:
+        with self.transaction() as cur:
+            removed = [
+                row
+                for key in keys
+                for row in cur.execute(
+                    "DELETE FROM events WHERE source = ? AND id = ? RETURNING time, store, device, seq", key
+                )
+            ]
+            self._bump_hours(cur, filter(None, (self.time_value(time) for time, *_ in removed)))
+            per_device = Counter((store, device) for _, store, device, seq in removed if seq is not None)
+            for (store, device), count in per_device.items():
+                cur.execute(
+                    "UPDATE devices SET stored = stored - ? WHERE store = ? AND device = ?", (count, store, device)
+                )
+            dead = sum(len(cur.execute(self._dead_letter_delete(), (v.encode(), v, v))) for v in sorted(set(values)))
+            cur.execute("DELETE FROM consents WHERE customer = ?", (customer,))
+        return len(removed), dead
+
+    def _dead_letter_delete(self) -> str:
+        """Dead letters whose payload, source or event id contains a value (bytes, text, text)."""
+        if self.dialect == "postgres":
+            contains = "position(? in raw) > 0 OR position(? in COALESCE(source, '')) > 0"
+        else:
+            contains = "instr(raw, ?) > 0 OR instr(COALESCE(source, ''), ?) > 0"
+        return f"DELETE FROM dead_letters WHERE {contains} OR COALESCE(event_id, '') = ? RETURNING n"
+
     # -- reads --------------------------------------------------------------------------------
+    def ping(self) -> None:
+        self.fetchall("SELECT 1")
+
+    def consents(self) -> list[ConsentChange]:
+        rows = self.fetchall("SELECT customer, state, time, id FROM consents")
+        return [ConsentChange(self.time_value(t) or datetime.min, i, f"customer:{c}", s) for c, s, t, i in rows]
+
     def hour_versions(self, first: int, end: int) -> dict[int, int]:
         rows = self.fetchall(
             "SELECT hour, SUM(version) FROM event_hours WHERE hour >= ? AND hour < ? GROUP BY hour", (first, end)
@@ -302,80 +337,6 @@ class SqlStorage(Storage):
         ]
 
 
-class SqliteStorage(SqlStorage):
-    """One SQLite file in WAL mode; ``synchronous=FULL`` because an ack promises durability."""
-
-    dialect = "sqlite"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path == ":memory:":
-            raise StorageError("HQ needs a database file: each thread opens its own connection")
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        super().__init__()
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        except sqlite3.Error as error:
-            raise StorageError(f"cannot open {self.path}: {error}") from None
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    @contextmanager
-    def _begin(self, conn: sqlite3.Connection) -> Iterator[None]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def time_param(self, moment: datetime) -> str:
-        utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)  # rows are UTC already
-        return utc.isoformat(timespec="microseconds")
-
-    def time_value(self, value: Any) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
-
-    def time_text(self, value: Any) -> str:
-        """Stored ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` cut to milliseconds, without parsing (years
-        before 1000 take the general way, which writes them unpadded)."""
-        if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00") and value[0] != "0":
-            return value[:23] + "Z"
-        return super().time_text(value)
-
-
-class PostgresStorage(SqlStorage):
-    """PostgreSQL through psycopg 3: a connection per thread, autocommit outside transactions."""
-
-    dialect = "postgres"
-    lock_clause = " FOR UPDATE"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        super().__init__()
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        try:
-            return psycopg.connect(self.url, autocommit=True, options="-c timezone=UTC")
-        except psycopg.Error as error:
-            raise StorageError(f"cannot connect to PostgreSQL: {error}") from None
-
-    def _begin(self, conn: Any) -> Any:
-        return conn.transaction()
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("%", "%%").replace("?", "%s")
-
-    def _lock_schema(self, cursor: Cursor) -> None:
-        cursor.execute("SELECT pg_advisory_xact_lock(7461636801)")
-
-
 class _Cursor(Cursor):
     def __init__(self, conn: Any, translate: Any) -> None:
         self.conn = conn
@@ -397,29 +358,3 @@ class _Cursor(Cursor):
             return max(cursor.rowcount, 0)
         finally:
             cursor.close()
-
-
-# The columns an event is rebuilt from, in the order event_from_row takes them.
-EVENT_FIELDS = "source, id, type, time, seq, channel, data"
-
-
-def event_from_row(storage: Storage, row: Sequence[Any]) -> dict[str, Any]:
-    """A stored event as a CloudEvents envelope again, from a row of ``EVENT_FIELDS``."""
-    source, event_id, kind, time, seq, channel, data = row
-    event = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": source,
-        "type": kind,
-        "time": storage.time_text(time),
-        "channel": channel,
-        "data": decode_data(data),
-    }
-    if seq is not None:
-        event["seq"] = seq
-    return event
-
-
-def decode_data(value: Any) -> dict[str, Any]:
-    """``data`` as a dict whichever backend returned it (JSONB arrives parsed, TEXT does not)."""
-    return value if isinstance(value, dict) else json.loads(value)

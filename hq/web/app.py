@@ -34,7 +34,7 @@ def create_app(
     from hq.web import fleet_api as api
 
     app = Flask("hq")
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # rows keep DESIGN.md's field order
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # rows keep docs/architecture.md's field order
     app.config.from_mapping(HQ_DEAD_LETTER_LIMIT=1000)
     app.config["HQ"] = config
     if test_config:

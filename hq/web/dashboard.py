@@ -20,9 +20,9 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
 
-from hq.analytics import people
 from hq.analytics.journeys import customer_journey
 from hq.core.report import Report
 from hq.web import charts
@@ -184,7 +184,7 @@ def warm_up(app: Flask, now: datetime) -> Future[Report]:
 def overview() -> Any:
     """Touchpoints with trends, NPS and CSAT; the funnel; size-request times; top paths. While the
     report is computed the page says so and reloads itself."""
-    stores = people.stores(current_app.extensions["hq.storage"])
+    stores = current_app.extensions["hq.storage"].stores()
     future = current_app.extensions[REPORTS].get(request.args, datetime.now(timezone.utc), time.monotonic())
     try:
         report = future.result(timeout=current_app.config["HQ_REPORT_WAIT_S"])

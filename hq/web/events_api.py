@@ -115,7 +115,7 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
             )
             continue
         rows.append(row)
-    held = _already_stored(storage, rows)
+    held = storage.stored_keys((row.source, row.id) for row in rows)
     new: dict[tuple[str, str], EventRow] = {}
     duplicates = []
     for row in rows:
@@ -130,20 +130,6 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
     return Intake(
         tuple(row.id for row in new.values()), tuple(duplicates), tuple(rejected), tuple(row.type for row in rows)
     )
-
-
-def _already_stored(storage: Storage, rows: list[EventRow]) -> set[tuple[str, str]]:
-    """The (source, id) pairs of these rows that HQ holds already, by primary key per source."""
-    by_source: dict[str, set[str]] = {}
-    for row in rows:
-        by_source.setdefault(row.source, set()).add(row.id)
-    held: set[tuple[str, str]] = set()
-    for source, ids in by_source.items():
-        found = storage.fetchall(
-            f"SELECT id FROM events WHERE source = ? AND id IN ({', '.join('?' * len(ids))})", [source, *sorted(ids)]
-        )
-        held.update((source, event_id) for (event_id,) in found)
-    return held
 
 
 def _count(outcome: Intake) -> None:

@@ -8,6 +8,7 @@ The readers, the web shop and the shoppers are simulations and run as threads in
 
 from __future__ import annotations
 
+import functools
 import shutil
 import signal
 import sys
@@ -124,7 +125,9 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
         else MosquittoBroker(ports.broker, root / "mosquitto")
     )
     mqtt_url = f"mqtt://127.0.0.1:{ports.broker}"
-    broker_text = f"amqtt (embedded) on {mqtt_url} (MQTT 3.1.1)" if embedded else broker.description
+    broker_text = (
+        broker.description if isinstance(broker, MosquittoBroker) else f"amqtt (embedded) on {mqtt_url} (MQTT 3.1.1)"
+    )
     say(f"Touchpoint demo in {root} ({'fresh start' if not (root / 'hq.db').exists() else 'continuing'})")
 
     hq_path = root / "hq.toml"
@@ -157,7 +160,7 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
             f"{device.device_id} edge",
             [*touchpoint_command(), "edge", "--config", str(config_path)],
             root / "logs" / f"{device.device_id}-edge.log",
-            lambda url=device.url: http_ok(url + "healthz"),
+            functools.partial(http_ok, device.url + "healthz"),
             peers=True,
         )
         agent = Child(
