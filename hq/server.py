@@ -47,6 +47,8 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
         raise ConfigError("hq.workers", config.hq.workers, "1 when hq.share_group is empty")
     stop = stop or _stop_on_signals()
     storage = open_storage(config.database.url)
+    if storage.backfill_identity(lambda done: log.info("identity from stored link events: %d read", done)):
+        log.info("identity built from the events stored before this version (touchpoint hq migrate does this ahead)")
     metrics = HqMetrics()
     workers: list[IngestWorker] = []
     server: wsgi.Server | None = None

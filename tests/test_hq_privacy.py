@@ -140,7 +140,7 @@ def test_erasure_bumps_the_hours_of_the_events_it_deletes(
         hours = {(e["source"], e["id"]): hour_of(parse_time(e["time"])) for e in storage.read_events()}
         span = min(hours.values()), max(hours.values()) + 1
         before = storage.hour_versions(*span)
-        erased = people.erase(storage, people.full_graph(storage), customers_by_consent(dataset)["granted"][0])
+        erased = people.erase(storage, customers_by_consent(dataset)["granted"][0])
         kept = {(e["source"], e["id"]) for e in storage.read_events()}
         after = storage.hour_versions(*span)
     hit = {hour for key, hour in hours.items() if key not in kept}

@@ -16,14 +16,13 @@ from hq.analytics.hourly_facts import HourlyFacts
 from hq.analytics.journeys import (
     CursorError,
     customer_journey,
-    identity_graph,
     person_events,
     recommendation_messages,
     report_json,
     touchpoint_report,
 )
 from hq.analytics.people import erase
-from hq.core.identity import attributed, stitch
+from hq.core.identity import LINK_EVENTS, attributed, stitch
 from hq.core.intake import to_row
 from hq.core.recommend import Recommender
 from hq.core.records import hour_of
@@ -62,18 +61,17 @@ def test_events_read_back_whole_across_pages(loaded: Storage, dataset: Dataset) 
 
 
 def test_storage_analytics_equal_the_in_memory_core(loaded: Storage, dataset: Dataset) -> None:
-    graph = identity_graph(loaded)
     memory = stitch(dataset.events)
-    assert graph.persons() == memory.persons() and graph.conflicts() == memory.conflicts()
+    assert loaded.stitched() == memory.stitched()
     window = Window(dataset.start + timedelta(days=7), dataset.start + timedelta(days=40))
-    report = touchpoint_report(loaded, window, graph=graph)
+    report = touchpoint_report(loaded, window)
     assert report == compute(attributed(dataset.events, memory), window)
     document = json.loads(json.dumps(report_json(report)))
     assert document["touchpoints"][0]["touchpoint"].count("/") == 2
     assert [s["phase"] for s in document["funnel"]][:2] == ["awareness", "consideration"]
 
     catalog = parse(dataset.catalog, origin="test", image_root=None)
-    messages = recommendation_messages(loaded, ["berlin-01", "munich-03"], catalog, dataset.end, graph)
+    messages = recommendation_messages(loaded, ["berlin-01", "munich-03"], catalog, dataset.end)
     direct = Recommender(catalog, memory.consent_of, dataset.end)
     for item in attributed(dataset.events, memory):
         direct.add(item)
@@ -93,7 +91,7 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
     events = list(dataset.events)
 
     def check() -> Report:
-        got = touchpoint_report(loaded, window, graph=identity_graph(loaded), facts=facts)
+        got = touchpoint_report(loaded, window, facts=facts)
         assert got == compute(attributed(events, stitch(events)), window)
         return got
 
@@ -158,7 +156,7 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
         and e["time"] >= middle
         and dataset.consent.get(f"customer:{e['data']['customer']}") == "granted"
     )
-    assert erase(loaded, identity_graph(loaded), customer).events > 0
+    assert erase(loaded, customer).events > 0
     events = list(loaded.read_events())
     check()
     assert facts.hours_read > read
@@ -167,8 +165,7 @@ def test_cached_hours_give_the_core_report_through_new_events_late_links_and_era
 def test_the_hour_cache_keeps_at_most_its_limit_and_the_latest_hours(loaded: Storage, dataset: Dataset) -> None:
     facts = HourlyFacts(loaded, keep_hours=24)
     window = Window(dataset.start, dataset.start + timedelta(days=20))
-    graph = identity_graph(loaded)
-    report = touchpoint_report(loaded, window, graph=graph, facts=facts)
+    report = touchpoint_report(loaded, window, facts=facts)
     kept = facts.cached_hours()
     assert len(kept) == 24 and facts.hours_read > 24
     assert all(
@@ -178,7 +175,7 @@ def test_the_hour_cache_keeps_at_most_its_limit_and_the_latest_hours(loaded: Sto
         if loaded.hour_versions(hour, hour + 1)
     )  # a day is kept only with every hour of it
     assert kept == sorted(loaded.hour_versions(hour_of(window.start), hour_of(window.end + timedelta(days=7))))[-24:]
-    assert touchpoint_report(loaded, window, graph=graph, facts=facts) == report
+    assert touchpoint_report(loaded, window, facts=facts) == report
 
 
 def test_the_whole_days_of_a_period_are_combined_once_and_again_only_when_one_changes(
@@ -220,7 +217,7 @@ def _unlinked_mirror_session(dataset: Dataset, window: Window) -> dict:
 
 
 def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storage, dataset: Dataset) -> None:
-    graph = identity_graph(loaded)
+    graph = stitch(loaded.read_events(names=LINK_EVENTS))
     person = max(graph.persons(), key=lambda p: (p.startswith("customer:"), len(graph.members(p)), p))
     token = person.split(":", 1)[1]
     expected = sorted(
@@ -228,7 +225,7 @@ def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storag
     )
     pages, cursor = [], None
     while True:
-        page = customer_journey(loaded, graph, token, cursor=cursor, limit=4)
+        page = customer_journey(loaded, token, cursor=cursor, limit=4)
         pages.append(page)
         cursor = page["next"]
         if cursor is None:
@@ -238,11 +235,11 @@ def test_customer_journey_pages_through_every_event_of_the_person(loaded: Storag
     assert {e["channel"] for e in timeline} >= {"store"} and all(p["customer"] == token for p in pages)
     assert {"phase", "data", "type", "source", "time"} <= set(timeline[0])
     with pytest.raises(CursorError):
-        customer_journey(loaded, graph, token, cursor="not-a-cursor")
+        customer_journey(loaded, token, cursor="not-a-cursor")
 
 
 def test_a_late_link_names_exactly_the_events_to_reattribute(loaded: Storage, dataset: Dataset) -> None:
-    graph = identity_graph(loaded)
+    graph = stitch(loaded.read_events(names=LINK_EVENTS))
     linked = {
         e["data"]["session_id"]
         for e in dataset.events
@@ -302,7 +299,7 @@ def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Stora
     for seq, event in enumerate(extra[:3], start=1):
         event["seq"] = seq
     loaded.store_events([to_row(e, json.dumps(e), None, NOW) for e in extra])
-    graph = identity_graph(loaded)
+    graph = stitch(loaded.read_events(names=LINK_EVENTS))
     tmap, timelines = TouchpointMap(), {}
     for token in ("int-cust", max(graph.persons(), key=lambda p: (len(graph.members(p)), p)).split(":", 1)[1]):
         person = graph.person_of(f"customer:{token}")
@@ -325,7 +322,7 @@ def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Stora
         )
         timeline, cursor = [], None
         while True:
-            page = customer_journey(loaded, graph, token, cursor=cursor, limit=3)
+            page = customer_journey(loaded, token, cursor=cursor, limit=3)
             timeline += page["events"]
             if (cursor := page["next"]) is None:
                 break

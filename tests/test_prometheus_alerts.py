@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from common import config as configuration
-from hq import create_app as create_hq_app
 from hq.storage import open_storage
+from hq.web.app import create_app as create_hq_app
 from kiosk import create_app as create_edge_app
 from kiosk import shutdown
 from tests.kiosk_support import edge_config

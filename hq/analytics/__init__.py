@@ -1,2 +1,2 @@
-"""The core applied to what storage returns: journeys, reports, the identity graph kept current,
+"""The core applied to what storage returns: journeys, reports, persons,
 erasure. Reads and writes only through ``hq.storage``'s named methods."""

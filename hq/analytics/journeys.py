@@ -1,15 +1,13 @@
 """Analytics over HQ storage: streams events out of the ``events`` table into the pure core.
 
-No number is computed here: stitching (``hq.identity``), touchpoints (``hq.touchpoints``),
-metrics (``hq.touchpoint_metrics``) and recommendations (``hq.recommend``) do that. This module
-reads through the :class:`hq.storage.Storage` interface only, pages by primary key so memory stays
-flat at a million events (the core does not need time order), and turns rows back into envelopes.
+No number is computed here: touchpoints (``hq.core.touchpoints``), metrics (``hq.core.report``)
+and recommendations (``hq.core.recommend``) do that, over the persons storage keeps
+(``hq.analytics.people``). This module reads through the :class:`hq.storage.Storage` interface only.
 
 For the API: ``customer_journey`` answers ``GET /v1/customers/{customer}/journey``,
-``report_facts`` (read without holding the identity graph) + ``hq.touchpoint_metrics.report`` +
-``report_json`` answer ``GET /v1/touchpoints`` (``touchpoint_report`` does the first two for a
-caller that has a graph), ``recommendation_messages`` builds the retained ``recommendations``
-document of each store.
+``report_facts`` + ``hq.core.report.report`` + ``report_json`` answer ``GET /v1/touchpoints``
+(``touchpoint_report`` does the first two), ``recommendation_messages`` builds the retained
+``recommendations`` document of each store.
 """
 
 from __future__ import annotations
@@ -24,8 +22,9 @@ from typing import Any
 from common.errors import TouchpointError
 from contract.envelope import TYPE_PREFIX, utc_now_iso
 from hq.analytics.hourly_facts import HourlyFacts
+from hq.analytics.people import customer_lookup, everyone
 from hq.core.facts import Facts
-from hq.core.identity import LINK_EVENTS, IdentityGraph, StitchPolicy, attributed, stitch
+from hq.core.identity import PersonLookup, attributed
 from hq.core.recommend import ProductLookup, Recommender, RecommendPolicy
 from hq.core.report import MetricsPolicy, Report, Window, report
 from hq.core.touchpoints import Touchpoint, TouchpointMap, place
@@ -38,31 +37,24 @@ class CursorError(TouchpointError, ValueError):
     """A journey cursor that this module did not hand out."""
 
 
-def identity_graph(storage: Storage, policy: StitchPolicy | None = None) -> IdentityGraph:
-    """Persons from every stored link event (a few percent of all events)."""
-    return stitch(storage.read_events(names=LINK_EVENTS), policy)
-
-
 def touchpoint_report(
     storage: Storage,
     window: Window,
     store: str | None = None,
     policy: MetricsPolicy | None = None,
-    graph: IdentityGraph | None = None,
     facts: HourlyFacts | None = None,
 ) -> Report:
     """Touchpoint metrics, funnel and paths for a window, with the purchases that may follow it.
 
     ``facts`` is the web process's cache; without one, every hour is read (the cold cost)."""
     policy = policy or MetricsPolicy()
-    graph = graph or identity_graph(storage)
-    inside, after = report_facts(window, policy, facts or HourlyFacts(storage, policy.tmap, graph.policy))
-    return report(inside, after, window, store, policy, graph.stitched())
+    inside, after = report_facts(window, policy, facts or HourlyFacts(storage, policy.tmap))
+    return report(inside, after, window, store, policy, storage.stitched())
 
 
 def report_facts(window: Window, policy: MetricsPolicy, facts: HourlyFacts) -> tuple[list[Facts], list[Facts]]:
-    """The facts of a window's events and of the conversion window after it. They do not depend on
-    the identity graph, so a web process reads them (the slow part when cold) without holding it."""
+    """The facts of a window's events and of the conversion window after it (they do not depend on
+    identity, so a late link leaves them as they are)."""
     inside, after = facts.between((window.start, window.end), (window.end, window.end + policy.conversion_window))
     return inside, after
 
@@ -99,7 +91,7 @@ def _decode_cursor(cursor: str) -> tuple[str, str, str]:
     return key[0], key[1], key[2]
 
 
-def person_events(storage: Storage, graph: IdentityGraph, person: str) -> list[dict[str, Any]]:
+def person_events(storage: Storage, graph: PersonLookup, person: str) -> list[dict[str, Any]]:
     """Every stored event attributed to a person."""
     return [e for e in storage.events_naming(graph.members(person)) if graph.attribute(e) == person]
 
@@ -111,7 +103,6 @@ def _maybe_integer(column: str | None) -> bool:
 
 def customer_journey(
     storage: Storage,
-    graph: IdentityGraph,
     customer: str,
     *,
     tmap: TouchpointMap | None = None,
@@ -125,6 +116,7 @@ def customer_journey(
     """
     tmap = tmap or TouchpointMap()
     after = _decode_cursor(cursor) if cursor is not None else None
+    graph = customer_lookup(storage, customer)
     person = graph.person_of(f"customer:{customer}")
     rows = storage.journey_rows(graph.members(person))
     exact = storage.event_data([(r.source, r.id) for r in rows if any(map(_maybe_integer, r[6:]))])
@@ -163,11 +155,10 @@ def recommendation_messages(
     stores: Iterable[str],
     catalog: ProductLookup,
     now: datetime,
-    graph: IdentityGraph | None = None,
     policy: RecommendPolicy | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Store -> its retained ``recommendations`` document, from every event up to ``now``."""
-    graph = graph or identity_graph(storage)
+    graph = everyone(storage)
     recommender = Recommender(catalog, graph.consent_of, now, policy)
     for item in attributed(storage.read_events(), graph):
         recommender.add(item)

@@ -1,10 +1,9 @@
-"""Who is who at HQ: the identity graph kept current, consent statements, and erasure.
+"""Who is who at HQ, read from storage (which keeps identity current as events arrive), consent
+statements made through the API, and erasure.
 
-The analytics core (``hq.identity``) stitches; this module feeds it from storage. A
-:class:`GraphCache` builds the graph once from every link event plus the API's consent
-statements, then on each use reads only the link events that arrived since (an index on
-``(type, received_at)`` keeps that cheap at a million events). Re-reading an overlap is
-harmless, since the graph ignores links and statements it already holds.
+Nothing is kept between calls: each request reads the persons it needs (``person_lookup``,
+``customer_lookup``) or, for a report or recompute over everyone, every stitched identifier
+(``everyone``), so any number of web processes give the same answers.
 
 Erasure removes a customer, every event attributed to them through stitching (sessions,
 anonymous ids, hand-off tokens linked to them, and the sessions they named even when their
@@ -14,19 +13,16 @@ their consent statement, in one transaction, and lowers the devices' ``stored`` 
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from hq.analytics.journeys import identity_graph
-from hq.core.identity import CONSENT_STATES, LINK_EVENTS, ConsentChange, IdentityGraph, StitchPolicy
+from hq.core.identity import CONSENT_STATES, ConsentChange, PersonLookup, Persons, StitchPolicy, attribution_identifier
 from hq.storage import Storage
 
-OVERLAP = timedelta(minutes=2)  # a commit may land this long after its received_at was taken
+POLICY = StitchPolicy()
 
 
 def set_consent(storage: Storage, customer: str, state: object, now: datetime) -> ConsentChange:
@@ -38,43 +34,22 @@ def set_consent(storage: Storage, customer: str, state: object, now: datetime) -
     return change
 
 
-def full_graph(storage: Storage, policy: StitchPolicy | None = None) -> IdentityGraph:
-    """The identity graph from every stored link event and every API consent statement."""
-    graph = identity_graph(storage, policy)
-    for change in storage.consents():
-        graph.set_consent(change)
-    return graph
+def everyone(storage: Storage) -> Persons:
+    """Every stitched identifier's person and every customer's consent: for reports and recompute."""
+    return Persons(storage.stitched(), storage.consent_states())
 
 
-class GraphCache:
-    """One identity graph per web process, caught up on each use; ``use()`` holds its lock."""
+def customer_lookup(storage: Storage, customer: str) -> Persons:
+    """The person of a customer token with all of their identifiers (enough to tell which events are
+    theirs: an identifier outside it is someone else's)."""
+    own = f"customer:{customer}"
+    person = storage.persons_of([own]).get(own, own)
+    return Persons({ident: person for ident in storage.person_members(person)})
 
-    def __init__(self, storage: Storage, clock: Callable[[], datetime], policy: StitchPolicy | None = None) -> None:
-        self.storage = storage
-        self.clock = clock
-        self.policy = policy
-        self._lock = threading.Lock()
-        self._graph: IdentityGraph | None = None
-        self._since: datetime | None = None
 
-    @contextmanager
-    def use(self) -> Iterator[IdentityGraph]:
-        """The current graph, not changed by others while the block runs."""
-        with self._lock:
-            started = self.clock()
-            if self._graph is None or self._since is None:
-                self._graph = full_graph(self.storage, self.policy)
-            else:
-                self._graph.add_events(self.storage.arrived_since(LINK_EVENTS, self._since - OVERLAP))
-                for change in self.storage.consents():
-                    self._graph.set_consent(change)
-            self._since = started
-            yield self._graph
-
-    def forget(self) -> None:
-        """Rebuild from scratch on next use: erasure removes links, which a graph cannot undo."""
-        with self._lock:
-            self._graph = None
+def person_lookup(storage: Storage, identifiers: Iterable[str]) -> Persons:
+    """The persons of these identifiers, as storage holds them now."""
+    return Persons(storage.persons_of(identifiers))
 
 
 @dataclass(frozen=True)
@@ -87,7 +62,7 @@ class Erasure:
     identifiers: int
 
 
-def erasure_identifiers(storage: Storage, graph: IdentityGraph, customer: str) -> frozenset[str]:
+def erasure_identifiers(storage: Storage, graph: PersonLookup, customer: str) -> frozenset[str]:
     """The customer's stitched identifiers plus every session and anonymous id their own events
     name (which consent may have kept unstitched); never another customer's."""
     person = graph.person_of(f"customer:{customer}")
@@ -101,19 +76,17 @@ def erasure_identifiers(storage: Storage, graph: IdentityGraph, customer: str) -
     return frozenset(found)
 
 
-def erase(storage: Storage, graph: IdentityGraph, customer: str) -> Erasure:
+def erase(storage: Storage, customer: str) -> Erasure:
     """Delete the customer and everything attributed to them; see the module docstring."""
-    idents = erasure_identifiers(storage, graph, customer)
+    idents = erasure_identifiers(storage, customer_lookup(storage, customer), customer)
     own = f"customer:{customer}"
+    named = storage.events_naming(idents)
+    graph = person_lookup(storage, {*idents, *filter(None, (attribution_identifier(e, POLICY) for e in named))})
     # Persons that are theirs: their own, and the anonymous persons of ids they named; a session
     # another customer owns (a friend's cabin) stays with that customer.
     persons = {graph.person_of(i) for i in idents}
     persons = {p for p in persons if p == graph.person_of(own) or not p.startswith("customer:")}
-    found = [
-        e
-        for e in storage.events_naming(idents)
-        if graph.attribute(e) in persons or e["data"].get("customer") == customer
-    ]
+    found = [e for e in named if graph.attribute(e) in persons or e["data"].get("customer") == customer]
     found += _handoffs_naming(storage, {i.split(":", 1)[1] for i in idents if i.startswith("handoff:")})
     doomed = list({(e["source"], e["id"]): e for e in found}.values())
     values = sorted({i.split(":", 1)[1] for i in idents})

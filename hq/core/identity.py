@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from contract.envelope import EDGE_SOURCE, event_name, parse_time
 
@@ -158,14 +158,15 @@ LINK_EVENTS = tuple(_LINK_FIELDS)  # the only event names a graph needs to read
 NO_EVIDENCE = Evidence((), (), ())
 
 
-def evidence(event: Mapping[str, Any], policy: StitchPolicy) -> Evidence:
-    """The links and consent statements one (validated) event carries, and what was refused."""
+def evidence(event: Mapping[str, Any], policy: StitchPolicy, time: datetime | None = None) -> Evidence:
+    """The links and consent statements one (validated) event carries, and what was refused;
+    ``time`` is the event's parsed ``time`` when the caller has it (storage does)."""
     name = event_name(event)
     if name not in _LINK_FIELDS:
         return NO_EVIDENCE
     data = event.get("data") or {}
     event_id = str(event["id"])
-    time = parse_time(event["time"])
+    time = time or parse_time(event["time"])
     device = device_of(event)
     links: list[Link] = []
     rejected: list[Conflict] = []
@@ -188,6 +189,47 @@ def evidence(event: Mapping[str, Any], policy: StitchPolicy) -> Evidence:
             reason = f"consent {data['consent']!r:.40} is not one of {sorted(CONSENT_STATES)}"
             rejected.append(Conflict("consent", (customer,), event_id, reason))
     return Evidence(tuple(links), tuple(consents), tuple(rejected))
+
+
+class PersonLookup(Protocol):
+    """Who is who, for the code that attributes events: an ``IdentityGraph`` (built in memory) or
+    :class:`Persons` (a lookup read from storage, where HQ keeps identity)."""
+
+    policy: StitchPolicy
+
+    def person_of(self, ident: str) -> str: ...
+
+    def members(self, person: str) -> frozenset[str]: ...
+
+    def consent_of(self, customer: str) -> str: ...
+
+    def attribute(self, event: Mapping[str, Any]) -> str | None: ...
+
+
+class Persons:
+    """Identity as a lookup: the person of every stitched identifier (any other is its own person)
+    and each customer's consent; as much of it as a caller read from storage."""
+
+    def __init__(
+        self, stitched: Mapping[str, str], consents: Mapping[str, str] | None = None, policy: StitchPolicy | None = None
+    ) -> None:
+        self.stitched = stitched
+        self.consents = consents or {}
+        self.policy = policy or StitchPolicy()
+
+    def person_of(self, ident: str) -> str:
+        return self.stitched.get(ident, ident)
+
+    def members(self, person: str) -> frozenset[str]:
+        """Among the identifiers this lookup holds (a scan: for the few of one person)."""
+        return frozenset(i for i, p in self.stitched.items() if p == person) or frozenset({person})
+
+    def consent_of(self, customer: str) -> str:
+        return self.consents.get(customer, "unknown")
+
+    def attribute(self, event: Mapping[str, Any]) -> str | None:
+        ident = attribution_identifier(event, self.policy)
+        return None if ident is None else self.person_of(ident)
 
 
 class IdentityGraph:
@@ -407,7 +449,7 @@ def stitch(events: Iterable[Mapping[str, Any]], policy: StitchPolicy | None = No
     return graph
 
 
-def attributed(events: Iterable[Mapping[str, Any]], graph: IdentityGraph) -> Iterator[AttributedEvent]:
+def attributed(events: Iterable[Mapping[str, Any]], graph: PersonLookup) -> Iterator[AttributedEvent]:
     """Each event paired with its person under ``graph``, streaming."""
     for event in events:
         yield AttributedEvent(graph.attribute(event), event)

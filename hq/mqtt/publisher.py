@@ -25,7 +25,6 @@ from common.mqtt import MqttClient, MqttError
 from contract.catalog import read_file, sample_path
 from contract.topics import DeviceTopics
 from hq.analytics.journeys import recommendation_messages
-from hq.analytics.people import full_graph
 from hq.core.recommend import ProductLookup
 from hq.storage import Storage
 
@@ -65,8 +64,7 @@ def build(
     storage: Storage, catalog: ProductLookup, now: datetime, *, progress: Progress = lambda stores: stores
 ) -> dict[str, dict]:
     """Store -> its recommendations document, from everything stored up to ``now``."""
-    graph = full_graph(storage)
-    return recommendation_messages(storage, progress(storage.stores()), catalog, now, graph=graph)
+    return recommendation_messages(storage, progress(storage.stores()), catalog, now)
 
 
 def publish(

@@ -8,7 +8,7 @@ statement of HQ lives in this package.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -135,11 +135,6 @@ class Storage(abc.ABC):
         """The ``(source, id)`` keys among these that HQ holds already."""
 
     @abc.abstractmethod
-    def arrived_since(self, names: Iterable[str], moment: datetime) -> list[dict[str, Any]]:
-        """The events of these names received at or after ``moment``."""
-
-    # -- people ------------------------------------------------------------------------------------
-    @abc.abstractmethod
     def set_consent(self, change: ConsentChange) -> None:
         """Keep a consent statement made through the API, replacing the customer's earlier one."""
 
@@ -148,10 +143,36 @@ class Storage(abc.ABC):
         """Every statement made through the API (the latest per customer)."""
 
     @abc.abstractmethod
+    def persons_of(self, identifiers: Iterable[str]) -> dict[str, str]:
+        """The canonical person of each of these identifiers that is stitched to another (the rest
+        are persons of their own)."""
+
+    @abc.abstractmethod
+    def person_members(self, person: str) -> frozenset[str]:
+        """Every identifier of a person, given its canonical id (itself alone when never stitched)."""
+
+    @abc.abstractmethod
+    def stitched(self) -> dict[str, str]:
+        """Identifier -> person for every stitched identifier (what a report over everyone needs)."""
+
+    @abc.abstractmethod
+    def consent_states(self) -> dict[str, str]:
+        """Each customer identifier's latest consent statement, from events and the API."""
+
+    @abc.abstractmethod
+    def pending_backfill(self) -> int:
+        """How many stored link events ``backfill_identity`` has yet to read (0: nothing to do)."""
+
+    @abc.abstractmethod
+    def backfill_identity(self, progress: Callable[[int], None] = lambda done: None) -> bool:
+        """Build identity from link events stored before migration 4; False when there was nothing to do."""
+
+    @abc.abstractmethod
     def erase(self, keys: Sequence[tuple[str, str]], values: Sequence[str], customer: str) -> tuple[int, int]:
-        """In one transaction: delete these events (lowering their devices' ``stored``), every dead
-        letter whose payload, source or event id contains one of ``values``, and the customer's
-        consent statement; returns how many events and dead letters went."""
+        """In one transaction: delete these events (lowering their devices' ``stored``) with their
+        identity evidence (restitching what it held together), every dead letter whose payload,
+        source or event id contains one of ``values``, and the customer's consent statement;
+        returns how many events and dead letters went."""
 
     @abc.abstractmethod
     def close(self) -> None:

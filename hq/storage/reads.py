@@ -119,14 +119,6 @@ class EventReads(Storage):
             held.update((source, event_id) for (event_id,) in found)
         return held
 
-    def arrived_since(self, names: Iterable[str], moment: datetime) -> list[dict[str, Any]]:
-        types = [TYPE_PREFIX + name for name in names]
-        rows = self.fetchall(
-            f"SELECT {EVENT_FIELDS} FROM events WHERE type IN ({', '.join('?' * len(types))}) AND received_at >= ?",
-            [*types, self.time_param(moment)],
-        )
-        return [event_from_row(self, row) for row in rows]
-
     def stores(self) -> list[str]:
         rows = self.fetchall(
             "SELECT store FROM devices UNION SELECT DISTINCT store FROM events WHERE store IS NOT NULL"

@@ -97,6 +97,34 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO event_hours (hour, writer, version) SELECT DISTINCT {hour_of_time}, 0, 1 FROM events",
         ],
     ),
+    (
+        4,
+        "identity in the database: link evidence, consent statements, raw components, persons",
+        [
+            # Every link an event claims (accepted or refused by stitching), ends in sorted order, as
+            # hq.core.identity.Link; source and event_id say which event, so erasure can remove it.
+            """CREATE TABLE identity_links (
+            a TEXT NOT NULL, b TEXT NOT NULL, time {ts} NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL,
+            PRIMARY KEY (a, b, source, event_id))""",
+            "CREATE INDEX identity_links_b ON identity_links (b)",
+            "CREATE INDEX identity_links_event ON identity_links (source, event_id)",
+            # Every consent statement an event carried (the API's are in consents).
+            """CREATE TABLE identity_consents (
+            customer TEXT NOT NULL, time {ts} NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL,
+            state TEXT NOT NULL, PRIMARY KEY (customer, source, event_id))""",
+            "CREATE INDEX identity_consents_event ON identity_consents (source, event_id)",
+            # Raw components: identifiers connected by any link, labelled by one of them. A new link
+            # replays only its component (hq.storage.identity).
+            "CREATE TABLE identity_members (identifier TEXT PRIMARY KEY, component TEXT NOT NULL)",
+            "CREATE INDEX identity_members_component ON identity_members (component)",
+            # The result: every identifier of a person with more than one, and its person's canonical id.
+            "CREATE TABLE persons (identifier TEXT PRIMARY KEY, person TEXT NOT NULL)",
+            "CREATE INDEX persons_person ON persons (person)",
+            # Work a migration leaves to Python (building identity from events stored before it).
+            "CREATE TABLE backfills (name TEXT PRIMARY KEY, done_at {ts})",
+            "INSERT INTO backfills (name) SELECT 'identity' FROM events LIMIT 1",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -24,6 +24,7 @@ from hq.core.records import BatchOutcome, DeadLetter, DeviceBatch, DeviceReport,
 from hq.core.seqranges import SeqState, merge
 from hq.storage import schema
 from hq.storage.base import Cursor
+from hq.storage.identity import IdentityStore
 from hq.storage.reads import EventReads
 
 EVENT_COLUMNS = (
@@ -56,7 +57,7 @@ BUMP_HOUR = (
 SEEN = "last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
 
 
-class SqlStorage(EventReads):
+class SqlStorage(EventReads, IdentityStore):
     """Shared statements; subclasses supply connections, locking and value conversion."""
 
     lock_clause = ""
@@ -197,6 +198,7 @@ class SqlStorage(EventReads):
         stored = cur.executemany(INSERT_EVENT, self._events_params(rows))
         if stored:
             self._bump_hours(cur, (row.time for row in rows))
+            self._keep_identity(cur, rows)
         return stored
 
     def _bump_hours(self, cur: Cursor, moments: Iterable[datetime]) -> None:
@@ -258,9 +260,12 @@ class SqlStorage(EventReads):
                 "INSERT INTO consents (customer, state, time, id) VALUES (?, ?, ?, ?)",
                 (customer, change.state, self.time_param(change.time), change.event_id),
             )
+            self._restitch(cur, [change.customer])
 
     def erase(self, keys: Sequence[tuple[str, str]], values: Sequence[str], customer: str) -> tuple[int, int]:
         with self.transaction() as cur:
+            cur.execute("DELETE FROM consents WHERE customer = ?", (customer,))
+            self._forget_evidence(cur, keys)
             removed = [
                 row
                 for key in keys
@@ -275,7 +280,6 @@ class SqlStorage(EventReads):
                     "UPDATE devices SET stored = stored - ? WHERE store = ? AND device = ?", (count, store, device)
                 )
             dead = sum(len(cur.execute(self._dead_letter_delete(), (v.encode(), v, v))) for v in sorted(set(values)))
-            cur.execute("DELETE FROM consents WHERE customer = ?", (customer,))
         return len(removed), dead
 
     def _dead_letter_delete(self) -> str:

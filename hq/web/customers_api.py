@@ -2,7 +2,7 @@
 
 Every route needs a dashboard session or the ``[hq] api_token`` bearer token
 (``hq.users.reader_required``). The numbers come from the analytics core through
-``hq.journeys``; the identity graph is the app's :class:`hq.people.GraphCache`, and touchpoint
+``hq.analytics``; persons are read from storage per request, and touchpoint
 reports reuse the app's :class:`hq.hourly_facts.HourlyFacts` for every hour whose events did not change.
 """
 
@@ -21,7 +21,6 @@ from hq.core import report as touchpoint_metrics
 from hq.core.report import MetricsPolicy, Report, Window
 from hq.web.users import reader_required
 
-GRAPHS = "hq.graphs"
 FACTS = "hq.facts"
 RECOMPUTE = "hq.recompute"  # an object with request(), set by the server when MQTT publishing runs
 CUSTOMER = re.compile(r"[A-Za-z0-9._:-]{1,200}")
@@ -34,8 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its identity graph and hourly facts caches (one each per web process)."""
-    app.extensions[GRAPHS] = people.GraphCache(app.extensions["hq.storage"], lambda: datetime.now(timezone.utc))
+    """Give the app its hourly facts cache (one per web process)."""
     days = app.config["HQ"].hq.report_cache_days
     app.extensions[FACTS] = HourlyFacts(app.extensions["hq.storage"], keep_hours=24 * days)
 
@@ -54,13 +52,10 @@ def journey(customer: str) -> Response | tuple[Response, int]:
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
         return _bad(f"limit: a whole number from 1 to {MAX_LIMIT}")
     storage = current_app.extensions["hq.storage"]
-    with current_app.extensions[GRAPHS].use() as graph:
-        try:
-            return jsonify(
-                customer_journey(storage, graph, customer, cursor=request.args.get("cursor"), limit=int(limit))
-            )
-        except CursorError as error:
-            return _bad(f"cursor: {error}")
+    try:
+        return jsonify(customer_journey(storage, customer, cursor=request.args.get("cursor"), limit=int(limit)))
+    except CursorError as error:
+        return _bad(f"cursor: {error}")
 
 
 @bp.put("/customers/<customer>/consent")
@@ -88,10 +83,7 @@ def erase(customer: str) -> Response | tuple[Response, int]:
     """Erase the customer and everything linked to them; the stores' messages are rebuilt."""
     if not CUSTOMER.fullmatch(customer):
         return _bad(BAD_CUSTOMER)
-    graphs = current_app.extensions[GRAPHS]
-    with graphs.use() as graph:
-        done = people.erase(current_app.extensions["hq.storage"], graph, customer)
-    graphs.forget()
+    done = people.erase(current_app.extensions["hq.storage"], customer)
     log.info(
         "erased a customer: %d events, %d dead letters, %d identifiers",
         done.events,
@@ -150,8 +142,8 @@ def report_for(args: dict[str, str], now: datetime) -> Report:
         raise ValueError("store: 1 to 64 of a-z, 0-9 and '-'")
     policy = MetricsPolicy()
     inside, after = report_facts(window, policy, current_app.extensions[FACTS])  # journeys need not wait for this
-    with current_app.extensions[GRAPHS].use() as graph:
-        return touchpoint_metrics.report(inside, after, window, store, policy, graph.stitched())
+    stitched = current_app.extensions["hq.storage"].stitched()
+    return touchpoint_metrics.report(inside, after, window, store, policy, stitched)
 
 
 @bp.get("/touchpoints")

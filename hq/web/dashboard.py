@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 from hq.analytics.journeys import customer_journey
 from hq.core.report import Report
 from hq.web import charts
-from hq.web.customers_api import CUSTOMER, GRAPHS, report_for
+from hq.web.customers_api import CUSTOMER, report_for
 from hq.web.users import LoginThrottle, verify
 from ui.i18n import Translations
 
@@ -175,7 +175,7 @@ class ReportCache:
 
 def warm_up(app: Flask, now: datetime) -> Future[Report]:
     """Start the overview's default report (the 30 days before ``now``) in the background: it fills
-    the hour cache and the identity graph before the first person opens the dashboard."""
+    the hour cache before the first person opens the dashboard."""
     return app.extensions[REPORTS].get({}, now, time.monotonic())
 
 
@@ -214,8 +214,7 @@ def journey() -> Any:
         return render_template("hq/journey.html", customer="", timeline=None, error=None)
     if not CUSTOMER.fullmatch(customer):
         return render_template("hq/journey.html", customer=customer, timeline=None, error=t("journey.bad")), 400
-    with current_app.extensions[GRAPHS].use() as graph:
-        timeline = customer_journey(current_app.extensions["hq.storage"], graph, customer, limit=500)
+    timeline = customer_journey(current_app.extensions["hq.storage"], customer, limit=500)
     return render_template("hq/journey.html", customer=customer, timeline=timeline, error=None)
 
 
