@@ -7,7 +7,7 @@ which stage bounds the chain and what the raw broker rate would demand of each:
 * agent: ``Outbox.pending`` plus the batch join (what a publish needs), ``Outbox.acknowledge``
   per ack of one batch (the DELETE);
 * test acknowledger: ``json.loads`` of each batch (the least any HQ must do);
-* HQ: ``hq.ingest.parse_events`` (JSON, envelope rules, rows) and ``store_device_batch`` into
+* HQ: ``hq.core.intake.parse_events`` (JSON, envelope rules, rows) and ``store_device_batch`` into
   SQLite (``synchronous=FULL``, one commit per batch, every index of the schema).
 
     .venv/bin/python -m bench.bench_delivery_costs            # 100,000 events, batches of 500

@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         "--hq",
         choices=["stub", "ingestor", "processes"],
         default="stub",
-        help="stub: the test acknowledger; ingestor: hq.worker on SQLite in this process;"
+        help="stub: the test acknowledger; ingestor: hq.mqtt.worker on SQLite in this process;"
         " processes: --processes `touchpoint hq --role ingest` on SQLite",
     )
     parser.add_argument("--processes", type=int, default=2, help="ingest processes for --hq processes")

@@ -22,7 +22,7 @@ _COLUMNS = (
 class SyncState:
     """Times are Unix epoch seconds; None means "never"."""
 
-    state: str  # a sync.mqtt.ConnectionState value: connected, connecting, disconnected, closed
+    state: str  # a common.mqtt.ConnectionState value: connected, connecting, disconnected, closed
     acked_upto: int  # highest seq HQ has acknowledged
     last_ack_at: float | None
     last_publish_at: float | None

@@ -25,7 +25,7 @@ def test_config_reference_matches_the_code(kind: type, marker: str) -> None:
     start = f"<!-- {marker}-config-reference -->\n"
     block = README.split(start, 1)[1].split(f"\n<!-- /{marker}-config-reference -->", 1)[0]
     assert block == configuration.reference_markdown(kind), (
-        "README config reference is stale: paste touchpoint.config.reference_markdown() output"
+        "README config reference is stale: paste common.config.reference_markdown() output"
     )
 
 

@@ -1,4 +1,4 @@
-"""The send window (pure go-back-N) and the small ack/status codecs of sync.topics."""
+"""The send window (pure go-back-N) and the small ack/status codecs of contract.topics."""
 
 from __future__ import annotations
 

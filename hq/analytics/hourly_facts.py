@@ -2,12 +2,12 @@
 
 A touchpoint report over a month reads half a million events; most of those hours have not
 changed since the last report. :class:`HourlyFacts` keeps the identity-free
-:class:`hq.touch_facts.Facts` of each whole hour with the hour's version from storage (which
+:class:`hq.core.facts.Facts` of each whole hour with the hour's version from storage (which
 every insert and erasure of an event of that hour raises, ``Storage.hour_versions``) and reads
 again only the hours whose version moved, plus the partial hours at a window's edges. Facts do not
 depend on the identity graph, so a late link costs nothing here: the report resolves persons.
 
-Whole UTC days are also kept combined (``hq.touch_facts.combined``), tagged with the versions of
+Whole UTC days are also kept combined (``hq.core.facts.combined``), tagged with the versions of
 their hours, and so is the run of whole days of each period of the latest request: a report over
 the last 30 days joins one run (the same all day long) and a few hours. A day whose hour changed is
 combined again from its hours, of which only the changed one is read.

@@ -1,10 +1,10 @@
 """What a span of events says about touchpoints, before identity is applied: mergeable partial state.
 
-Touchpoint metrics (``hq.touchpoint_metrics``) are computed in two steps so that HQ can cache the
+Touchpoint metrics (``hq.core.report``) are computed in two steps so that HQ can cache the
 expensive one. :class:`Facts` reads events once and keeps, per span, only what the metrics need:
 session fragments, dwell times, ratings, size requests and fulfilments, purchases. Every event is
 filed under its *attribution identifier* (``customer:…``, ``session:…`` or ``anon:…``,
-``hq.identity.attribution_identifier``), not under a person: persons are looked up only when a
+``hq.core.identity.attribution_identifier``), not under a person: persons are looked up only when a
 report combines facts, so a late identity link never invalidates them, and facts of different
 spans (HQ keeps one per UTC hour) combine into the facts of their union.
 

@@ -1,6 +1,6 @@
 """Touchpoint metrics, the phase funnel and common paths: their definitions, computed from facts.
 
-Events become identity-free :class:`hq.touch_facts.Facts` first (mergeable, so HQ caches them per
+Events become identity-free :class:`hq.core.facts.Facts` first (mergeable, so HQ caches them per
 hour); ``report`` combines facts under an identity graph and measures. ``compute`` does both for a
 list of attributed events: it is the reference that the cached way must equal.
 
@@ -434,7 +434,7 @@ def compute(
 ) -> Report:
     """Every metric over attributed events, streamed once; see the module docstring for definitions.
 
-    The reference the cached, per-hour way of ``hq.journeys.touchpoint_report`` must equal."""
+    The reference the cached, per-hour way of ``hq.analytics.journeys.touchpoint_report`` must equal."""
     policy = policy or MetricsPolicy()
     inside, after = Facts(policy.tmap), Facts(policy.tmap)
     horizon = window.end + policy.conversion_window

@@ -1,8 +1,8 @@
 """Personalisation back to the stores: the retained ``touchpoint/v1/{store}/recommendations``.
 
-``recompute`` rebuilds every store's document from all stored events (``hq.journeys.
+``recompute`` rebuilds every store's document from all stored events (``hq.analytics.journeys.
 recommendation_messages``, a fresh identity graph with the API's consent statements) and
-publishes each retained with QoS 1 through ``sync.mqtt``. A customer's personal hints travel
+publishes each retained with QoS 1 through ``common.mqtt``. A customer's personal hints travel
 only inside that document, keyed by the pseudonymous token, and only when their consent is
 ``granted`` (the core decides; a test listens on a real broker). :class:`Recomputer` runs it on
 ``[hq] recompute_interval_s`` and when asked (after an erasure or a consent change).

@@ -17,7 +17,7 @@ TYPES = {
         "bytes": "BLOB",
         "big": "INTEGER",
         "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
-        # hq.storage.hour_of of a stored time. Cut from the text ('YYYY-MM-DDTHH', always
+        # hq.core.records.hour_of of a stored time. Cut from the text ('YYYY-MM-DDTHH', always
         # UTC and four-digit years) because strftime rounds fractions to milliseconds, which
         # would move 13:59:59.9996 into 14:00; a whole hour's seconds divide exactly.
         "hour_of_time": "CAST(strftime('%s', substr(time, 1, 13) || ':00') AS INTEGER) / 3600",
@@ -86,7 +86,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         [
             # Analytics reads events by time range, whatever their type.
             "CREATE INDEX events_time ON events (time)",
-            # A version per UTC hour of event time (hq.storage.hour_of), bumped in the transaction that
+            # A version per UTC hour of event time (hq.core.records.hour_of), bumped in the transaction that
             # stores or deletes one of its events, so per-hour caches know when they went stale. writer
             # is a random id per storage connection: two PostgreSQL ingest workers bumping the current
             # hour then never wait on one row's lock. An hour's version is the SUM over its writers.

@@ -1,9 +1,9 @@
 """The customer and touchpoint API: journeys, consent, erasure, touchpoint metrics.
 
 Every route needs a dashboard session or the ``[hq] api_token`` bearer token
-(``hq.users.reader_required``). The numbers come from the analytics core through
+(``hq.web.users.reader_required``). The numbers come from the analytics core through
 ``hq.analytics``; persons are read from storage per request, and touchpoint
-reports reuse the app's :class:`hq.hourly_facts.HourlyFacts` for every hour whose events did not change.
+reports reuse the app's :class:`hq.analytics.hourly_facts.HourlyFacts` for every hour whose events did not change.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from hq.analytics import people
 from hq.analytics.hourly_facts import HourlyFacts
 from hq.analytics.journeys import CursorError, customer_journey, report_facts, report_json
-from hq.core import report as touchpoint_metrics
+from hq.core import report as reports
 from hq.core.report import MetricsPolicy, Report, Window
 from hq.web.users import reader_required
 
@@ -143,7 +143,7 @@ def report_for(args: dict[str, str], now: datetime) -> Report:
     policy = MetricsPolicy()
     inside, after = report_facts(window, policy, current_app.extensions[FACTS])  # journeys need not wait for this
     stitched = current_app.extensions["hq.storage"].stitched()
-    return touchpoint_metrics.report(inside, after, window, store, policy, stitched)
+    return reports.report(inside, after, window, store, policy, stitched)
 
 
 @bp.get("/touchpoints")

@@ -1,7 +1,7 @@
 """The HQ dashboard at ``/``: touchpoints with trends, funnel, ratings, journeys, devices, dead letters.
 
-Server-rendered HTML with inline SVG charts (``hq.charts``), system fonts, no script. Login is
-by ``[hq] users`` (``hq.users``), failed attempts are throttled; the session cookie is
+Server-rendered HTML with inline SVG charts (``hq.web.charts``), system fonts, no script. Login is
+by ``[hq] users`` (``hq.web.users``), failed attempts are throttled; the session cookie is
 ``SameSite=Strict`` and ``HttpOnly`` and every form POST carries a per-session CSRF token.
 German and English strings live in ``ui/translations/hq/{lang}.json`` (``ui.i18n``).
 """

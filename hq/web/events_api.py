@@ -2,7 +2,7 @@
 
 One event (a JSON object) or a batch (a JSON array) of at most ``MAX_BATCH_EVENTS`` events and
 ``MAX_BODY_BYTES`` bytes, with ``Authorization: Bearer <token>`` from ``[hq.tokens]``. Each
-event passes the same rules as over MQTT (``hq.ingest.to_row``); its ``source`` must be
+event passes the same rules as over MQTT (``hq.core.intake.to_row``); its ``source`` must be
 ``/channels/{channel}/...`` with the channel the token belongs to. Events are stored
 idempotently by ``(source, id)``; a refused one is dead-lettered with its reason, and the rest
 of the batch is kept. The answer names each event's fate::
@@ -133,7 +133,7 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
 
 
 def _count(outcome: Intake) -> None:
-    metrics = current_app.extensions["hq.metrics"]
+    metrics = current_app.extensions["hq.prometheus"]
     metrics.stored.inc(len(outcome.accepted))
     metrics.duplicates.inc(len(outcome.duplicates))
     for name, count in Counter(outcome.types).items():

@@ -4,7 +4,7 @@ Passwords are stored only as werkzeug hashes (scrypt); ``touchpoint hq add-user`
 line to paste. Failed logins are throttled per user name and per client address, so guessing
 is slow even from many addresses. The read API (journeys, touchpoints, erasure, consent) takes
 either a dashboard session or ``Authorization: Bearer <[hq] api_token>``; event intake takes the
-per-channel ``[hq.tokens]`` instead (``hq.events_api``).
+per-channel ``[hq.tokens]`` instead (``hq.web.events_api``).
 """
 
 from __future__ import annotations
