@@ -133,7 +133,7 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
 
 
 def _count(outcome: Intake) -> None:
-    metrics = current_app.extensions["hq.prometheus"]
+    metrics = current_app.extensions["hq.metrics"]
     metrics.stored.inc(len(outcome.accepted))
     metrics.duplicates.inc(len(outcome.duplicates))
     for name, count in Counter(outcome.types).items():

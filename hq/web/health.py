@@ -23,7 +23,7 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format from this app's own registry."""
-    registry = current_app.extensions["hq.prometheus"].registry
+    registry = current_app.extensions["hq.metrics"].registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
