@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,11 @@ from hq.mqtt.worker import Ingestor, IngestWorker
 from hq.prometheus import HqMetrics
 from hq.storage import open_storage
 from hq.storage.sql import INSERT_EVENT
+from hq.storage import Storage
 from touchpoint.services import Mosquitto, PostgresCluster
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+PROBE = "probe"  # the device whose status says the ingest workers are subscribed
 
 
 def make_batches(store: str, devices: int, per_device: int, batch: int) -> list[tuple[str, bytes]]:
@@ -73,21 +75,22 @@ def until_acked(
     mqtt: MqttSection,
     store: str,
     batches: list[tuple[str, bytes]],
-    devices: int,
-    per_device: int,
+    last: Mapping[str, int],
     subscribed: Callable[[], bool],
 ) -> float:
-    """Publish every batch at once; events/s until each device's ack covers its last seq."""
+    """Publish every batch at once; seconds until each ack topic in ``last`` covers its seq there.
+
+    ``store``'s probe device announces itself first; ``subscribed`` says when HQ has seen it."""
     acked: dict[str, int] = {}
     done = threading.Event()
 
     def on_ack(message: Any) -> None:
         acked[message.topic] = json.loads(message.payload)["upto"]
-        if len(acked) == devices and all(v == per_device for v in acked.values()):
+        if all(acked.get(topic, 0) >= upto for topic, upto in last.items()):
             done.set()
 
     listener = MqttClient(mqtt, f"bench-acks-{store}", on_message=on_ack)
-    listener.subscribe([(f"touchpoint/v1/{store}/+/ack", 1)])
+    listener.subscribe([(topic, 1) for topic in last])
     publisher = MqttClient(mqtt, f"bench-pub-{store}")
     try:
         listener.start()
@@ -95,8 +98,7 @@ def until_acked(
         for client in (listener, publisher):
             if not client.wait_connected(10):
                 raise RuntimeError(f"{client.client_id}: {client.last_error}")
-        probe = DeviceTopics(store, "probe")
-        publisher.publish(probe.status, b'{"state": "online"}', retain=True).wait(10)
+        publisher.publish(DeviceTopics(store, PROBE).status, b'{"state": "online"}', retain=True).wait(10)
         wait(subscribed)
         started = time.perf_counter()
         for topic, body in batches:
@@ -107,7 +109,17 @@ def until_acked(
     finally:
         for client in (publisher, listener):
             client.stop()
-    return devices * per_device / elapsed
+    return elapsed
+
+
+def final_acks(store: str, devices: int, per_device: int) -> dict[str, int]:
+    """The ack topic of each of ``make_batches``' devices, with the last seq it must reach."""
+    return {DeviceTopics(store, f"mirror-{n}").ack: per_device for n in range(devices)}
+
+
+def probed(storage: Storage, store: str) -> Callable[[], bool]:
+    """Whether HQ recorded ``store``'s probe: then its workers are subscribed."""
+    return lambda: any(d.store == store and d.device == PROBE for d in storage.devices())
 
 
 def in_process(
@@ -124,7 +136,8 @@ def in_process(
     ingestor = Ingestor(storage, HqMetrics())
     running = [IngestWorker(mqtt, f"bench-{store}-{n}", ingestor).start() for n in range(workers)]
     try:
-        return until_acked(mqtt, store, batches, devices, per_device, lambda: bool(storage.devices()))
+        seconds = until_acked(mqtt, store, batches, final_acks(store, devices, per_device), probed(storage, store))
+        return devices * per_device / seconds
     finally:
         for worker in running:
             worker.stop()
@@ -148,7 +161,8 @@ def in_processes(
         children = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(processes)]
         storage = open_storage(url)
         try:
-            return until_acked(mqtt, store, batches, devices, per_device, lambda: bool(storage.devices()))
+            seconds = until_acked(mqtt, store, batches, final_acks(store, devices, per_device), probed(storage, store))
+            return devices * per_device / seconds
         finally:
             for child in children:
                 child.terminate()
