@@ -43,31 +43,40 @@ NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 PROBE = "probe"  # the device whose status says the ingest workers are subscribed
 
 
-def make_batches(store: str, devices: int, per_device: int, batch: int) -> list[tuple[str, bytes]]:
-    """(topic, payload) for every batch, devices interleaved as a fleet would send them."""
+def tag_events(source: str, count: int) -> list[dict[str, Any]]:
+    """``count`` valid ``tag.arrived`` events of one device, seq 1 to ``count``."""
+    return [
+        make_event(
+            "tag.arrived",
+            {
+                "session_id": f"s{seq // 20}",
+                "zone": "cabin-1",
+                "epc": "3074257BF7194E4000001A85",
+                "gtin": "80614141123458",
+                "rssi": -52,
+            },
+            source=source,
+            seq=seq,
+            time=NOW,
+        )
+        for seq in range(1, count + 1)
+    ]
+
+
+def make_batches(
+    store: str,
+    devices: int,
+    per_device: int,
+    batch: int,
+    events: Callable[[str, int], list[dict[str, Any]]] = tag_events,
+) -> list[tuple[str, bytes]]:
+    """(topic, payload) for every batch, devices interleaved as a fleet would send them; ``events``
+    makes each device's events (source, count), seq 1 to count."""
     queues = []
     for n in range(devices):
         device = DeviceTopics(store, f"mirror-{n}")
-        source = edge_source(store, device.device)
-        events = [
-            make_event(
-                "tag.arrived",
-                {
-                    "session_id": f"s{seq // 20}",
-                    "zone": "cabin-1",
-                    "epc": "3074257BF7194E4000001A85",
-                    "gtin": "80614141123458",
-                    "rssi": -52,
-                },
-                source=source,
-                seq=seq,
-                time=NOW,
-            )
-            for seq in range(1, per_device + 1)
-        ]
-        queues.append(
-            [(device.events, json.dumps(events[i : i + batch]).encode()) for i in range(0, per_device, batch)]
-        )
+        made = events(edge_source(store, device.device), per_device)
+        queues.append([(device.events, json.dumps(made[i : i + batch]).encode()) for i in range(0, per_device, batch)])
     return [item for round_ in zip(*queues) for item in round_]
 
 
