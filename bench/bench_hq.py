@@ -94,6 +94,8 @@ def until_acked(
     done = threading.Event()
 
     def on_ack(message: Any) -> None:
+        if message.retain:  # kept by the broker from an earlier run on these topics, not this run's
+            return
         acked[message.topic] = json.loads(message.payload)["upto"]
         if all(acked.get(topic, 0) >= upto for topic, upto in last.items()):
             done.set()
