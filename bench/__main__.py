@@ -261,6 +261,51 @@ def screens(output: str, quick: bool) -> list[Row]:
     ]
 
 
+def scale(output: str, quick: bool) -> list[Row]:
+    """Issue 12's figures for the first backend measured. Its goals hold from 1M stored events
+    (recompute's at 10M), so each is judged on the sizes that large only, and not at all below."""
+    backend = line(output, r"### (\w+)")[1]
+    rows = tables(output)[0]
+    header = list(rows["events stored"])
+    grown = [h for h in header if h.startswith("growth")]
+    sizes = [h for h in header if h.endswith(" events") and h not in grown]
+    stored = [number(rows["events stored"][s]) for s in sizes]
+
+    def row(label: str, name: str, goal: str, met: Callable[[list[float], float], bool], at: float = 1e6) -> Row:
+        cells = [rows[label][s] for s in sizes]
+        growth = rows[label][grown[-1]] if grown else "-"
+        judged = [number(c) if c[0].isdigit() else c == "yes" for c, n in zip(cells, stored) if n >= at]
+        verdict = met(judged, number(growth) if growth != "-" else 1.0) if judged else None
+        unit = re.search(r"\(([^)]*)\)$", label)
+        result = " / ".join(c.split(" (")[0] for c in cells) + (f" {unit[1]}" if unit else "")
+        shown = goal if judged else f"{goal} (judged from {at / 1e6:.0f}M events)"
+        return Row(f"scale ({backend}): {name}", result, "-", growth, shown, verdict)
+
+    def below(most: float) -> Callable[[list[float], float], bool]:
+        return lambda values, growth: all(v < most for v in values)
+
+    one = rows["MQTT ingest, 1 process of 1 worker (ev/s)"][sizes[-1]]
+    return [
+        row(
+            "web RSS after reports and journeys (MB)",
+            "web RSS",
+            "< 250 MB, within 1.2x",
+            lambda values, growth: all(v < 250 for v in values) and growth <= 1.2,
+        ),
+        row("30-day report, warm p95 (ms)", "30-day report, warm p95", "< 500 ms", below(500)),
+        row("first 30-day report after the start (s)", "first report after a start", "< 2 s", below(2)),
+        row("journey of the 1,000-event customer, limit=100, p99 (ms)", "journey p99", "< 50 ms", below(50)),
+        row("late identity link in the next report", "late link in the next report", "yes", lambda v, g: all(v)),
+        row("`touchpoint hq recompute` (s)", "`touchpoint hq recompute`", "< 60 s at 10M", below(60), at=1e7),
+        Row(
+            f"scale ({backend}): MQTT ingest, 1 worker, into {stored[-1]:,.0f} events",
+            one.split(" (")[0] + " ev/s",
+            rows["ingest baseline: raw executemany (ev/s)"][sizes[-1]] + " ev/s raw executemany",
+            line(one, r"\(([\d.]+)x raw\)")[1],
+        ),
+    ]
+
+
 def unsummarised(output: str, quick: bool) -> list[Row]:
     """A benchmark this runner has no headline for yet: its own output above is the result."""
     return [Row("", "see its output above", "-", "-")]
@@ -289,6 +334,7 @@ BENCHES = (
         journey,
     ),
     Bench("screens", "bench_screens", ("--tags", "40"), ("--tags", "10"), screens),
+    Bench("scale", "bench_scale", ("--events", "100000", "300000"), ("--quick",), scale),
 )
 
 
