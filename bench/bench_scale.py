@@ -8,7 +8,8 @@
 Everything is measured from outside, as an operator would, so it means the same before and after
 HQ's redesign. For each backend and size a database of that many generated events, loaded through
 HQ's real ingest, comes from ``bench/scale_db.py`` (built once, kept under ``var/bench/``); each
-run works on a copy of it. On the copy:
+run works on a copy of it, at least 3 minutes after it was loaded (``--settle``: HQ treats what it
+received in the last minutes as news, which is the load's aftermath, not the history). On the copy:
 
 - a fresh ``touchpoint hq --role web`` process: seconds until it listens; the first 30-day
   ``GET /v1/touchpoints`` (ending just after the newest event, cutting an hour at each end as "the
@@ -68,6 +69,10 @@ class Settings:
     journeys: int = 200
     ingest_events: int = 20_000
     rebuild: bool = False
+    # Seconds from the end of a load to its measurement. HQ treats what it received in the last minutes
+    # as news (today's web process reads the link events of the last 2 minutes again on every request),
+    # so a database measured right after its load would measure the load, not the history.
+    settle_s: float = 180
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,11 @@ def measure_ingest(url: str, mqtt: MqttSection, events: int, end: datetime) -> d
 
 
 def measure(built: scale_db.Built, settings: Settings) -> Figures:
-    """Every figure of one kept database, on a copy of it."""
+    """Every figure of one kept database, on a copy of it, once its load has settled."""
+    wait = settings.settle_s - (datetime.now(timezone.utc) - built.loaded).total_seconds()
+    if wait > 0:
+        print(f"  waiting {wait:.0f} s for the load to settle (--settle)", file=sys.stderr, flush=True)
+        time.sleep(wait)
     with (
         tempfile.TemporaryDirectory(prefix="tp-bench-scale-") as folder,
         scale_db.run_copy(built, Path(folder)) as url,
@@ -230,13 +239,15 @@ def measure(built: scale_db.Built, settings: Settings) -> Figures:
 
 
 def run(sizes: list[int], backends: list[str], settings: Settings, cache: Path) -> Iterator[Figures]:
-    """Build (or find) and measure each backend and size, smaller sizes first."""
+    """Build (or find) every database first, so the earlier ones settle meanwhile; then measure each."""
+    kept = []
     for backend in backends:
         for size in sorted(sizes):
             print(f"{backend}, {size:,} events: building or finding the database", file=sys.stderr, flush=True)
-            built = scale_db.ensure(cache, backend, size, settings.rebuild)
-            print(f"{backend}, {size:,} events: measuring", file=sys.stderr, flush=True)
-            yield measure(built, settings)
+            kept.append(scale_db.ensure(cache, backend, size, settings.rebuild))
+    for built in kept:
+        print(f"{built.backend}, {built.events:,} events: measuring", file=sys.stderr, flush=True)
+        yield measure(built, settings)
 
 
 @dataclass(frozen=True)
@@ -341,16 +352,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_scale", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", help="stored events per database (default 1M 3M)")
     parser.add_argument("--backend", nargs="+", choices=("sqlite", "postgres"), default=["sqlite"])
-    parser.add_argument("--quick", action="store_true", help="20k and 60k events, fewer requests: a check")
+    parser.add_argument(
+        "--quick", action="store_true", help="20k and 60k events, fewer requests, no settling: a check, not a record"
+    )
     parser.add_argument("--warm", type=int, help="warm reports measured (default 20)")
     parser.add_argument("--journeys", type=int, help="journey requests measured (default 200)")
     parser.add_argument("--ingest-events", type=int, help="events per ingest measurement (default 20,000)")
+    parser.add_argument("--settle", dest="settle_s", type=float, help="seconds from a load to its measurement (180)")
     parser.add_argument("--cache", type=Path, default=scale_db.CACHE, help="where built databases are kept")
     parser.add_argument("--rebuild", action="store_true", help="build the databases again, not from the cache")
     parser.add_argument("--write", action="store_true", help="append a dated section to bench/RESULTS.md")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # so the children are stopped
-    quick = {"warm": 5, "journeys": 50, "ingest_events": 4000} if args.quick else {}
+    quick = {"warm": 5, "journeys": 50, "ingest_events": 4000, "settle_s": 0} if args.quick else {}
     settings = Settings(
         **{
             **quick,

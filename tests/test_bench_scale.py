@@ -16,7 +16,7 @@ from bench.bench_scale import LINES, Settings, main, run, tables
 
 
 def test_a_tiny_database_is_built_kept_and_every_figure_measured(tmp_path: Path) -> None:
-    settings = Settings(warm=2, journeys=5, ingest_events=400)
+    settings = Settings(warm=2, journeys=5, ingest_events=400, settle_s=0)
     (first,) = run([3000], ["sqlite"], settings, tmp_path)
     (again,) = run([3000], ["sqlite"], settings, tmp_path)
     assert not first.cached and again.cached and again.events == first.events
