@@ -7,8 +7,9 @@
 
 Each benchmark runs as its own process with the command printed above its output, so any row can
 be reproduced alone. The full run keeps the goals' sizes (a million-event catch-up, 100,000 m100
-frames) but shortens the long ones (edge load 1 minute, analytics ~320,000 events) to stay under
-ten minutes on the shared 2-core machine; each module's own defaults, run alone, are the record
+frames) but shortens the long ones (edge load 1 minute, analytics ~320,000 events, HQ at scale
+100,000 and 300,000 stored events, whose databases are built once and kept under var/bench) to stay
+under ten minutes on the shared 2-core machine; each module's own defaults, run alone, are the record
 runs in the sections of RESULTS.md. Their measurements are theirs; this module only picks the headline figures
 out of what they print and compares them with the goals the project set.
 """
