@@ -338,13 +338,16 @@ def tables(figures: list[Figures]) -> str:
     return "\n\n".join(f"### {b}\n\n{table([f for f in figures if f.backend == b])}" for b in backends)
 
 
-def section(text: str, command: str, when: datetime, cache: Path) -> str:
-    """A dated section for RESULTS.md: the command, the machine, the commit, the tables."""
+def section(text: str, command: str, when: datetime, cache: Path, load_before: float) -> str:
+    """A dated section for RESULTS.md: the command, the machine and its load, the commit, the tables."""
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    root = RESULTS.parent.parent
+    shown = cache.resolve().relative_to(root) if cache.resolve().is_relative_to(root) else cache
     return (
         f"\n## HQ at scale, {when:%Y-%m-%d %H:%M} UTC\n\n    {command}\n\n"
-        f"{machine()} (`nproc` {len(os.sched_getaffinity(0))}); load average {os.getloadavg()[0]:.1f} at the end; "
-        f"commit `{commit}`; databases kept under `{cache}`. What is measured: `bench/bench_scale.py`.\n\n{text}\n"
+        f"{machine()} (`nproc` {len(os.sched_getaffinity(0))}); load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end; "
+        f"commit `{commit}`; databases kept under `{shown}`. What is measured: `bench/bench_scale.py`.\n\n{text}\n"
     )
 
 
@@ -372,13 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     sizes = args.events or ([20_000, 60_000] if args.quick else [1_000_000, 3_000_000])
+    load_before = os.getloadavg()[0]
     figures = list(run(sizes, args.backend, settings, args.cache))
     text = tables(figures)
     print(text)
     if args.write:
         command = " ".join([".venv/bin/python -m bench.bench_scale", *(sys.argv[1:] if argv is None else argv)])
         with RESULTS.open("a", encoding="utf-8") as out:
-            out.write(section(text, command, datetime.now(timezone.utc), args.cache))
+            out.write(section(text, command, datetime.now(timezone.utc), args.cache, load_before))
         print(f"\nappended to {RESULTS}")
     return 0
 
