@@ -129,7 +129,8 @@ def report(http: scale_db.Http, path: str) -> tuple[float, int, Any]:
         if status != 202:
             raise RuntimeError(f"GET {path}: {status} {document}")
         waits += 1
-        time.sleep(min(float(headers.get("retry-after", "1")), 1.0))
+        after = headers.get("retry-after", "1")
+        time.sleep(min(float(after), 1.0) if after.replace(".", "", 1).isdigit() else 1.0)  # or an HTTP date
 
 
 def late_link(before: Any, after: Any) -> str:

@@ -14,7 +14,7 @@ chunk), digital ones (web, app, POS) in batches of 500 to ``POST /v1/events`` of
 --role web``, both at once. A built database is kept under ``var/bench/`` by backend, size and a
 fingerprint of the generator, the code here that shapes the events and the schema HQ creates, so a
 rerun skips the load; each measurement runs on a copy of it (``run_copy``), so the kept one never
-changes. Delete ``var/bench/`` to free the disk (SQLite: about 0.8 GB per million events).
+changes. Delete ``var/bench/`` to free the disk (about 0.8 GB per million events on SQLite, more on PostgreSQL).
 """
 
 from __future__ import annotations
