@@ -341,7 +341,10 @@ def tables(figures: list[Figures]) -> str:
 
 def section(text: str, command: str, when: datetime, cache: Path, load_before: float) -> str:
     """A dated section for RESULTS.md: the command, the machine and its load, the commit, the tables."""
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    git = ["git", "-C", str(RESULTS.parent)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if subprocess.run([*git, "diff", "--quiet", "HEAD", "--", ".", f":(exclude){RESULTS.name}"]).returncode:
+        commit += " with uncommitted changes"  # RESULTS.md itself, written by earlier runs, does not count
     root = RESULTS.parent.parent
     shown = cache.resolve().relative_to(root) if cache.resolve().is_relative_to(root) else cache
     return (
