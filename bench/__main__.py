@@ -279,7 +279,7 @@ def scale(output: str, quick: bool) -> list[Row]:
         verdict = met(judged, number(growth) if growth != "-" else 1.0) if judged else None
         unit = re.search(r"\(([^)]*)\)$", label)
         result = " / ".join(c.split(" (")[0] for c in cells) + (f" {unit[1]}" if unit else "")
-        shown = goal if judged else f"{goal} (judged from {at / 1e6:.0f}M events)"
+        shown = goal if judged else f"{goal} (not judged below {at / 1e6:.0f}M events)"
         return Row(f"scale ({backend}): {name}", result, "-", growth, shown, verdict)
 
     def below(most: float) -> Callable[[list[float], float], bool]:
