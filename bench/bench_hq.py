@@ -34,9 +34,8 @@ from hq.core.intake import parse_events
 from hq.core.records import DeviceBatch, EventRow
 from hq.mqtt.worker import Ingestor, IngestWorker
 from hq.prometheus import HqMetrics
-from hq.storage import open_storage
+from hq.storage import Storage, open_storage
 from hq.storage.sql import INSERT_EVENT
-from hq.storage import Storage
 from touchpoint.services import Mosquitto, PostgresCluster
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)

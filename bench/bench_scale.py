@@ -51,8 +51,8 @@ from bench import scale_db
 from bench.__main__ import RESULTS, machine
 from bench.bench_hq import in_processes, make_batches, parse_rate, raw_rate
 from bench.bench_journey import HEAVY, timed
-from sync.envelope import make_event
-from touchpoint.config import MqttSection
+from common.config import MqttSection
+from contract.envelope import make_event
 from touchpoint.services import free_port
 
 LATE_CUSTOMER = "bench-late-customer"

@@ -41,11 +41,11 @@ from typing import Any
 
 from bench import bench_journey
 from bench.bench_hq import PROBE, until_acked
+from common.config import MqttSection
+from contract.envelope import make_event
+from contract.topics import DeviceTopics
 from hq.storage import open_storage
-from sync.envelope import make_event
-from sync.topics import DeviceTopics
 from tests import hq_dataset
-from touchpoint.config import MqttSection
 from touchpoint.services import Mosquitto, PostgresCluster, ServiceError, free_port, wait_for_port
 
 CACHE = Path(__file__).resolve().parent.parent / "var" / "bench"
