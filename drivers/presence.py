@@ -1,20 +1,22 @@
 """Tag presence per zone, from raw reads: pure logic, the caller passes the time in.
 
-A tag **arrives** on its first read in a zone and **departs** once it has gone unread for
-``departure_s``. Readers repeat reads many times a second while a tag is in the field, so repeated
-reads only refresh last-seen and the smoothed RSSI; only arrivals and departures leave this module.
-The caller runs ``expire(now)`` regularly (the kiosk does, a few times per ``departure_s``); a read
-that comes before that still counts as the same stay.
+:mod:`drivers.zones` decides which zone a tag is in (arrival filter, one zone per tag, hysteresis);
+this module adds what the rest of Touchpoint records about a stay: the GTIN, the rounded smoothed
+RSSI, the arrival time and the dwell. Readers repeat reads many times a second while a tag is in
+the field; only arrivals and departures leave this module. The caller runs ``expire(now)``
+regularly (the kiosk does, a few times per ``departure_s``); a read that comes before that still
+counts as the same stay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from drivers.epc import gtin_for_epc
+from drivers.zones import ARRIVED, DEPARTED, Change, Hysteresis, ZoneAssigner, ZoneRules
 
-ARRIVED = "arrived"
-DEPARTED = "departed"
+__all__ = ["ARRIVED", "DEPARTED", "PresenceChange", "PresenceTracker", "PresentTag"]
 
 
 @dataclass(frozen=True)
@@ -45,77 +47,73 @@ class PresentTag:
     last_seen: float
 
 
-class _Stay:
-    """Mutable bookkeeping of one tag in one zone; never leaves the tracker."""
-
-    __slots__ = ("gtin", "rssi", "since", "last_seen")
-
-    def __init__(self, gtin: str | None, rssi: float | None, now: float) -> None:
-        self.gtin = gtin
-        self.rssi = rssi
-        self.since = now
-        self.last_seen = now
-
-    def rounded_rssi(self) -> int | None:
-        return None if self.rssi is None else round(self.rssi)
+def _rounded(rssi: float | None) -> int | None:
+    return None if rssi is None else round(rssi)
 
 
 class PresenceTracker:
-    """Arrivals and departures of tags per zone, with RSSI smoothed by an exponential moving average."""
+    """Arrivals and departures of tags per zone; a tag is in one zone at a time.
 
-    def __init__(self, departure_s: float = 3.0, rssi_alpha: float = 0.3) -> None:
-        if departure_s <= 0 or not 0 < rssi_alpha <= 1:
-            raise ValueError("departure_s must be > 0 and rssi_alpha in (0, 1]")
+    Without ``rules`` every zone uses ``departure_s`` and arrives on the first read, as a single
+    reader with no filter always did.
+    """
+
+    def __init__(
+        self,
+        departure_s: float = 3.0,
+        rssi_alpha: float = 0.3,
+        *,
+        rules: Mapping[str, ZoneRules] | None = None,
+        hysteresis: Hysteresis | None = None,
+    ) -> None:
+        if departure_s <= 0:
+            raise ValueError("departure_s must be > 0")
         self.departure_s = departure_s
-        self.rssi_alpha = rssi_alpha
-        self._zones: dict[str, dict[str, _Stay]] = {}
+        self._zones = ZoneAssigner(rules, hysteresis or Hysteresis(), ZoneRules(departure_s=departure_s), rssi_alpha)
+        self._gtins: dict[str, str | None] = {}
 
-    def read(self, zone: str, epc: str, rssi: int | None, now: float) -> PresenceChange | None:
-        """Record one read; returns an "arrived" change on a tag's first read, else None."""
-        stays = self._zones.setdefault(zone, {})
-        stay = stays.get(epc)
-        if stay is None:
-            stay = stays[epc] = _Stay(gtin_for_epc(epc), rssi, now)
-            return PresenceChange(ARRIVED, zone, epc, stay.gtin, rssi, now, 0)
-        stay.last_seen = max(stay.last_seen, now)
-        if rssi is not None:
-            previous = rssi if stay.rssi is None else stay.rssi
-            stay.rssi = previous + self.rssi_alpha * (rssi - previous)
-        return None
+    def read(self, zone: str, epc: str, rssi: int | None, now: float) -> list[PresenceChange]:
+        """Record one read; returns the arrival it completed, or a departure and an arrival for a move."""
+        return self._convert(self._zones.read(zone, epc, rssi, now))
 
     def expire(self, now: float) -> list[PresenceChange]:
-        """ "departed" changes for every tag unread for ``departure_s``, oldest arrival first."""
-        changes = []
-        for zone in list(self._zones):
-            gone = [epc for epc, stay in self._zones[zone].items() if now - stay.last_seen >= self.departure_s]
-            changes += self._depart(zone, gone)
-        return changes
+        """Departures of tags unread for their zone's ``departure_s``, and the arrivals and moves due now."""
+        return self._convert(self._zones.expire(now))
 
     def remove_zone(self, zone: str, now: float) -> list[PresenceChange]:
-        """Depart every tag of a zone, e.g. when its reader stopped.
+        """Depart every tag of a zone, e.g. when its reader stopped; dwell ends at each tag's last read."""
+        return self._convert(self._zones.remove_zone(zone, now))
 
-        ``now`` is accepted to match ``expire``; dwell still ends at each tag's last read.
-        """
-        return self._depart(zone, list(self._zones.get(zone, {})))
+    def zone_of(self, epc: str) -> str | None:
+        """The zone a tag is in now, or None."""
+        return self._zones.zone_of(epc)
 
     def present(self) -> dict[str, list[PresentTag]]:
         """Zone -> tags present now in arrival order; zones without tags are left out."""
         return {
             zone: [
-                PresentTag(epc, stay.gtin, stay.rounded_rssi(), stay.since, stay.last_seen)
-                for epc, stay in stays.items()
+                PresentTag(epc, self._gtin(epc), _rounded(rssi), since, last_seen)
+                for epc, rssi, since, last_seen in tags
             ]
-            for zone, stays in self._zones.items()
-            if stays
+            for zone, tags in self._zones.present().items()
         }
 
-    def _depart(self, zone: str, epcs: list[str]) -> list[PresenceChange]:
-        stays = self._zones.get(zone, {})
-        changes = []
-        for epc in epcs:
-            stay = stays.pop(epc)
-            dwell_ms = round((stay.last_seen - stay.since) * 1000)
-            changes.append(PresenceChange(DEPARTED, zone, epc, stay.gtin, stay.rounded_rssi(), stay.since, dwell_ms))
-        if not stays:
-            self._zones.pop(zone, None)
-        return changes
+    def _gtin(self, epc: str) -> str | None:
+        if epc not in self._gtins:
+            self._gtins[epc] = gtin_for_epc(epc)
+        return self._gtins[epc]
+
+    def _convert(self, changes: list[Change]) -> list[PresenceChange]:
+        converted = []
+        for change in changes:
+            # a tag that arrives when its old zone lets it go may not have been read since: no negative dwell
+            dwell_ms = 0 if change.kind == ARRIVED else max(0, round((change.last_seen - change.since) * 1000))
+            gtin = self._gtin(change.epc)
+            if change.kind == DEPARTED and self._zones.zone_of(change.epc) is None:
+                self._gtins.pop(change.epc, None)  # bounded: only tags present or moving are cached
+            converted.append(
+                PresenceChange(
+                    change.kind, change.zone, change.epc, gtin, _rounded(change.rssi), change.since, dwell_ms
+                )
+            )
+        return converted

@@ -169,9 +169,7 @@ class Edge:
         """Called by the reader thread for every read; only an arrival records anything."""
         now = self.clock()
         with self._lock:
-            change = self.presence.read(self.zone, read.epc, read.rssi, now)
-            if change is not None:
-                self._arrived(change, now)
+            self._apply(self.presence.read(self.zone, read.epc, read.rssi, now), now)
 
     def on_loyalty_code(self, customer: str) -> None:
         """Called by the camera thread for a loyalty QR code held up to the screen."""
@@ -180,11 +178,18 @@ class Edge:
     def tick(self, now: float) -> None:
         """Departures of tags not read for ``departure_s``, and session timeouts."""
         with self._lock:
-            for change in self.presence.expire(now):
-                self._departed(change, now)
+            self._apply(self.presence.expire(now), now)
             self._record_sessions(self.sessions.expire(now), now)
 
     # -- presence ----------------------------------------------------------------------------
+
+    def _apply(self, changes: list[PresenceChange], now: float) -> None:
+        """Departures before arrivals, as the tracker orders them: a moved garment leaves, then arrives."""
+        for change in changes:
+            if change.kind == "arrived":
+                self._arrived(change, now)
+            else:
+                self._departed(change, now)
 
     def _gtin(self, change: PresenceChange) -> str | None:
         return change.gtin or self.catalog.gtin_for_tag(change.epc)
