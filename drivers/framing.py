@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers import em4100, m100
+from drivers import em4100, m100, mercury
 from drivers.errors import FrameError, ReaderError
 from drivers.types import TagRead
 
@@ -147,6 +147,60 @@ class Em4100Framer(Framer):
         return reads
 
 
+class MercuryFramer(Framer):
+    """Mercury responses: length-prefixed with a CRC; tag records, keep-alives and command answers.
+
+    0xFF also occurs inside frames (metadata flags 0x01FF), so a rejected frame is rescanned from
+    its second byte; candidates starting inside it that fail too are the same damage, counted once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reader_errors = 0  # status words other than OK and the keep-alive's "no tags found"
+
+    def _scan(self, final: bool) -> list[TagRead]:
+        buf = self._buffer
+        size = len(buf)
+        reads: list[TagRead] = []
+        pos = 0
+        damaged_until = 0  # end of the last rejected candidate
+        while True:
+            start = buf.find(mercury.HEADER, pos)
+            if start < 0:
+                self.skipped_bytes += size - pos
+                pos = size
+                break
+            self.skipped_bytes += start - pos
+            end = start + buf[start + 1] + mercury.RESPONSE_OVERHEAD if size - start >= 2 else size + 1
+            error = None
+            if end > size:
+                if not final:
+                    pos = start
+                    break
+                error = FrameError(buf[start:], "truncated frame")
+            else:
+                try:
+                    response = mercury.decode_response(buf[start:end])
+                    if response.opcode == mercury.OP_READ_TAG_ID_MULTIPLE and response.status == mercury.STATUS_OK:
+                        reads += mercury.decode_tag_records(response.data)
+                except FrameError as failed:
+                    error = failed
+            if error is not None:
+                if start >= damaged_until:
+                    self._bad(error)
+                damaged_until = max(damaged_until, min(end, size))
+                pos = start + 1
+                continue
+            if response.status not in (mercury.STATUS_OK, mercury.STATUS_NO_TAGS_FOUND):
+                self.reader_errors += 1
+                self.last_error = f"reader answered {mercury.status_name(response.status)}"
+            self.frames += 1
+            pos = end
+        del buf[:pos]
+        self.reads += len(reads)
+        return reads
+
+
 @dataclass(frozen=True)
 class ReaderProtocol:
     """What the transport needs to know about a protocol."""
@@ -156,12 +210,17 @@ class ReaderProtocol:
     new_framer: Callable[[], Framer]
     start: bytes = b""  # sent after opening, and again every keepalive
     stop: bytes = b""  # sent before closing
+    rearm_after_silence: bool = False  # re-send start only after keepalive_s without a frame (else every keepalive_s)
 
 
 PROTOCOLS: dict[str, ReaderProtocol] = {
     "m100": ReaderProtocol("m100", 115200, M100Framer, m100.multiple_poll(), m100.stop_multiple_poll()),
     "id12": ReaderProtocol("id12", 9600, lambda: Em4100Framer("id12")),
     "rdm6300": ReaderProtocol("rdm6300", 9600, lambda: Em4100Framer("rdm6300")),
+    # A streaming module sends a keep-alive every second: silence means it stopped (a reset), so start it again.
+    "mercury": ReaderProtocol(
+        "mercury", mercury.BAUDRATE, MercuryFramer, mercury.start_reading("eu"), mercury.stop_reading(), True
+    ),
 }
 
 

@@ -82,7 +82,9 @@ class Reader:
 
     ``on_read`` runs in the reader thread for every tag read; an exception from it is logged and
     reading goes on. ``baudrate`` 0 means the protocol's; ``keepalive_s`` is how often the start
-    command (M100 multiple poll) is re-sent. Raises ReaderError at construction for an unknown protocol.
+    command (M100 multiple poll) is re-sent, or, for a streaming protocol (Mercury), how long a
+    silence must last before it is; ``start`` replaces the protocol's start command (a Mercury
+    region). Raises ReaderError at construction for an unknown protocol.
     """
 
     def __init__(
@@ -94,8 +96,10 @@ class Reader:
         baudrate: int = 0,
         name: str = "reader",
         keepalive_s: float = KEEPALIVE_S,
+        start: bytes | None = None,
     ) -> None:
         self._protocol = framing.protocol(protocol)
+        self._start = self._protocol.start if start is None else start
         self.url = url
         self.name = name
         self.baudrate = baudrate or self._protocol.baudrate
@@ -182,11 +186,12 @@ class Reader:
         self._stopping.wait(backoff.next())
 
     def _pump(self, port: serial.SerialBase, backoff: Backoff) -> None:
-        start = self._protocol.start
+        start = self._start
         next_keepalive = time.monotonic() + self.keepalive_s
         if start:
             port.write(start)
         while not self._stopping.is_set():
+            frames = self._framer.frames
             data = port.read(port.in_waiting or 1)
             reads = self._framer.feed(data) if data else self._framer.idle()
             if reads:
@@ -194,6 +199,8 @@ class Reader:
                 self._deliver(reads)
             now = time.monotonic()
             self._meter.update(now, self._framer.frames)
+            if self._protocol.rearm_after_silence and self._framer.frames != frames:
+                next_keepalive = now + self.keepalive_s
             if start and now >= next_keepalive:
                 port.write(start)
                 next_keepalive = now + self.keepalive_s

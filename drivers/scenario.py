@@ -34,6 +34,7 @@ DEFAULT_RSSI = -50
 FALLBACK_GTINS = ("80614141123458",)  # the GS1 TDS example, when no sample catalogue is installed
 CATALOGUE_PREFIX_LENGTH = 7  # the sample catalogue's company prefix 4012345
 BUILT_IN = ("fitting-room",)
+UHF = ("m100", "mercury")  # readers of SGTIN EPCs; the others read 125 kHz tag ids
 
 
 class ScenarioError(ReaderError, ValueError):
@@ -101,19 +102,20 @@ def _list(where: str, item: dict[str, Any], key: str) -> list[Any]:
 
 
 def catalogue_tags(protocol: str, serials: int = 3) -> list[str]:
-    """Tags for the sample catalogue's articles: SGTIN-96 EPCs for m100, 125 kHz tag ids else.
+    """Tags for the sample catalogue's articles: SGTIN-96 EPCs for the UHF readers, 125 kHz tag ids else.
 
     125 kHz tag ids come from the catalogue rows' ``tags``; without any, from the EPCs' last 10
     hex digits (which the kiosk then shows as unknown tags).
     """
     rows = _catalogue_rows()
     gtins = [row["gtin"] for row in rows if isinstance(row.get("gtin"), str)] or list(FALLBACK_GTINS)
-    if protocol != "m100":
+    uhf = protocol in UHF
+    if not uhf:
         ids = [tag for row in rows for tag in row.get("tags", []) if isinstance(tag, str)]
         if ids:
             return ids
     epcs = [encode_sgtin96(gtin, serial, CATALOGUE_PREFIX_LENGTH) for gtin in gtins for serial in range(1, serials + 1)]
-    return epcs if protocol == "m100" else [epc[-10:] for epc in epcs]
+    return epcs if uhf else [epc[-10:] for epc in epcs]
 
 
 def _catalogue_rows() -> list[dict[str, Any]]:

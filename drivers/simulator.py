@@ -3,9 +3,12 @@
 Point any pyserial consumer (the kiosk's reader, a test, a benchmark) at ``Simulator.path`` and it
 sees what a USB reader would send. Driven like a gpiozero mock pin: ``present(epc, rssi)`` puts a
 tag in the field, ``remove(epc)`` takes it out; while present, each tag is read ``rate`` times a
-second. A share ``noise`` of the frames is damaged the ways a real line damages them: a corrupted
-checksum, garbage bytes after the frame, or a frame cut short. Bytes the consumer sends (the M100
-poll commands) are kept in ``received``. Scenarios (``drivers.scenario``) script the tags over time.
+second. A Mercury module has antenna ports: ``present(epc, rssi, antenna=2)`` has port 2 hear the
+tag too (each port its own RSSI), as the two cabins of a multi-antenna reader would; it also sends
+the module's keep-alive once a second. A share ``noise`` of the frames is damaged the ways a real
+line damages them: a corrupted checksum, garbage bytes after the frame, or a frame cut short.
+Bytes the consumer sends (M100 poll, Mercury start) are kept in ``received``. Scenarios
+(``drivers.scenario``) script the tags over time.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import time
 import tty
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from drivers import em4100, m100
-from drivers.errors import ReaderError
+from drivers import em4100, m100, mercury
+from drivers.errors import FrameError, ReaderError
 from drivers.scenario import Step, due, load
 
 NOISE_KINDS = ("checksum", "garbage", "truncate")
@@ -28,13 +31,22 @@ LOOP_GAP_S = 5.0  # pause after a looping scenario's last step before it starts 
 RECEIVED_LIMIT = 64 * 1024
 
 
-def encode_read(protocol: str, epc: str, rssi: int) -> bytes:
-    """The frame a reader of ``protocol`` sends for one read; raises FrameError for a bad tag."""
+PROTOCOLS = ("m100", "mercury", *em4100.TRAILERS)
+MULTI_ANTENNA = ("mercury",)
+
+
+def encode_read(protocol: str, epc: str, rssi: int, antenna: int = 1) -> bytes:
+    """The frame a reader of ``protocol`` sends for one read; raises FrameError for a bad tag or port."""
+    if protocol == "mercury":
+        record = mercury.encode_tag_record(epc, max(-128, min(127, rssi)), antenna)
+        return mercury.encode_response(mercury.OP_READ_TAG_ID_MULTIPLE, mercury.STATUS_OK, record)
+    if protocol not in PROTOCOLS:
+        raise ReaderError(f"unknown reader protocol {protocol!r}")
+    if antenna != 1:
+        raise FrameError(epc.encode(errors="replace"), f"a {protocol} reader has one antenna, not port {antenna}")
     if protocol == "m100":
         return m100.encode_notice(epc, max(-128, min(127, rssi)))
-    if protocol in em4100.TRAILERS:
-        return em4100.encode_frame(epc, protocol)
-    raise ReaderError(f"unknown reader protocol {protocol!r}")
+    return em4100.encode_frame(epc, protocol)
 
 
 def damage(frame: bytes, protocol: str, rng: random.Random) -> bytes:
@@ -47,16 +59,18 @@ def damage(frame: bytes, protocol: str, rng: random.Random) -> bytes:
     damaged = bytearray(frame)
     if protocol == "m100":
         damaged[-2] ^= rng.randint(1, 255)
+    elif protocol == "mercury":
+        damaged[-1] ^= rng.randint(1, 255)
     else:  # the last checksum digit becomes another hex digit
         damaged[12] = rng.choice([d for d in b"0123456789ABCDEF" if d != damaged[12]])
     return bytes(damaged)
 
 
-def burst(protocol: str, tags: Mapping[str, int], noise: float, rng: random.Random) -> bytes:
-    """One read of every tag in the field, with jittered RSSI and the given share of damage."""
+def burst(protocol: str, field: Mapping[tuple[str, int], int], noise: float, rng: random.Random) -> bytes:
+    """One read of every tag on every port that hears it, with jittered RSSI and the given share of damage."""
     out = bytearray()
-    for epc, rssi in tags.items():
-        frame = encode_read(protocol, epc, rssi + rng.randint(-RSSI_JITTER, RSSI_JITTER))
+    for (epc, antenna), rssi in field.items():
+        frame = encode_read(protocol, epc, rssi + rng.randint(-RSSI_JITTER, RSSI_JITTER), antenna)
         out += damage(frame, protocol, rng) if rng.random() < noise else frame
     return bytes(out)
 
@@ -72,7 +86,7 @@ class Simulator:
     """A virtual reader on a fresh pseudo-terminal; close it (or use ``with``) to unplug it."""
 
     def __init__(self, protocol: str = "m100", rate: float = 20.0, noise: float = 0.0, seed: int | None = None) -> None:
-        if protocol != "m100" and protocol not in em4100.TRAILERS:
+        if protocol not in PROTOCOLS:
             raise ReaderError(f"unknown reader protocol {protocol!r}")
         if rate <= 0 or not 0 <= noise <= 1:
             raise ReaderError(f"rate must be > 0 and noise in 0..1 (got rate={rate}, noise={noise})")
@@ -83,7 +97,8 @@ class Simulator:
         self.bytes_written = 0
         self.bytes_dropped = 0  # nobody read them and the pty buffer was full
         self._rng = random.Random(seed)
-        self._tags: dict[str, int] = {}
+        self._field: dict[tuple[str, int], int] = {}  # (epc, antenna port) -> RSSI
+        self._ticks = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,28 +109,40 @@ class Simulator:
         os.set_blocking(self._master, False)
         self.path = os.ttyname(self._slave)
 
-    def present(self, epc: str, rssi: int = -50) -> None:
-        """Put a tag in the field (or change its RSSI); raises FrameError for a tag this protocol cannot send."""
+    def present(self, epc: str, rssi: int = -50, antenna: int = 1) -> None:
+        """Have port ``antenna`` hear a tag (or at another RSSI); raises FrameError for a tag or port
+        this protocol cannot send."""
         epc = epc.upper()
-        encode_read(self.protocol, epc, rssi)
+        encode_read(self.protocol, epc, rssi, antenna)
         with self._lock:
-            self._tags[epc] = rssi
+            self._field[epc, antenna] = rssi
 
-    def remove(self, epc: str) -> None:
-        """Take a tag out of the field; the reader simply stops seeing it."""
+    def remove(self, epc: str, antenna: int | None = None) -> None:
+        """Take a tag out of the field (or out of one port's reach); the reader simply stops seeing it."""
+        epc = epc.upper()
         with self._lock:
-            self._tags.pop(epc.upper(), None)
+            for key in [key for key in self._field if key[0] == epc and antenna in (None, key[1])]:
+                del self._field[key]
 
     def clear(self) -> None:
         """Empty the field."""
         with self._lock:
-            self._tags.clear()
+            self._field.clear()
 
     @property
     def tags(self) -> dict[str, int]:
-        """The tags in the field now, with their RSSI."""
+        """The tags in the field now, each with the RSSI of the port that hears it loudest."""
         with self._lock:
-            return dict(self._tags)
+            loudest: dict[str, int] = {}
+            for (epc, _), rssi in self._field.items():
+                loudest[epc] = max(rssi, loudest.get(epc, rssi))
+            return loudest
+
+    @property
+    def field(self) -> dict[tuple[str, int], int]:
+        """(EPC, antenna port) -> RSSI of every tag each port hears now."""
+        with self._lock:
+            return dict(self._field)
 
     def apply(self, step: Step) -> None:
         """Carry out one scenario step."""
@@ -126,7 +153,10 @@ class Simulator:
 
     def tick(self) -> None:
         """One read of every present tag written to the pty; the consumer's bytes drained."""
-        data = burst(self.protocol, self.tags, self.noise, self._rng)
+        data = burst(self.protocol, self.field, self.noise, self._rng)
+        if self.protocol == "mercury" and self._ticks % max(1, round(self.rate)) == 0:
+            data += mercury.encode_response(mercury.OP_READ_TAG_ID_MULTIPLE, mercury.STATUS_NO_TAGS_FOUND)
+        self._ticks += 1
         if data:
             self._write(data)
         self._drain()

@@ -12,7 +12,7 @@ import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers import em4100, m100
+from drivers import em4100, m100, mercury
 from drivers.errors import FrameError, ReaderError
 from drivers.framing import M100Framer, make_framer, protocol
 from drivers.types import TagRead
@@ -36,12 +36,23 @@ FIXTURES: dict[str, list[tuple[bytes, list[TagRead]]]] = {
         (em4100.encode_frame("0000000000", "rdm6300"), [TagRead("0000000000", None)]),
     ],
     "id12": [(ID12_FRAME, [LF_READ]), (em4100.encode_frame("FFFFFFFFFF", "id12"), [TagRead("FFFFFFFFFF", None)])],
+    "mercury": [
+        (
+            mercury.encode_response(0x22, 0, mercury.encode_tag_record("30751FEB705C5904E3D50D70", -55, 2)),
+            [TagRead("30751FEB705C5904E3D50D70", -55, 2)],
+        ),
+        (bytes.fromhex("ff00220400" + "%04x" % mercury.crc(bytes.fromhex("00220400"))), []),  # keep-alive
+        (bytes.fromhex("ff0263000000052146"), []),  # a captured answer to "get tag protocol": Gen2
+    ],
 }
 CASES = [(name, frame, reads) for name, cases in FIXTURES.items() for frame, reads in cases]
-START = {"m100": m100.HEADER, "rdm6300": em4100.STX, "id12": em4100.STX}
+START = {"m100": m100.HEADER, "rdm6300": em4100.STX, "id12": em4100.STX, "mercury": mercury.HEADER}
+CHECKSUM_AT = {"m100": -2, "mercury": -1}  # else the last hex digit of the ASCII checksum
 
 
 def valid_frame(name: str, epc: str, rssi: int = -50) -> bytes:
+    if name == "mercury":
+        return mercury.encode_response(0x22, 0, mercury.encode_tag_record(epc, rssi))
     return m100.encode_notice(epc, rssi) if name == "m100" else em4100.encode_frame(epc[:10], name)
 
 
@@ -63,12 +74,14 @@ def test_byte_by_byte(name: str, frame: bytes, reads: list[TagRead]) -> None:
 def test_corrupted_checksum_is_counted_and_the_next_frame_still_read(name: str) -> None:
     frame = FIXTURES[name][0][0]
     broken = bytearray(frame)
-    position = len(frame) - 2 if name == "m100" else 12
-    broken[position] = (broken[position] + 1) % 256 if name == "m100" else ord("9" if broken[12] != ord("9") else "8")
+    position = len(frame) + CHECKSUM_AT[name] if name in CHECKSUM_AT else 12
+    broken[position] = (
+        (broken[position] + 1) % 256 if name in CHECKSUM_AT else ord("9" if broken[12] != ord("9") else "8")
+    )
     framer = make_framer(name)
     assert framer.feed(bytes(broken) + frame) == FIXTURES[name][0][1]
     assert (framer.frames, framer.bad_frames) == (1, 1)
-    assert framer.last_error is not None and "checksum" in framer.last_error
+    assert framer.last_error is not None and ("checksum" in framer.last_error or "CRC" in framer.last_error)
 
 
 def test_m100_notice_with_bad_epc_crc_is_a_bad_frame() -> None:
@@ -109,12 +122,13 @@ def test_noise_truncation_and_garbage_between_frames(name: str) -> None:
 @pytest.mark.parametrize("name", FIXTURES)
 def test_idle_drops_a_truncated_frame_that_hides_a_shorter_one(name: str) -> None:
     """A cut frame's length reaches past the bytes that follow it; silence proves it truncated."""
-    if name == "m100":
-        hidden = m100.encode_notice("ABCD1234", -40)
-        expected = [TagRead("ABCD1234", -40)]
+    if name in ("m100", "mercury"):
+        hidden = valid_frame(name, "ABCD1234", -40)
+        expected = [TagRead("ABCD1234", -40, 1 if name == "mercury" else None)]
+        stream = (MANUAL_NOTICE[:5] if name == "m100" else FIXTURES[name][0][0][:3]) + hidden
     else:
         hidden, expected = FIXTURES[name][0]
-    stream = MANUAL_NOTICE[:5] + hidden if name == "m100" else FIXTURES[name][0][0][:3] + hidden
+        stream = FIXTURES[name][0][0][:3] + hidden
     framer = make_framer(name)
     got = framer.feed(stream)
     got += framer.idle()
@@ -138,7 +152,7 @@ def test_random_bytes_never_raise(name: str, data: bytes, cuts: list[int]) -> No
 
 def noise_without(name: str) -> st.SearchStrategy[bytes]:
     """Noise that cannot itself start a frame (no start byte) nor complete a truncated ASCII one."""
-    banned = {START[name]} | (set() if name == "m100" else set(b"0123456789ABCDEFabcdef\r\n\x03"))
+    banned = {START[name]} | (set() if name in CHECKSUM_AT else set(b"0123456789ABCDEFabcdef\r\n\x03"))
     return st.binary(max_size=40).map(lambda b: bytes(x for x in b if x not in banned))
 
 
@@ -150,8 +164,8 @@ def streams(draw: st.DrawFn, name: str) -> tuple[bytes, list[TagRead], list[int]
     parts, expected = [], []
     for _ in range(draw(st.integers(0, 12))):
         kind = draw(st.sampled_from(["frame", "noise", "truncated"]))
-        epc = draw(EPCS) if name == "m100" else draw(EPCS)[:10].ljust(10, "0")
-        frame = valid_frame(name, epc, draw(st.integers(-128, 127)) if name == "m100" else -50)
+        epc = draw(EPCS) if name in CHECKSUM_AT else draw(EPCS)[:10].ljust(10, "0")
+        frame = valid_frame(name, epc, draw(st.integers(-128, 127)) if name in CHECKSUM_AT else -50)
         if kind == "frame":
             parts.append(frame)
             expected.append(framing_read(name, frame))
@@ -181,14 +195,16 @@ def test_every_embedded_frame_is_recovered(name: str, data: st.DataObject) -> No
 
 
 def test_unknown_protocol_is_refused_by_name() -> None:
-    with pytest.raises(ReaderError, match="known: m100, id12, rdm6300"):
+    with pytest.raises(ReaderError, match="known: m100, id12, rdm6300, mercury"):
         protocol("wiegand")
 
 
-def mixed_stream(name: str) -> tuple[bytes, list[TagRead]]:
-    """About 3 KB: below a pty's 4 KB input queue, so one write never blocks."""
+def mixed_stream(name: str) -> tuple[bytes, list[TagRead], int]:
+    """About 3 KB: below a pty's (and loop://'s) 4 KB queue, so one write never blocks; and the damaged frames."""
     frame, reads = FIXTURES[name][0]
-    return (b"\x00noise" + frame + frame[:4] + frame) * 50, reads * 100
+    unit = b"\x00noise" + frame + frame[:4] + frame
+    times = 3000 // len(unit)
+    return unit * times, reads * 2 * times, times
 
 
 def loop_port(stream: bytes) -> serial.SerialBase:
@@ -214,7 +230,7 @@ def pty_port(stream: bytes) -> Iterator[serial.SerialBase]:
 @pytest.mark.parametrize("transport", [loop_port, pty_port], ids=["loop", "pty"])
 @pytest.mark.parametrize("name", FIXTURES)
 def test_framing_through_a_real_serial_port(name: str, transport: Callable) -> None:
-    stream, expected = mixed_stream(name)
+    stream, expected, damaged = mixed_stream(name)
     framer = make_framer(name)
     reads: list[TagRead] = []
     with transport(stream) as port:
@@ -222,7 +238,7 @@ def test_framing_through_a_real_serial_port(name: str, transport: Callable) -> N
             reads += framer.feed(data)
     reads += framer.idle()
     assert reads == expected
-    assert framer.bad_frames == 50
+    assert framer.bad_frames == damaged
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from common.backoff import Backoff
-from drivers import Reader, ReaderState, TagRead, m100
+from drivers import Reader, ReaderState, TagRead, m100, mercury
 from drivers.errors import ReaderError
 from drivers.reader import RateMeter
 from drivers.simulator import Simulator
@@ -162,3 +162,28 @@ def test_an_unexpected_error_in_the_loop_reconnects_instead_of_killing_the_threa
             assert "internal error" in caplog.text or "framer bug" in caplog.text
         finally:
             reader.stop()
+
+
+def test_a_mercury_module_is_started_in_its_region_and_restarted_only_after_silence() -> None:
+    collector = Collector()
+    start = mercury.start_reading("na")
+    with Simulator("mercury", rate=50) as sim:
+        reader = Reader("mercury", sim.path, collector, keepalive_s=0.3, start=start)
+        reader.start()
+        try:
+            # no tag, a keep-alive only every 50 ticks: silence longer than keepalive_s, so start is re-sent
+            assert wait_until(lambda: (sim.tick(), bytes(sim.received).count(start) >= 2)[1])
+            sim.present(EPC_A, rssi=-48, antenna=2)
+            sim.start()  # now the module streams reads and keep-alives
+            assert wait_until(lambda: len(collector.reads) >= 20)
+            sent = bytes(sim.received).count(start)
+            assert wait_until(lambda: len(collector.reads) >= 60)
+            assert bytes(sim.received).count(start) == sent  # streaming: no restart
+        finally:
+            reader.stop()
+        sim.stop()
+        sim.tick()
+        assert bytes(sim.received).endswith(mercury.stop_reading())
+    assert {(r.epc, r.rssi is not None and -51 <= r.rssi <= -45, r.antenna) for r in collector.reads} == {
+        (EPC_A, True, 2)
+    }

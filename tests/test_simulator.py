@@ -38,7 +38,8 @@ def read_back(sim: Simulator, ticks: int) -> tuple[list[TagRead], object]:
 
 
 @pytest.mark.parametrize(
-    "protocol, tags", [("m100", [EPC_A, EPC_B]), ("id12", ["62E3086CED"]), ("rdm6300", ["0011223344"])]
+    "protocol, tags",
+    [("m100", [EPC_A, EPC_B]), ("mercury", [EPC_A, EPC_B]), ("id12", ["62E3086CED"]), ("rdm6300", ["0011223344"])],
 )
 def test_simulator_frames_parse_back(protocol: str, tags: list[str]) -> None:
     with Simulator(protocol, seed=1) as sim:
@@ -47,7 +48,7 @@ def test_simulator_frames_parse_back(protocol: str, tags: list[str]) -> None:
         reads, framer = read_back(sim, ticks=20)
     assert [r.epc for r in reads] == tags * 20
     assert framer.bad_frames == 0  # type: ignore[attr-defined]
-    if protocol == "m100":
+    if protocol in ("m100", "mercury"):
         assert {r.rssi for r in reads} <= set(range(-58, -51))
     else:
         assert {r.rssi for r in reads} == {None}
@@ -79,26 +80,45 @@ def test_each_kind_of_damage_breaks_the_frame(kind: str) -> None:
         def choice(self, seq):  # type: ignore[no-untyped-def, override]
             return kind if seq is NOISE_KINDS else super().choice(seq)
 
-    for protocol, tag in [("m100", EPC_A), ("rdm6300", "62E3086CED")]:
+    for protocol, tag in [("m100", EPC_A), ("mercury", EPC_A), ("rdm6300", "62E3086CED")]:
         frame = encode_read(protocol, tag, -50)
         damaged = damage(frame, protocol, Pick(5))
         framer = make_framer(protocol)
         reads = framer.feed(damaged) + framer.idle()
         if kind == "garbage":
-            assert damaged.startswith(frame) and len(damaged) > len(frame) and reads == [TagRead(tag, reads[0].rssi)]
+            assert damaged.startswith(frame) and len(damaged) > len(frame) and [r.epc for r in reads] == [tag]
         else:
             assert damaged != frame and reads == [] and framer.bad_frames >= 1
 
 
 def test_burst_is_one_read_per_tag() -> None:
-    data = burst("rdm6300", {"62E3086CED": -50, "0011223344": -50}, 0.0, random.Random(1))
+    data = burst("rdm6300", {("62E3086CED", 1): -50, ("0011223344", 1): -50}, 0.0, random.Random(1))
     assert make_framer("rdm6300").feed(data) == [TagRead("62E3086CED", None), TagRead("0011223344", None)]
 
 
-@pytest.mark.parametrize("protocol, tag", [("m100", "XYZ"), ("m100", "ABC"), ("rdm6300", EPC_A), ("id12", "62E3")])
-def test_tags_a_protocol_cannot_send_are_refused(protocol: str, tag: str) -> None:
+@pytest.mark.parametrize(
+    "protocol, tag, antenna",
+    [("m100", "XYZ", 1), ("m100", "ABC", 1), ("rdm6300", EPC_A, 1), ("id12", "62E3", 1), ("m100", EPC_A, 2)]
+    + [("mercury", EPC_A, 17), ("mercury", "XYZ", 1)],
+)
+def test_tags_a_protocol_cannot_send_are_refused(protocol: str, tag: str, antenna: int) -> None:
     with Simulator(protocol) as sim, pytest.raises(FrameError):
-        sim.present(tag)
+        sim.present(tag, antenna=antenna)
+
+
+def test_a_mercury_module_hears_a_tag_on_each_port_and_keeps_alive() -> None:
+    with Simulator("mercury", rate=10, seed=2) as sim:
+        sim.present(EPC_A, rssi=-45, antenna=1)
+        sim.present(EPC_A, rssi=-72, antenna=2)
+        sim.present(EPC_B, rssi=-60, antenna=2)
+        assert sim.tags == {EPC_A: -45, EPC_B: -60}
+        reads, framer = read_back(sim, ticks=20)
+        sim.remove(EPC_A, antenna=2)
+        assert sim.field == {(EPC_A, 1): -45, (EPC_B, 2): -60}
+    by_port = {(r.epc, r.antenna) for r in reads}
+    assert by_port == {(EPC_A, 1), (EPC_A, 2), (EPC_B, 2)} and len(reads) == 60
+    assert all(-75 <= r.rssi <= -69 for r in reads if (r.epc, r.antenna) == (EPC_A, 2))  # type: ignore[operator]
+    assert framer.frames == 60 + 2  # type: ignore[attr-defined]  # and a keep-alive each second
 
 
 @pytest.mark.parametrize("kwargs", [{"protocol": "wiegand"}, {"rate": 0}, {"noise": 1.5}])

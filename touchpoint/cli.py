@@ -197,7 +197,7 @@ def add_user(name: str, password: str) -> None:
 @main.command("simulate-reader")
 @click.option(
     "--protocol",
-    type=click.Choice(["m100", "id12", "rdm6300"]),
+    type=click.Choice(["m100", "mercury", "id12", "rdm6300"]),
     default="m100",
     show_default=True,
     help="Which reader's frames to write.",
