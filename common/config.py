@@ -36,6 +36,27 @@ def at_least(minimum: float) -> Check:
     return lambda value: None if value >= minimum else f"a number >= {minimum}"
 
 
+def between(low: float, high: float) -> Check:
+    return lambda value: None if low <= value <= high else f"a number from {low} to {high}"
+
+
+def port_zones(value: Any) -> str | None:
+    """Antenna port -> zone, as ``zones = {1 = "cabin-1", 2 = "cabin-2"}``."""
+    ok = all(k.isdigit() and 1 <= int(k) <= 65535 and identifier(v) is None for k, v in value.items())
+    return None if ok else 'antenna ports 1..65535 mapped to zone names, e.g. {1 = "cabin-1", 2 = "cabin-2"}'
+
+
+def port_floors(value: Any) -> str | None:
+    """Antenna port -> RSSI floor in dBm, as ``port_min_rssi = {2 = -58}``."""
+    ok = all(k.isdigit() and 1 <= int(k) <= 65535 and _is_dbm(v) for k, v in value.items())
+    return None if ok else "antenna ports 1..65535 mapped to whole dBm from -128 to 0, e.g. {2 = -58}"
+
+
+def _is_dbm(value: Any) -> bool:
+    text = str(value).strip()
+    return text.lstrip("-").isdigit() and -128 <= int(text) <= 0
+
+
 def host_port(value: Any) -> str | None:
     host, sep, port = str(value).rpartition(":")
     ok = sep and host and port.isdigit() and 0 <= int(port) <= 65535
@@ -66,9 +87,9 @@ def checked(default: Any, check: Check | None = None, doc: str = "") -> Any:
     return field(default=default, metadata={"check": check, "doc": doc})
 
 
-def table(doc: str = "") -> Any:
-    """A free-form table of strings, e.g. ``[hq.tokens]``."""
-    return field(default_factory=dict, metadata={"check": None, "doc": doc})
+def table(doc: str = "", check: Check | None = None) -> Any:
+    """A table of strings, e.g. ``[hq.tokens]`` (numbers, as in a port map, are read as their text)."""
+    return field(default_factory=dict, metadata={"check": check, "doc": doc})
 
 
 def required(check: Check | None = None, doc: str = "") -> Any:
@@ -93,13 +114,45 @@ class WebSection:
     )
 
 
+READER_PROTOCOLS = ("m100", "mercury", "llrp", "id12", "rdm6300")
+MULTI_ANTENNA = ("mercury", "llrp")
+REGIONS = ("eu", "na", "in", "jp", "prc", "kr", "au", "nz")
+
+
 @dataclass(frozen=True)
 class ReaderSection:
-    protocol: str = required(one_of("m100", "id12", "rdm6300"), "the reader's serial protocol")
-    url: str = required(None, "any pyserial URL: /dev/ttyUSB0, loop://, socket://host:port")
+    """One reader: ``[reader]``, or each ``[[readers]]`` entry (environment: TOUCHPOINT_READERS_{N}_{KEY})."""
+
+    protocol: str = required(one_of(*READER_PROTOCOLS), "the reader's protocol")
+    url: str = required(None, "a pyserial URL (/dev/ttyUSB0, loop://, socket://host:port); llrp: HOST[:PORT]")
     zone: str = checked("zone-1", identifier, "the zone this reader covers, e.g. cabin-1")
+    zones: dict[str, str] = table("mercury, llrp: antenna port = zone; reads of other ports are ignored", port_zones)
     departure_s: float = checked(3.0, at_least(0.1), "seconds without a read before a tag departs")
     baudrate: int = checked(0, at_least(0), "0 means the protocol's default")
+    min_rssi: int = checked(-80, between(-128, 0), "dBm; weaker reads are ignored (touchpoint doctor --calibrate)")
+    port_min_rssi: dict[str, str] = table("antenna port = its own min_rssi, e.g. {2 = -58}", port_floors)
+    min_reads: int = checked(2, at_least(1), "reads within arrival_window_s before a tag arrives")
+    arrival_window_s: float = checked(1.0, at_least(0.1), "seconds in which min_reads must come")
+    region: str = checked("eu", one_of(*REGIONS), "mercury: the regulatory region the module transmits in")
+
+    def port_zone(self, port: int | None) -> str | None:
+        """The zone of a read from ``port`` (None: a reader without ports); None when unmapped."""
+        if not self.zones:
+            return self.zone
+        return self.zones.get(str(port)) if port is not None else None
+
+    def floor(self, port: int | None) -> int:
+        """The RSSI floor of ``port``."""
+        return int(self.port_min_rssi.get(str(port), self.min_rssi))
+
+    def covered_zones(self) -> list[str]:
+        return list(dict.fromkeys(self.zones.values())) if self.zones else [self.zone]
+
+
+@dataclass(frozen=True)
+class PresenceSection:
+    margin_db: float = checked(6.0, at_least(0), "how much louder another zone must hear a tag to take it")
+    hold_s: float = checked(2.0, at_least(0), "how long that lead must last before the tag moves")
 
 
 @dataclass(frozen=True)
@@ -190,6 +243,8 @@ class EdgeConfig:
     device: DeviceSection
     web: WebSection
     reader: ReaderSection | None
+    readers: tuple[ReaderSection, ...]
+    presence: PresenceSection
     camera: CameraSection | None
     catalog: CatalogSection
     outbox: OutboxSection
@@ -198,10 +253,46 @@ class EdgeConfig:
     mqtt: MqttSection
     log: LogSection
 
+    def __post_init__(self) -> None:
+        check_readers(self.reader, self.readers)
+
+    @property
+    def all_readers(self) -> tuple[ReaderSection, ...]:
+        """``[reader]`` or the ``[[readers]]``, whichever the device has."""
+        return (self.reader,) if self.reader else self.readers
+
+    @property
+    def zones(self) -> list[str]:
+        """Every zone the readers cover, the first reader's first; ``screen`` for a device without."""
+        zones = [zone for reader in self.all_readers for zone in reader.covered_zones()]
+        return list(dict.fromkeys(zones)) or ["screen"]
+
     @property
     def source(self) -> str:
         """The CloudEvents ``source`` of every event this device emits."""
         return f"/stores/{self.device.store_id}/devices/{self.device.device_id}"
+
+
+def check_readers(reader: ReaderSection | None, readers: tuple[ReaderSection, ...]) -> None:
+    """What no single key shows: one way of listing readers, ports only where there are ports, one
+    set of arrival rules per zone. Raises ConfigError naming the key."""
+    if reader is not None and readers:
+        raise ConfigError("readers", f"{len(readers)} tables", "either one [reader] or [[readers]] tables, not both")
+    named = [("reader", reader)] if reader else [(f"readers[{n}]", r) for n, r in enumerate(readers, 1)]
+    rules: dict[str, tuple[str, tuple[float, ...]]] = {}
+    for key, section in named:
+        for ports in ("zones", "port_min_rssi"):
+            if getattr(section, ports) and section.protocol not in MULTI_ANTENNA:
+                raise ConfigError(f"{key}.{ports}", getattr(section, ports), "ports only on mercury and llrp readers")
+        mine = (section.min_reads, section.arrival_window_s, section.departure_s)
+        for zone in section.covered_zones():
+            other, theirs = rules.setdefault(zone, (key, mine))
+            if theirs != mine:
+                raise ConfigError(
+                    f"{key}.min_reads",
+                    mine,
+                    f"min_reads, arrival_window_s, departure_s as {other}, which covers {zone}",
+                )
 
 
 @dataclass(frozen=True)
@@ -249,6 +340,9 @@ def _build(kind: type, document: Mapping[str, Any], env: Mapping[str, str]) -> A
     sections: dict[str, Any] = {}
     for name, hint in hints.items():
         section_type, optional = _unwrap_optional(hint)
+        if get_origin(section_type) is tuple:
+            sections[name] = _build_array(name, get_args(section_type)[0], document.get(name, []), env)
+            continue
         table = document.get(name)
         overridden = any(key.startswith(f"{ENV_PREFIX}_{name.upper()}_") for key in env)
         if table is None and optional and not overridden:
@@ -260,24 +354,44 @@ def _build(kind: type, document: Mapping[str, Any], env: Mapping[str, str]) -> A
     return kind(**sections)
 
 
-def _build_section(section: str, kind: type, table: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+def _build_array(name: str, kind: type, tables: Any, env: Mapping[str, str]) -> tuple[Any, ...]:
+    """``[[name]]`` tables, numbered from 1 in errors (``readers[2].url``) and variables (TOUCHPOINT_READERS_2_URL)."""
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+        raise ConfigError(name, tables, f"an array of tables ([[{name}]])")
+    prefix = f"{ENV_PREFIX}_{name.upper()}_"
+    for env_name in [name for name in env if name.startswith(prefix)]:
+        number = env_name[len(prefix) :].partition("_")[0]
+        if not number.isdigit() or not 1 <= int(number) <= len(tables):
+            raise ConfigError(
+                env_name, env[env_name], f"{prefix}N_KEY for N from 1 to {len(tables)}, one per [[{name}]]"
+            )
+    return tuple(_build_section(f"{name}[{n}]", kind, table, env, f"{name}_{n}") for n, table in enumerate(tables, 1))
+
+
+def _build_section(
+    section: str, kind: type, table: Mapping[str, Any], env: Mapping[str, str], env_section: str = ""
+) -> Any:
     hints = get_type_hints(kind)
     unknown = set(table) - set(hints)
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(f"{section}.{key}", table[key], "keys " + ", ".join(hints))
-    known_env = {f"{ENV_PREFIX}_{section.upper()}_{name.upper()}" for name in hints}
+    env_section = (env_section or section).upper()
+    known_env = {f"{ENV_PREFIX}_{env_section}_{name.upper()}" for name in hints}
     for env_name in env:
-        stray = env_name.startswith(f"{ENV_PREFIX}_{section.upper()}_") and env_name not in known_env
+        stray = env_name.startswith(f"{ENV_PREFIX}_{env_section}_") and env_name not in known_env
         if stray and not any(env_name.startswith(k + "_") for k in known_env):
             raise ConfigError(env_name, env[env_name], "variables for keys " + ", ".join(hints))
     values = {}
     for spec in dataclasses.fields(kind):
         key = f"{section}.{spec.name}"
-        env_name = f"{ENV_PREFIX}_{section.upper()}_{spec.name.upper()}"
+        env_name = f"{ENV_PREFIX}_{env_section}_{spec.name.upper()}"
         hint = hints[spec.name]
         if get_origin(hint) is dict:
-            value = dict(table.get(spec.name, {}))
+            given = table.get(spec.name, {})
+            if not isinstance(given, Mapping):
+                raise ConfigError(key, given, "a table")
+            value = {str(k): str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in given.items()}
             prefix = env_name + "_"
             value.update({k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)})
             if not all(isinstance(v, str) for v in value.values()):
@@ -336,6 +450,9 @@ def reference(kind: type) -> list[tuple[str, Any, str]]:
     rows = []
     for name, hint in get_type_hints(kind).items():
         section_type, _ = _unwrap_optional(hint)
+        if get_origin(section_type) is tuple:
+            rows.append((f"{name}[N]", "(array)", "several readers: [[readers]] tables with the keys of [reader]"))
+            continue
         for spec in dataclasses.fields(section_type):
             default = spec.default if spec.default is not dataclasses.MISSING else "(required)"
             if spec.default_factory is not dataclasses.MISSING:
@@ -349,7 +466,11 @@ def reference_markdown(kind: type) -> str:
     lines = ["| key | environment | default | meaning |", "| --- | --- | --- | --- |"]
     for key, default, doc in reference(kind):
         section, _, name = key.partition(".")
-        env = f"{ENV_PREFIX}_{section.upper()}_{name.upper()}"
+        env = (
+            f"{ENV_PREFIX}_{section.upper()}_{name.upper()}"
+            if name
+            else f"{ENV_PREFIX}_{section[:-3].upper()}_{{N}}_{{KEY}}"
+        )
         if isinstance(default, dict):
             env += "_{NAME}"
             default = "(table)"

@@ -3,7 +3,7 @@
 UHF tags are read through cabin walls: each antenna also hears the garments next door, on the
 return rail and on the shop floor, only weaker. So a read is not a presence:
 
-- a read below its antenna's RSSI floor is dropped before it gets here (:class:`Source`);
+- a read below its antenna's RSSI floor (``min_rssi``) is dropped before it gets here;
 - a tag **arrives** in a zone once it was read there ``min_reads`` times within
   ``arrival_window_s`` and no zone hears it louder right now: a single stray read shows nothing;
 - a tag is in **one zone at a time**. It moves from zone A to zone B only after B's smoothed RSSI
@@ -49,18 +49,6 @@ class Hysteresis:
     def __post_init__(self) -> None:
         if self.margin_db < 0 or self.hold_s < 0:
             raise ValueError("margin_db and hold_s must be >= 0")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the reads of one reader antenna go: its zone and its RSSI floor (None: no floor)."""
-
-    zone: str
-    min_rssi: int | None = None
-
-    def admits(self, rssi: int | None) -> bool:
-        """A read without RSSI (125 kHz) always passes; one below the floor never does."""
-        return rssi is None or self.min_rssi is None or rssi >= self.min_rssi
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from kiosk.edge import ActionError, NoSession, current_edge
 from kiosk.sessions import Session
 from kiosk.size_requests import RequestNotFound, RequestStateError
 from kiosk.staff import staff_required
+from kiosk.status import status as edge_status
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -56,6 +57,11 @@ def text_field(data: dict[str, Any], name: str, *, required: bool = True) -> str
     return value.strip()
 
 
+def screen_zone() -> str | None:
+    """The zone of the screen calling (``?zone=`` or its ``X-Touchpoint-Zone`` header); None: the first."""
+    return request.args.get("zone") or request.headers.get("X-Touchpoint-Zone") or None
+
+
 def product_json(product: Product, with_siblings: bool = True) -> dict[str, Any]:
     return current_edge().catalog.row_json(product, i18n.current(), with_siblings)
 
@@ -79,7 +85,7 @@ def product(gtin: str) -> Response | tuple[Response, int]:
     edge = current_edge()
     if edge.catalog.get(gtin) is None:
         return jsonify({"error": f"gtin: {gtin!r} is not in the catalogue", "field": "gtin"}), 404
-    found = edge.view_product(gtin, via) if via is not None else edge.product(gtin)
+    found = edge.view_product(gtin, via, screen_zone()) if via is not None else edge.product(gtin)
     return jsonify(product_json(found))
 
 
@@ -90,7 +96,7 @@ def search() -> Response:
     if not query:
         raise ActionError("q", "give a search text")
     edge = current_edge()
-    edge.touch()
+    edge.touch(screen_zone())
     return jsonify({"products": [product_json(p, False) for p in edge.catalog.search(query)]})
 
 
@@ -104,7 +110,7 @@ def browse() -> Response:
 def suggested() -> Response:
     """What goes with the garments ``?gtin=`` (repeatable), personal once the session is identified."""
     edge = current_edge()
-    session = edge.current_session()
+    session = edge.current_session(screen_zone())
     document = catalogue.downlinked(edge.config.outbox.path, "recommendations")
     found = suggestions.suggest(
         edge.catalog, document, request.args.getlist("gtin"), session.customer if session else None
@@ -127,19 +133,19 @@ def presence() -> Response:
 @bp.get("/session")
 def session_state() -> Response:
     """The running session, or null."""
-    return jsonify({"session": session_json(current_edge().current_session())})
+    return jsonify({"session": session_json(current_edge().current_session(screen_zone()))})
 
 
 @bp.post("/session/touch")
 def touch() -> Response:
     """The shopper touched the screen: starts or keeps the session."""
-    return jsonify({"session": session_json(current_edge().touch())})
+    return jsonify({"session": session_json(current_edge().touch(screen_zone()))})
 
 
 @bp.post("/session/end")
 def end() -> Response:
     """The shopper is done; the next touch starts a new session."""
-    ended = current_edge().end_session("shopper")
+    ended = current_edge().end_session("shopper", screen_zone())
     return jsonify({"ended": ended.session_id if ended else None})
 
 
@@ -150,7 +156,7 @@ def create_request() -> tuple[Response, int]:
     gtin = text_field(data, "gtin")
     size = text_field(data, "size", required=False)
     colour = text_field(data, "colour", required=False)
-    request_ = current_edge().request_size(gtin or "", size, colour)
+    request_ = current_edge().request_size(gtin or "", size, colour, screen_zone())
     return jsonify(request_.as_json()), 201
 
 
@@ -174,7 +180,7 @@ def feedback() -> tuple[Response, int]:
     data = body()
     scale = text_field(data, "scale") or ""
     touchpoint = text_field(data, "touchpoint", required=False)
-    rated = current_edge().submit_feedback(scale, data.get("score"), touchpoint)
+    rated = current_edge().submit_feedback(scale, data.get("score"), touchpoint, screen_zone())
     return jsonify({"session_id": rated.session_id}), 201
 
 
@@ -182,7 +188,7 @@ def feedback() -> tuple[Response, int]:
 def handoff() -> tuple[Response, int]:
     """A token and URL to continue on the phone, with its QR code as SVG made on the device."""
     data = body()
-    made = current_edge().create_handoff(data.get("gtins"), current_app.config["HANDOFF_BASE_URL"])
+    made = current_edge().create_handoff(data.get("gtins"), current_app.config["HANDOFF_BASE_URL"], screen_zone())
     qr = segno.make(made.url, error="m").svg_inline(scale=6, border=2)
     return jsonify({"token": made.token, "url": made.url, "qr_svg": qr}), 201
 
@@ -192,14 +198,14 @@ def identify() -> Response:
     """Link the session to a customer token from the loyalty QR code or the app."""
     data = body()
     method = text_field(data, "method", required=False) or "app"
-    session = current_edge().identify(data.get("customer"), method)
+    session = current_edge().identify(data.get("customer"), method, screen_zone())
     return jsonify({"session": session_json(session)})
 
 
 @bp.get("/status")
 def status() -> Response:
     """Reader, outbox, catalogue and stream state."""
-    return jsonify(current_edge().status())
+    return jsonify(edge_status(current_edge()))
 
 
 @bp.get("/stream")

@@ -7,6 +7,7 @@ outbox in the order they happened. Only arrivals and departures are recorded, ne
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -14,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +27,13 @@ from common.errors import TouchpointError
 from contract.catalog import LANGUAGES, Catalog, Product
 from contract.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
 from drivers.presence import PresenceChange, PresenceTracker
-from drivers.reader import Reader
+from drivers.readers import TagReader, open_reader
 from drivers.types import TagRead
+from drivers.zones import Hysteresis, ZoneRules
 from kiosk import catalog as catalogue
 from kiosk.sessions import Session, SessionChange, Sessions
 from kiosk.size_requests import RequestQueue, SizeRequest
 from kiosk.stream import Hub
-from sync import state as sync_state
 from sync.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -94,15 +95,23 @@ class Edge:
         self.catalog = catalog
         self.clock = clock
         self.role = config.device.role
-        self.zone = config.reader.zone if config.reader else "screen"
-        departure_s = config.reader.departure_s if config.reader else 3.0
-        self.presence = PresenceTracker(departure_s=departure_s)
+        self.zones = config.zones
+        self.zone = self.zones[0]  # the screen at / without ?zone=, and the camera's
+        rules = {
+            zone: ZoneRules(reader.min_reads, reader.arrival_window_s, reader.departure_s)
+            for reader in config.all_readers
+            for zone in reader.covered_zones()
+        }
+        margin = Hysteresis(config.presence.margin_db, config.presence.hold_s)
+        self.presence = PresenceTracker(rules=rules, hysteresis=margin)
         idle_s = config.session.cabin_empty_s if self.role == "mirror" else config.session.kiosk_idle_s
-        self.sessions = Sessions(self.role, idle_s)
+        # a session belongs to the shopper at one screen: each zone (cabin) has its own
+        self.sessions = {zone: Sessions(self.role, idle_s) for zone in self.zones}
         self.requests = RequestQueue(config.outbox.path)
         self.hub = Hub()
         self.recorded: Counter[str] = Counter()  # events stored, by name, for /metrics
-        self.reader: Reader | None = None
+        self.ignored: Counter[str] = Counter()  # reads dropped before presence: "below_floor", "unmapped_port"
+        self.readers: list[TagReader] = []
         self.camera: CameraReader | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -117,20 +126,25 @@ class Edge:
 
             self.camera = CameraReader(self.config.camera.source, self.on_loyalty_code, fps=self.config.camera.fps)
             self.camera.start()
-        if self.config.reader:
-            section = self.config.reader
-            self.reader = Reader(
-                section.protocol, section.url, self.on_read, baudrate=section.baudrate, name=section.zone
+        for index, section in enumerate(self.config.all_readers):
+            reader = open_reader(
+                section.protocol,
+                section.url,
+                functools.partial(self.on_read, index=index),
+                name=",".join(section.covered_zones()),
+                baudrate=section.baudrate,
+                region=section.region,
             )
-            self.reader.start()
+            self.readers.append(reader)
+            reader.start()
         self._ticker = threading.Thread(target=self._tick_loop, name="edge-ticker", daemon=True)
         self._ticker.start()
 
     def stop(self) -> None:
         """Stop reader and ticker, end open streams; the outbox stays open (its owner closes it)."""
         self._stop.set()
-        if self.reader:
-            self.reader.stop()
+        for reader in self.readers:
+            reader.stop()
         if self.camera:
             self.camera.stop()
         if self._ticker:
@@ -165,11 +179,21 @@ class Edge:
             self.catalog = fresh
             self.hub.publish("catalog", {"version": fresh.version})
 
-    def on_read(self, read: TagRead) -> None:
-        """Called by the reader thread for every read; only an arrival records anything."""
+    @property
+    def reader(self) -> TagReader | None:
+        """The first reader, the one a single-reader device has."""
+        return self.readers[0] if self.readers else None
+
+    def on_read(self, read: TagRead, index: int = 0) -> None:
+        """Called by reader ``index``'s thread for every read; its port picks the zone, its floor drops weak reads."""
+        section = self.config.all_readers[index]
+        zone = section.port_zone(read.antenna)
+        if zone is None or (read.rssi is not None and read.rssi < section.floor(read.antenna)):
+            self.ignored["unmapped_port" if zone is None else "below_floor"] += 1
+            return
         now = self.clock()
         with self._lock:
-            self._apply(self.presence.read(self.zone, read.epc, read.rssi, now), now)
+            self._apply(self.presence.read(zone, read.epc, read.rssi, now), now)
 
     def on_loyalty_code(self, customer: str) -> None:
         """Called by the camera thread for a loyalty QR code held up to the screen."""
@@ -179,7 +203,8 @@ class Edge:
         """Departures of tags not read for ``departure_s``, and session timeouts."""
         with self._lock:
             self._apply(self.presence.expire(now), now)
-            self._record_sessions(self.sessions.expire(now), now)
+            for zone, sessions in self.sessions.items():
+                self._record_sessions(sessions.expire(now), now, zone)
 
     # -- presence ----------------------------------------------------------------------------
 
@@ -194,9 +219,20 @@ class Edge:
     def _gtin(self, change: PresenceChange) -> str | None:
         return change.gtin or self.catalog.gtin_for_tag(change.epc)
 
+    def session_zone(self, zone: str | None) -> str:
+        """The zone a screen asked for (None: the first); raises ActionError for one this device lacks."""
+        if zone is None:
+            return self.zone
+        if zone not in self.sessions:
+            raise ActionError("zone", f"{zone!r} is not one of {', '.join(self.zones)}")
+        return zone
+
     def _arrived(self, change: PresenceChange, now: float) -> None:
-        started = self.sessions.arrived(now)
-        session = self.sessions.current()
+        sessions = self.sessions.get(change.zone)
+        if sessions is None:  # a zone no reader of this config covers: nothing to attribute it to
+            return
+        started = sessions.arrived(now)
+        session = sessions.current()
         gtin = self._gtin(change)
         items = [_session_item(c) for c in started]
         items.append(("tag.arrived", {"zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi}))
@@ -204,7 +240,7 @@ class Edge:
         if product:
             items.append(("product.viewed", {"gtin": gtin, "via": "tag"}))
         self._record(items, session, now)
-        self._publish_sessions(started)
+        self._publish_sessions(started, change.zone)
         self.hub.publish(
             "tag",
             {
@@ -224,9 +260,10 @@ class Edge:
     def _departed(self, change: PresenceChange, now: float) -> None:
         gtin = self._gtin(change)
         data = {"zone": change.zone, "epc": change.epc, "gtin": gtin, "rssi": change.rssi, "dwell_ms": change.dwell_ms}
-        self._record([("tag.departed", data)], self.sessions.current(), now)
+        sessions = self.sessions[change.zone]
+        self._record([("tag.departed", data)], sessions.current(), now)
         if not self.presence.present().get(change.zone):
-            self.sessions.emptied(now)
+            sessions.emptied(now)
         self.hub.publish("tag", {"kind": "departed", **data})
 
     def presence_json(self) -> dict[str, Any]:
@@ -262,38 +299,44 @@ class Edge:
         stored = self.outbox.append_many(items, at=datetime.fromtimestamp(now, UTC))
         self.recorded.update(name for name, _ in items[: len(stored)])
 
-    def _record_sessions(self, changes: list[SessionChange], now: float) -> None:
+    def _record_sessions(self, changes: list[SessionChange], now: float, zone: str) -> None:
         for change in changes:
             self._record([_session_item(change)], change.session, now)
-        self._publish_sessions(changes)
+        self._publish_sessions(changes, zone)
 
-    def _publish_sessions(self, changes: list[SessionChange]) -> None:
+    def _publish_sessions(self, changes: list[SessionChange], zone: str) -> None:
+        """On the stream, with the zone, so each cabin's screen follows its own shopper only."""
         for change in changes:
             self.hub.publish(
-                "session", {"kind": change.kind, "session_id": change.session.session_id, "reason": change.reason}
+                "session",
+                {"kind": change.kind, "session_id": change.session.session_id, "reason": change.reason, "zone": zone},
             )
 
     # -- screen actions ----------------------------------------------------------------------
 
-    def touch(self) -> Session:
-        """The shopper touched the screen: the running session, or a new one."""
+    def touch(self, zone: str | None = None) -> Session:
+        """The shopper touched the screen of ``zone``: the running session, or a new one."""
         now = self.clock()
+        zone = self.session_zone(zone)
+        sessions = self.sessions[zone]
         with self._lock:
-            self._record_sessions(self.sessions.touch(now), now)
-            session = self.sessions.current()
+            self._record_sessions(sessions.touch(now), now, zone)
+            session = sessions.current()
             assert session is not None
             return session
 
-    def current_session(self) -> Session | None:
+    def current_session(self, zone: str | None = None) -> Session | None:
         with self._lock:
-            return self.sessions.current()
+            return self.sessions[self.session_zone(zone)].current()
 
-    def end_session(self, reason: str = "shopper") -> Session | None:
-        """End the running session; returns it, or None when none ran."""
+    def end_session(self, reason: str = "shopper", zone: str | None = None) -> Session | None:
+        """End the running session of ``zone``'s screen; returns it, or None when none ran."""
         now = self.clock()
+        zone = self.session_zone(zone)
+        sessions = self.sessions[zone]
         with self._lock:
-            changes = self.sessions.end(now, reason)
-            self._record_sessions(changes, now)
+            changes = sessions.end(now, reason)
+            self._record_sessions(changes, now, zone)
             return changes[0].session if changes else None
 
     def product(self, gtin: str) -> Product:
@@ -303,30 +346,31 @@ class Edge:
             raise ActionError("gtin", f"{gtin!r} is not in the catalogue")
         return found
 
-    def view_product(self, gtin: str, via: str) -> Product:
+    def view_product(self, gtin: str, via: str, zone: str | None = None) -> Product:
         """The shopper opened a product: a touch plus ``product.viewed``."""
         if via not in VIA:
             raise ActionError("via", f"{via!r} is not one of {', '.join(sorted(VIA))}")
         product = self.product(gtin)
         with self._lock:  # re-entrant: the touch and its event are one step for the ticker
-            session = self.touch()
+            session = self.touch(zone)
             self._record([("product.viewed", {"gtin": gtin, "via": via})], session, self.clock())
         return product
 
-    def request_size(self, gtin: str, size: str | None, colour: str | None) -> SizeRequest:
-        """Ask staff for ``gtin``'s style in another size and/or colour."""
+    def request_size(self, gtin: str, size: str | None, colour: str | None, zone: str | None = None) -> SizeRequest:
+        """Ask staff for ``gtin``'s style in another size and/or colour, brought to ``zone``."""
         have = self.product(gtin)
         if not size and not colour:
             raise ActionError("size", "give a size, a colour or both")
         want = self.catalog.variant(have.style, colour or have.colour, size or have.size)
         if want is None:
             raise ActionError("size", f"{have.style} has no {size or have.size} in {colour or have.colour}")
+        zone = self.session_zone(zone)
         with self._lock:
-            session = self.touch()
+            session = self.touch(zone)
             now = self.clock()
             request = self.requests.create(
                 session_id=session.session_id,
-                zone=self.zone,
+                zone=zone,
                 gtin=gtin,
                 requested_gtin=want.gtin,
                 size=want.size,
@@ -348,7 +392,7 @@ class Edge:
             self.hub.publish("request", request.as_json())
         return request
 
-    def submit_feedback(self, scale: str, score: Any, touchpoint: str | None) -> Session:
+    def submit_feedback(self, scale: str, score: Any, touchpoint: str | None, zone: str | None = None) -> Session:
         """Record the end-of-session survey answer for the session it rates."""
         if scale not in FEEDBACK_SCALES:
             raise ActionError("scale", f"{scale!r} is not nps or csat")
@@ -356,15 +400,16 @@ class Edge:
             allowed = FEEDBACK_SCALES[scale]
             raise ActionError("score", f"{score!r} is not a whole number from {allowed[0]} to {allowed[-1]}")
         now = self.clock()
+        sessions = self.sessions[self.session_zone(zone)]
         with self._lock:
-            session = self.sessions.to_rate(now)
+            session = sessions.to_rate(now)
             if session is None:
                 raise NoSession("no session to rate: feedback follows a session")
             data = {"touchpoint": touchpoint or self.role, "scale": scale, "score": score}
             self._record([("feedback.submitted", data)], session, now)
         return session
 
-    def create_handoff(self, gtins: object, base_url: str) -> Handoff:
+    def create_handoff(self, gtins: object, base_url: str, zone: str | None = None) -> Handoff:
         """A token the phone opens to continue the session; records ``handoff.created``."""
         if not isinstance(gtins, list) or not gtins or len(gtins) > MAX_HANDOFF_GTINS:
             raise ActionError("gtins", f"must be a list of 1 to {MAX_HANDOFF_GTINS} GTINs")
@@ -373,81 +418,33 @@ class Edge:
         token = secrets.token_urlsafe(16)
         handoff = Handoff(token, base_url + token, tuple(gtins))
         with self._lock:
-            session = self.touch()
+            session = self.touch(zone)
             data = {"token": handoff.token, "gtins": list(handoff.gtins)}
             self._record([("handoff.created", data)], session, self.clock())
         return handoff
 
-    def identify(self, customer: Any, method: str) -> Session:
-        """Link the session to a pseudonymous customer token (never a name or e-mail address)."""
+    def identify(self, customer: Any, method: str, zone: str | None = None) -> Session:
+        """Link the session of ``zone``'s screen to a pseudonymous customer token (never a name or
+        e-mail address); the camera's codes go to the first zone."""
         if method not in IDENTIFY_METHODS:
             raise ActionError("method", f"{method!r} is not one of {', '.join(sorted(IDENTIFY_METHODS))}")
         if not isinstance(customer, str) or not CUSTOMER_TOKEN.fullmatch(customer):
             raise ActionError("customer", "must be a pseudonymous token of 8 to 128 letters, digits, _ . : -")
+        zone = self.session_zone(zone)
+        sessions = self.sessions[zone]
         with self._lock:
-            session = self.touch()
+            session = self.touch(zone)
             if session.customer not in (None, customer):  # another customer: another shopper
                 now = self.clock()
-                self._record_sessions(self.sessions.end(now, "new-customer"), now)
-                session = self.touch()
+                self._record_sessions(sessions.end(now, "new-customer"), now, zone)
+                session = self.touch(zone)
             if session.customer != customer:  # the same code seen again records nothing new
-                session = self.sessions.identify(customer) or session
+                session = sessions.identify(customer) or session
                 self._record([("customer.identified", {"method": method})], session, self.clock())
                 # the stream is shared with staff screens: it says who changed, never the token
-                self.hub.publish("session", {"kind": "identified", "session_id": session.session_id, "reason": method})
+                identified = {"kind": "identified", "session_id": session.session_id, "reason": method, "zone": zone}
+                self.hub.publish("session", identified)
         return session
-
-    def status(self) -> dict[str, Any]:
-        """Reader, outbox, catalogue, stream, session and sync-agent state for ``/api/status``."""
-        reader = self.reader.status() if self.reader else None
-        camera = self.camera.status() if self.camera else None
-        stats = self.outbox.stats()
-        synced = sync_state.read(self.config.outbox.path)  # written by the separate sync agent
-        return {
-            "device": {
-                "store_id": self.config.device.store_id,
-                "device_id": self.config.device.device_id,
-                "role": self.role,
-                "zone": self.zone,
-            },
-            "reader": None
-            if reader is None
-            else {
-                "protocol": reader.protocol,
-                "url": reader.url,
-                "state": reader.state.value,
-                "frames_total": reader.frames_total,
-                "reads_total": reader.reads_total,
-                "frames_per_s": reader.frames_per_s,
-                "bad_frames": reader.bad_frames,
-                "reconnects": reader.reconnects,
-                "last_error": reader.last_error,
-            },
-            "camera": None
-            if camera is None
-            else {
-                "state": camera.state.value,
-                "frames_total": camera.frames_total,
-                "codes_total": camera.codes_total,
-                "reconnects": camera.reconnects,
-                "last_error": camera.last_error,
-            },
-            "outbox": {
-                "depth": stats.depth,
-                "oldest_age_s": round(stats.oldest_age_s, 3),
-                "last_seq": stats.last_seq,
-                "acked_upto": stats.acked_upto,
-                "dropped": stats.dropped,
-            },
-            "catalog": {
-                "version": self.catalog.version,
-                "origin": self.catalog.origin,
-                "products": len(self.catalog.products),
-            },
-            "stream": {"clients": self.hub.clients},
-            "session": self.current_session() is not None,
-            "sync": None if synced is None else asdict(synced),
-        }
 
 
 def _session_item(change: SessionChange) -> tuple[str, dict[str, Any]]:

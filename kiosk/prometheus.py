@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from kiosk.edge import EXTENSION, current_edge
+from kiosk.status import status as edge_status
 
 REGISTRY = "touchpoint.metrics"
 PREFIX = "touchpoint_edge"
@@ -31,13 +32,18 @@ class EdgeCollector:
 
     def collect(self) -> Iterator[Metric]:
         edge = self.app.extensions[EXTENSION]
-        status = edge.status()
+        status = edge_status(edge)
         reader = status["reader"] or {}
-        yield _counter("reads", "tag reads decoded from the RFID reader", reader.get("reads_total", 0))
-        yield _counter("frames", "frames received from the RFID reader", reader.get("frames_total", 0))
-        yield _counter("bad_frames", "frames with a bad checksum or truncated", reader.get("bad_frames", 0))
-        yield _counter("reader_reconnects", "times the reader was reopened", reader.get("reconnects", 0))
-        state = GaugeMetricFamily(f"{PREFIX}_reader_state", "1 for the reader's current state", labels=["state"])
+        readers = status["readers"]
+
+        def total(key: str) -> int:
+            return sum(r[key] for r in readers)
+
+        yield _counter("reads", "tag reads decoded from the RFID readers", total("reads_total"))
+        yield _counter("frames", "frames received from the RFID readers", total("frames_total"))
+        yield _counter("bad_frames", "frames with a bad checksum or truncated", total("bad_frames"))
+        yield _counter("reader_reconnects", "times a reader was reopened", total("reconnects"))
+        state = GaugeMetricFamily(f"{PREFIX}_reader_state", "1 for the first reader's current state", labels=["state"])
         current = reader.get("state", "absent")
         for name in sorted({*READER_STATES, current}):
             state.add_metric([name], 1.0 if name == current else 0.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, send_from_directory
+from flask import Blueprint, Response, abort, render_template, request, send_from_directory
 
 from kiosk.edge import current_edge
 
@@ -11,9 +11,12 @@ bp = Blueprint("screens", __name__)
 
 @bp.get("/")
 def shopper() -> str:
-    """The mirror or kiosk screen."""
+    """The mirror or kiosk screen of the device's first zone, or of ``?zone=`` (a second cabin's screen)."""
     edge = current_edge()
-    return render_template(f"edge/{edge.role}.html", zone=edge.zone, survey=edge.config.session.survey)
+    zone = request.args.get("zone", edge.zone)
+    if zone not in edge.zones:
+        abort(404)
+    return render_template(f"edge/{edge.role}.html", zone=zone, survey=edge.config.session.survey)
 
 
 @bp.get("/catalog/<path:name>")

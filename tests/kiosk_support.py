@@ -51,7 +51,7 @@ def build(tmp_path: Path, outbox: Outbox, clock: Clock, role: str = "mirror", pi
     config = edge_config(
         tmp_path,
         device={"role": role},
-        reader={"protocol": "m100", "url": "loop://", "zone": "cabin-1", "departure_s": 3.0},
+        reader={"protocol": "m100", "url": "loop://", "zone": "cabin-1", "departure_s": 3.0, "min_reads": 1},
         session={"cabin_empty_s": 30, "kiosk_idle_s": 60},
         staff={"pin": pin},
     )

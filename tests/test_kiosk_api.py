@@ -415,7 +415,13 @@ def test_status_health_and_metrics(client: FlaskClient, app: Flask, outbox: Outb
     edge_of(app).on_read(TagRead(SHIRT_EPC, -50))
     status = client.get("/api/status").json
     assert status["outbox"]["depth"] == 3 and status["catalog"]["origin"] == "sample"
-    assert status["device"] == {"store_id": "test-store", "device_id": "mirror-1", "role": "mirror", "zone": "cabin-1"}
+    assert status["device"] == {
+        "store_id": "test-store",
+        "device_id": "mirror-1",
+        "role": "mirror",
+        "zone": "cabin-1",
+        "zones": ["cabin-1"],
+    }
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json["components"]["outbox"] == "ok"
     text = client.get("/metrics").text

@@ -85,7 +85,9 @@ def test_the_session_carries_its_requests_and_identification_is_streamed_without
     client.post("/api/identify", json={"customer": "c-stream-0001", "method": "qr"})
     streamed = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
     identified = [m.data for m in streamed if m.event == "session" and m.data["kind"] == "identified"]
-    assert identified == [{"kind": "identified", "session_id": session["session_id"], "reason": "qr"}]
+    assert identified == [
+        {"kind": "identified", "session_id": session["session_id"], "reason": "qr", "zone": "cabin-1"}
+    ]
     assert "c-stream-0001" not in json.dumps([m.data for m in streamed])
     assert client.post("/api/session/end").json["ended"] == session["session_id"]
     assert client.post("/api/session/touch").json["session"]["requests"] == []  # a new shopper's

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.zones import ARRIVED, DEPARTED, Change, Hysteresis, Source, ZoneAssigner, ZoneRules
+from drivers.zones import ARRIVED, DEPARTED, Change, Hysteresis, ZoneAssigner, ZoneRules
 
 EPC = "3074257BF7194E4000001A85"
 T0 = 1_700_000_000.0
@@ -106,11 +106,6 @@ def test_readers_without_rssi_never_move_by_margin() -> None:
         changes += zones.read("pad-1", "62E3086CED", None, T0 + i * 0.1)
         changes += zones.read("pad-2", "62E3086CED", None, T0 + i * 0.1)
     assert kinds(changes) == [(ARRIVED, "pad-1")]
-
-
-def test_source_floor() -> None:
-    assert Source("cabin-1", -65).admits(-65) and not Source("cabin-1", -65).admits(-66)
-    assert Source("pad", -65).admits(None) and Source("cabin-1").admits(-99)
 
 
 @pytest.mark.parametrize(

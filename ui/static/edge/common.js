@@ -6,10 +6,15 @@ const LANG = document.documentElement.lang;
 const SURVEY_S = 30;  // an unanswered survey gives way to the next shopper
 const THANKS_S = 3;
 
+// The zone (cabin) this screen shows; one device may run the screens of several cabins (/?zone=).
+const SCREEN_ZONE = new URLSearchParams(location.search).get("zone");
+
 async function api(method, path, body) {
+  const headers = body ? {"Content-Type": "application/json"} : {};
+  if (SCREEN_ZONE) headers["X-Touchpoint-Zone"] = SCREEN_ZONE;  // whose session this call is about
   const response = await fetch(path, {
     method,
-    headers: body ? {"Content-Type": "application/json"} : {},
+    headers,
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await response.json().catch(() => ({}));
@@ -62,7 +67,7 @@ function nextShopper() {
   localStorage.clear();
   sessionStorage.clear();
   document.cookie = "lang=; max-age=0; path=/";
-  location.replace("/");
+  location.replace(SCREEN_ZONE ? `/?zone=${encodeURIComponent(SCREEN_ZONE)}` : "/");
 }
 
 function showHandoff(gtins) {

@@ -119,6 +119,7 @@ document.getElementById("to-phone").addEventListener("click", () => showHandoff(
 listen({
   tag: (t) => { if (t.kind === "arrived" && t.zone === ZONE && t.gtin) open(t.gtin, null); },
   session: (s) => {
+    if (s.zone !== ZONE) return;  // another cabin's shopper on the same device
     if (s.kind === "identified") { showScreen(); personalHome(); }
     sessionEnded(s);
   },

@@ -170,6 +170,7 @@ listen({
     showRequests();
   },
   session: (s) => {
+    if (s.zone !== ZONE) return;  // another cabin's shopper on the same device
     if (s.kind === "started") sessionId = s.session_id;
     if (s.kind === "identified" && s.session_id === sessionId) welcome();
     sessionEnded(s);
