@@ -84,3 +84,85 @@ def test_shipped_examples_load() -> None:
 def test_reference_lists_every_key_with_help() -> None:
     keys = {row[0] for row in configuration.reference(EdgeConfig)}
     assert {"device.store_id", "reader.departure_s", "outbox.capacity", "mqtt.url"} <= keys
+
+
+TWO_CABINS = {
+    **MIRROR,
+    "readers": [
+        {"protocol": "mercury", "url": "/dev/ttyUSB0", "zones": {"1": "cabin-1", "2": "cabin-2"}, "min_rssi": -65},
+        {"protocol": "llrp", "url": "192.0.2.10", "zones": {"1": "return-rail"}, "port_min_rssi": {"1": -58}},
+    ],
+}
+
+
+def test_readers_map_antenna_ports_to_zones_with_their_floors(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        '[device]\nstore_id = "berlin-01"\ndevice_id = "mirror-03"\n'
+        '[[readers]]\nprotocol = "mercury"\nurl = "/dev/ttyUSB0"\nzones = {1 = "cabin-1", 2 = "cabin-2"}\n'
+        "min_rssi = -65\nport_min_rssi = {2 = -60}\n"
+        '[[readers]]\nprotocol = "m100"\nurl = "/dev/ttyUSB1"\nzone = "return-rail"\n'
+        "[presence]\nmargin_db = 4\n"
+    )
+    config = load_edge(path, {"TOUCHPOINT_READERS_2_MIN_RSSI": "-70", "TOUCHPOINT_PRESENCE_HOLD_S": "3"})
+    mercury, m100 = config.all_readers
+    assert (mercury.port_zone(1), mercury.port_zone(2), mercury.port_zone(3), mercury.port_zone(None)) == (
+        "cabin-1",
+        "cabin-2",
+        None,
+        None,
+    )
+    assert (mercury.floor(1), mercury.floor(2), m100.floor(None), m100.port_zone(None)) == (
+        -65,
+        -60,
+        -70,
+        "return-rail",
+    )
+    assert config.zones == ["cabin-1", "cabin-2", "return-rail"]
+    assert (config.presence.margin_db, config.presence.hold_s) == (4.0, 3.0)
+
+
+def test_one_reader_section_keeps_working() -> None:
+    config = from_dict(EdgeConfig, {**MIRROR, "reader": {"protocol": "m100", "url": "loop://", "zone": "cabin-3"}})
+    assert config.readers == () and [r.zone for r in config.all_readers] == ["cabin-3"] and config.zones == ["cabin-3"]
+    assert from_dict(EdgeConfig, MIRROR).zones == ["screen"]
+
+
+@pytest.mark.parametrize(
+    ("document", "env", "key"),
+    [
+        ({**TWO_CABINS, "reader": {"protocol": "m100", "url": "loop://"}}, {}, "readers"),
+        ({**MIRROR, "readers": {"protocol": "m100"}}, {}, "readers"),
+        ({**MIRROR, "readers": [{"protocol": "m100", "url": "x", "zones": {"1": "cabin-1"}}]}, {}, "readers[1].zones"),
+        ({**MIRROR, "readers": [{"protocol": "llrp", "url": "x", "zones": {"0": "cabin-1"}}]}, {}, "readers[1].zones"),
+        ({**MIRROR, "readers": [{"protocol": "llrp", "url": "x", "zones": {"1": "Cabin 1"}}]}, {}, "readers[1].zones"),
+        ({**MIRROR, "readers": [{"protocol": "llrp", "url": "x", "zones": "cabin-1"}]}, {}, "readers[1].zones"),
+        (
+            {**MIRROR, "readers": [{"protocol": "llrp", "url": "x", "port_min_rssi": {"1": 5}}]},
+            {},
+            "readers[1].port_min_rssi",
+        ),
+        ({**MIRROR, "readers": [{"protocol": "m100", "url": "x", "min_rssi": -200}]}, {}, "readers[1].min_rssi"),
+        ({**MIRROR, "readers": [{"protocol": "m100", "url": "x", "min_reads": 0}]}, {}, "readers[1].min_reads"),
+        ({**MIRROR, "readers": [{"protocol": "mercury", "url": "x", "region": "mars"}]}, {}, "readers[1].region"),
+        ({**MIRROR, "readers": [{"protocol": "m100"}]}, {}, "readers[1].url"),
+        (TWO_CABINS, {"TOUCHPOINT_READERS_3_URL": "loop://"}, "TOUCHPOINT_READERS_3_URL"),
+        (TWO_CABINS, {"TOUCHPOINT_READERS_1_COLOUR": "red"}, "TOUCHPOINT_READERS_1_COLOUR"),
+        (
+            {
+                **MIRROR,
+                "readers": [
+                    {"protocol": "m100", "url": "a", "zone": "cabin-1"},
+                    {"protocol": "m100", "url": "b", "zone": "cabin-1", "min_reads": 5},
+                ],
+            },
+            {},
+            "readers[2].min_reads",
+        ),
+        ({**MIRROR, "presence": {"hold_s": -1}}, {}, "presence.hold_s"),
+    ],
+)
+def test_bad_reader_configuration_names_the_key(document: dict, env: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_dict(EdgeConfig, document, env)
+    assert caught.value.key == key and "allowed" in str(caught.value)
