@@ -16,14 +16,15 @@ from kiosk.edge import EXTENSION, Edge
 from sync.outbox import Outbox
 
 
-def edge_config(tmp_path: Path, **sections: dict) -> configuration.EdgeConfig:
-    """An EdgeConfig for tests: a mirror in test-store with its outbox under ``tmp_path``."""
-    document = {
+def edge_config(tmp_path: Path, **sections: dict | list) -> configuration.EdgeConfig:
+    """An EdgeConfig for tests: a mirror in test-store with its outbox under ``tmp_path``; a list is an
+    array of tables (``readers=[...]``)."""
+    document: dict[str, Any] = {
         "device": {"store_id": "test-store", "device_id": "mirror-1", "role": "mirror"},
         "outbox": {"path": str(tmp_path / "edge.db")},
     }
     for name, table in sections.items():
-        document[name] = {**document.get(name, {}), **table}
+        document[name] = table if isinstance(table, list) else {**document.get(name, {}), **table}
     return configuration.from_dict(configuration.EdgeConfig, document)
 
 
