@@ -1,6 +1,7 @@
 """Issue 15's "done when", end to end: real edges reading real frames from pseudo-terminals.
 
-Two readers, or one reader with two antenna ports, cover two cabins; the garment is shown on the
+Two readers, or one reader with two antenna ports (a Mercury module on a pty, a fixed reader
+over LLRP on a TCP port), cover two cabins; the garment is shown on the
 mirror of the cabin that hears it loudest, a stray weak read shows nothing, a garment carried next
 door moves once after the hold time, and every reader protocol gives the same presence events.
 """
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from drivers import m100
@@ -26,6 +28,7 @@ from tests.conftest import wait_until
 from tests.kiosk_support import JEANS_EPC as JEANS
 from tests.kiosk_support import SHIRT_EPC as SHIRT
 from tests.kiosk_support import SHIRT_M, edge_config, edge_of
+from tests.llrp_peer import LlrpPeer
 
 CABINS = {"1": "cabin-1", "2": "cabin-2"}
 
@@ -82,10 +85,24 @@ def test_two_readers_show_a_garment_only_on_the_loudest_cabins_mirror(tmp_path: 
     assert tag_events(outbox) == [("arrived", "cabin-1", SHIRT)]
 
 
-def test_two_antenna_ports_of_one_reader_show_it_only_in_cabin_one(tmp_path: Path, outbox: Outbox) -> None:
-    with Simulator("mercury", rate=50, seed=3) as module:
+@contextlib.contextmanager
+def multiport_reader(protocol: str) -> Iterator[tuple[Simulator | LlrpPeer, str]]:
+    """A Mercury module on a pty, or a fixed LLRP reader on a TCP port: the field and the reader's url."""
+    if protocol == "llrp":
+        with LlrpPeer(rate=50) as peer:
+            yield peer, f"127.0.0.1:{peer.port}"
+        return
+    with Simulator(protocol, rate=50, seed=3) as module:
         module.start()
-        readers = [{"protocol": "mercury", "url": module.path, "zones": CABINS, "min_reads": 3}]
+        yield module, module.path
+
+
+@pytest.mark.parametrize("protocol", ["mercury", "llrp"])
+def test_two_antenna_ports_of_one_reader_show_it_only_in_cabin_one(
+    protocol: str, tmp_path: Path, outbox: Outbox
+) -> None:
+    with multiport_reader(protocol) as (module, url):
+        readers = [{"protocol": protocol, "url": url, "zones": CABINS, "min_reads": 3}]
         with running_edge(tmp_path, outbox, readers) as app:
             module.present(SHIRT, rssi=-45, antenna=1)
             module.present(SHIRT, rssi=-72, antenna=2)
@@ -155,10 +172,9 @@ def presence_events_for(protocol: str, tmp_path: Path) -> list[tuple[str, str, s
     (tmp_path / protocol).mkdir()
     outbox = Outbox(tmp_path / protocol / "edge.db", "/stores/test-store/devices/mirror-1", capacity=10_000)
     try:
-        with Simulator(protocol, rate=50, seed=5) as sim:
-            sim.start()
-            reader: dict[str, Any] = {"protocol": protocol, "url": sim.path, "zone": "cabin-1", "departure_s": 1.0}
-            if protocol == "mercury":
+        with multiport_reader(protocol) as (sim, url):
+            reader: dict[str, Any] = {"protocol": protocol, "url": url, "zone": "cabin-1", "departure_s": 1.0}
+            if protocol != "m100":
                 reader = {**reader, "zones": {"1": "cabin-1"}}
                 del reader["zone"]
             with running_edge(tmp_path / protocol, outbox, [reader]) as app:
@@ -179,7 +195,7 @@ def presence_events_for(protocol: str, tmp_path: Path) -> list[tuple[str, str, s
         outbox.close()
 
 
-def test_mercury_delivers_the_same_presence_events_as_m100(tmp_path: Path) -> None:
+def test_mercury_and_llrp_deliver_the_same_presence_events_as_m100(tmp_path: Path) -> None:
     expected = sorted(
         (f"touchpoint.tag.{kind}", "cabin-1", epc, gtin)
         for kind in ("arrived", "departed")
@@ -187,3 +203,4 @@ def test_mercury_delivers_the_same_presence_events_as_m100(tmp_path: Path) -> No
     )
     assert presence_events_for("m100", tmp_path) == expected
     assert presence_events_for("mercury", tmp_path) == expected
+    assert presence_events_for("llrp", tmp_path) == expected
