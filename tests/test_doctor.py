@@ -445,3 +445,16 @@ def test_cli_json_and_exit_codes(tmp_path: Path, mosquitto: Mosquitto) -> None:
     result = CliRunner().invoke(main, ["doctor", "--config", str(good)])
     assert result.exit_code == 1
     assert any(line.startswith("FAIL  broker") for line in result.output.splitlines())
+
+
+def test_llrp_readers_are_checked_over_tcp(tmp_path: Path) -> None:
+    from tests.llrp_peer import LlrpPeer
+
+    with LlrpPeer() as peer:
+        assert doctor.check_llrp(f"127.0.0.1:{peer.port}").status is Status.OK
+        path = write_config(tmp_path)
+        path.write_text(path.read_text() + f'[[readers]]\nprotocol = "llrp"\nurl = "127.0.0.1:{peer.port}"\n')
+        assert [f.status for f in doctor.examine(str(path), NOW) if f.check == "serial"] == [Status.OK]
+    refused = doctor.check_llrp(f"127.0.0.1:{free_port()}", timeout=2)
+    assert refused.status is Status.FAIL and "cannot reach LLRP reader" in refused.message
+    assert "fix the reader's url" in doctor.check_llrp("a:b:c").message

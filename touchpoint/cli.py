@@ -271,18 +271,34 @@ def demo(workdir: str, fresh: bool, port: int, broker: str) -> None:
 @main.command()
 @CONFIG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def doctor(config_path: str | None, as_json: bool) -> None:
+@click.option(
+    "--calibrate",
+    "zone",
+    metavar="ZONE",
+    help="Instead of the checks: read for --seconds, show each antenna's RSSI spread, propose min_rssi for ZONE.",
+)
+@click.option("--seconds", type=float, default=30.0, show_default=True, help="How long --calibrate reads.")
+def doctor(config_path: str | None, as_json: bool, zone: str | None, seconds: float) -> None:
     """Check this device: config, reader port, camera, broker, TLS files, clock, disk, outbox.
 
     Prints OK, WARN or FAIL with what to do for each; exits 1 when anything failed. Run it as
-    the service's user, since permissions are part of what it checks.
+    the service's user, since permissions are part of what it checks. With --calibrate, stop
+    touchpoint edge first, put the garments in the zone, and it proposes the zone's min_rssi.
 
     \b
     Example:
       sudo -u touchpoint /opt/touchpoint/bin/touchpoint doctor --config /etc/touchpoint/edge.toml
       touchpoint doctor --config edge.toml --json
+      touchpoint doctor --config edge.toml --calibrate cabin-1 --seconds 20
     """
     from datetime import datetime, timezone
+
+    if zone is not None:
+        from touchpoint import calibrate
+
+        report, code = calibrate.run(config_path, zone, seconds)
+        click.echo(report)
+        sys.exit(code)
 
     from touchpoint import doctor as checks
 

@@ -120,6 +120,22 @@ def _check_serial_url(url: str) -> Finding:
     return ok("serial", f"{url} opens.")
 
 
+def check_llrp(url: str, timeout: float = CONNECT_TIMEOUT_S) -> Finding:
+    """An LLRP reader's address accepts a TCP connection (closed at once: a reader takes one client)."""
+    from drivers.errors import ReaderError
+    from drivers.llrp import address
+
+    try:
+        host, port = address(url)
+        with socket.create_connection((host, port), timeout=timeout):
+            return ok("serial", f"LLRP reader {host}:{port} accepts connections.")
+    except ReaderError as error:
+        return fail("serial", f"{error}: fix the reader's url.")
+    except OSError as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        return fail("serial", f"cannot reach LLRP reader {url} ({reason}): check its power, network and address.")
+
+
 def check_camera(source: str) -> Finding:
     """The camera index, video file or image folder opens and yields a frame (then dropped)."""
     from drivers.camera import CameraError, open_source
@@ -389,10 +405,10 @@ def examine(config_path: str | None, now: datetime) -> list[Finding]:
     if loaded is None:
         return [finding]
     findings = [finding]
-    if loaded.reader is None:
+    if not loaded.all_readers:
         findings.append(ok("serial", "no [reader] configured: RFID is off."))
-    else:
-        findings.append(check_serial(loaded.reader.url))
+    for reader in loaded.all_readers:
+        findings.append(check_llrp(reader.url) if reader.protocol == "llrp" else check_serial(reader.url))
     if loaded.camera is None:
         findings.append(ok("camera", "no [camera] configured: QR codes are off."))
     else:
