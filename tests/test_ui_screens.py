@@ -9,6 +9,7 @@ in ``docs/screenshots/`` are written here.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -86,14 +87,16 @@ def start_edge(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[..., E
     """Start the edge server as a mirror or kiosk on a free port, reader on the simulator's pty."""
     servers: list[EdgeServer] = []
 
-    def starter(role: str = "mirror", **sections: dict[str, Any]) -> EdgeServer:
-        defaults: dict[str, dict[str, Any]] = {
+    def starter(role: str = "mirror", **sections: dict[str, Any] | list[dict[str, Any]]) -> EdgeServer:
+        defaults: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
             "device": {"role": role},
             "web": {"listen": "127.0.0.1:0", "threads": 8, "handoff_url": HANDOFF_URL},
             "reader": {"protocol": "m100", "url": simulator.path, "zone": "cabin-1", "departure_s": 0.5},
             "session": {"cabin_empty_s": 5, "kiosk_idle_s": 5},  # the shortest the config allows
             "staff": {"pin": PIN},
         }
+        if "readers" in sections:  # [[readers]] replace the single [reader]
+            del defaults["reader"]
         config = edge_config(tmp_path, **{**defaults, **sections})
         server = EdgeServer(config)
         server.start()
@@ -364,3 +367,33 @@ def test_idle_clears_every_trace_of_the_shopper(
     assert page.context.cookies() == []
     assert page.locator("#detail").inner_html() == "" and page.locator("#search input").input_value() == ""
     assert [e["reason"] for e in events(server, "session.ended")] == ["idle"]
+
+
+def test_staff_see_every_zone_with_the_tags_in_it_and_their_signal(
+    start_edge: Callable[..., EdgeServer], open_page: Callable[..., Page]
+) -> None:
+    with Simulator("mercury", rate=50, seed=6) as module:
+        module.start()
+        zones = {"1": "cabin-1", "2": "cabin-2", "3": "return-rail"}
+        server = start_edge(readers=[{"protocol": "mercury", "url": module.path, "zones": zones, "min_reads": 2}])
+        module.present(SHIRT_EPC, rssi=-45, antenna=1)
+        module.present(SHIRT_EPC, rssi=-72, antenna=2)  # next door hears it too: shown in cabin 1 only
+        module.present(JEANS_EPC, rssi=-60, antenna=3)
+        staff = open_page(server.url + "staff")
+        staff.fill("#pin", PIN)
+        staff.get_by_role("button", name="Öffnen").click()
+        cabin_1, cabin_2, rail = (staff.locator(f'.zone[data-zone="{zone}"]') for zone in zones.values())
+        expect(cabin_1.locator("li")).to_have_count(1)
+        expect(cabin_1.locator("li")).to_contain_text("Leinenhemd")
+        expect(cabin_1.locator(".rssi")).to_have_text(re.compile(r"^-4[2-8] dBm$"))
+        expect(cabin_2.locator("h3")).to_have_text("cabin-2 · leer")
+        expect(rail.locator("li .rssi")).to_have_text(re.compile(r"^-(5[7-9]|6[0-3]) dBm$"))
+        check_screen(staff)
+        screenshot(staff, "staff-zones-de")
+        staff.goto(server.url + "staff/?lang=en")
+        expect(cabin_2.locator("h3")).to_have_text("cabin-2 · empty")
+        expect(cabin_1.locator(".signal")).to_have_attribute("aria-label", re.compile(r"^signal -4[2-8] dBm$"))
+        expect(staff.locator("#health")).to_contain_text("weak reads ignored")
+        check_screen(staff)
+        screenshot(staff, "staff-zones-en")
+        assert staff.locator(".zone").count() == 3

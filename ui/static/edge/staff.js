@@ -44,16 +44,35 @@ function lookUp(gtins) {
     api("GET", `/api/products/${gtin}?lang=${LANG}`).then((p) => names.set(p.gtin, p.name)).catch(() => null)));
 }
 
+let zones = [];  // every zone of this device, from /api/status: empty cabins are shown too
+
+function signal(rssi) {
+  // -90 dBm (barely heard) .. -30 dBm (on the antenna) as a bar, with the number beside it
+  const level = rssi === null ? 0 : Math.max(0, Math.min(1, (rssi + 90) / 60));
+  return el("span", {className: "signal", "aria-label": `${T["staff.signal"]} ${rssi ?? "—"} dBm`},
+    el("meter", {min: 0, max: 1, value: level}),
+    el("span", {className: "rssi", textContent: rssi === null ? "—" : `${rssi} dBm`}));
+}
+
+function clock(iso) {
+  return new Date(iso).toLocaleTimeString(LANG, {hour: "2-digit", minute: "2-digit"});
+}
+
 async function refreshPresence() {
-  const {zones} = await api("GET", "/api/presence");
-  await lookUp(Object.values(zones).flat().map((t) => t.gtin));
-  const blocks = Object.entries(zones).filter(([, tags]) => tags.length).map(([zone, tags]) =>
-    el("div", {className: "zone", "data-zone": zone}, el("h3", {textContent: `${zone} (${tags.length})`}),
+  const present = (await api("GET", "/api/presence")).zones;
+  await lookUp(Object.values(present).flat().map((t) => t.gtin));
+  const listed = [...new Set([...zones, ...Object.keys(present)])];
+  const blocks = listed.map((zone) => {
+    const tags = present[zone] || [];
+    return el("div", {className: "zone", "data-zone": zone},
+      el("h3", {textContent: `${zone} · ${tags.length || T["staff.zone_empty"]}`}),
       el("ul", {className: "tags"}, ...tags.map((t) => el("li", {"data-epc": t.epc},
-        el("span", {textContent: names.get(t.gtin) || t.gtin || "—"}),
-        el("span", {className: "epc", textContent: `${t.epc.slice(-8)} ${t.rssi ?? ""}`}))))));
+        el("span", {className: "tag-name"}, el("strong", {textContent: names.get(t.gtin) || t.gtin || t.epc.slice(-8)}),
+          el("span", {className: "hint", textContent: T["staff.since"].replace("{t}", clock(t.since))})),
+        signal(t.rssi)))));
+  });
   document.getElementById("presence").replaceChildren(...blocks);
-  document.getElementById("no-tags").hidden = blocks.length > 0;
+  document.getElementById("no-tags").hidden = Object.values(present).some((tags) => tags.length);
 }
 
 function ago(epoch) {
@@ -67,10 +86,13 @@ function row(label, value, bad) {
 async function refreshHealth() {
   const status = await api("GET", "/api/status");
   const {reader, camera, outbox, sync} = status;
+  zones = status.device.zones;
+  const ignored = (status.ignored_reads || {}).below_floor || 0;
   const state = (device) => device ? T["state." + device.state] || device.state : T["staff.absent"];
   document.getElementById("health").replaceChildren(
     ...row(T["staff.reader"], state(reader), reader && reader.state !== "connected"),
     ...(reader ? row("", `${reader.frames_per_s.toFixed(1)} ${T["staff.frames_per_s"]} · ${reader.bad_frames} ${T["staff.bad_frames"]} · ${reader.reconnects} ${T["staff.reconnects"]}`, reader.bad_frames > 0) : []),
+    ...(reader ? row("", `${ignored} ${T["staff.ignored"]}`, false) : []),
     ...row(T["staff.camera"], state(camera), camera && camera.state !== "connected"),
     ...row(T["staff.outbox"], `${outbox.depth} ${T["staff.events"]}`, outbox.dropped > 0),
     ...row(T["staff.sync"], sync ? T["state." + sync.state] || sync.state : T["staff.never"], !sync || sync.state !== "connected"),
@@ -78,7 +100,8 @@ async function refreshHealth() {
 }
 
 function refreshAll() {
-  return Promise.all([refreshQueue(), refreshPresence(), refreshHealth()]).catch(() => null);
+  // health first: it names the device's zones, which the presence panel lists even when empty
+  return refreshHealth().then(() => Promise.all([refreshQueue(), refreshPresence()])).catch(() => null);
 }
 
 listen({request: refreshQueue, tag: refreshPresence}, refreshAll);
