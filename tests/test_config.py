@@ -78,6 +78,7 @@ def test_shipped_examples_load() -> None:
     examples = Path(__file__).parent.parent / "examples"
     assert load_edge(examples / "mirror.toml", {}).device.role == "mirror"
     assert load_edge(examples / "kiosk.toml", {}).device.role == "kiosk"
+    assert load_edge(examples / "two-cabins.toml", {}).zones == ["cabin-1", "cabin-2", "return-rail"]
     assert configuration.load_hq(examples / "hq.toml", {}).hq.tokens
 
 
