@@ -24,16 +24,16 @@ from drivers.framing import make_framer
 from drivers.simulator import burst
 
 CHUNK = 4096
-START_BYTE = {"m100": 0xBB, "id12": 0x02, "rdm6300": 0x02}
+START_BYTE = {"m100": 0xBB, "mercury": 0xFF, "id12": 0x02, "rdm6300": 0x02}
 
 
 def stream(protocol: str, frames: int, noise: float, seed: int = 1) -> bytes:
     """``frames`` reads of 500 distinct tags, as the simulator writes them."""
     rng = random.Random(seed)
     tags = [encode_sgtin96("04012345010008", serial, 7) for serial in range(500)]
-    if protocol != "m100":
+    if protocol not in ("m100", "mercury"):
         tags = [tag[-10:] for tag in tags]
-    field = {tag: -55 for tag in tags}
+    field = {(tag, 1): -55 for tag in tags}  # every tag on antenna port 1
     rounds = [burst(protocol, field, noise, rng) for _ in range(-(-frames // len(tags)))]
     return b"".join(rounds)
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         "| protocol | noise | bytes | reads | framer frames/s | framer MB/s | baseline (bytes.find) MB/s | x baseline |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for protocol in ("m100", "id12", "rdm6300"):
+    for protocol in ("m100", "mercury", "id12", "rdm6300"):
         for noise in (0.0, 0.01):
             data = stream(protocol, args.frames, noise)
             (framer_s, reads), (baseline_s, _) = best_times(
