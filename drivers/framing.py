@@ -47,6 +47,13 @@ class Framer:
         self.bad_frames += 1
         self.last_error = str(error)
 
+    def _seek(self, start_byte: int, pos: int) -> int:
+        """The next frame start at or after ``pos``, or -1; the bytes passed over count as skipped."""
+        buf = self._buffer
+        start = buf.find(start_byte, pos)
+        self.skipped_bytes += (len(buf) if start < 0 else start) - pos
+        return start
+
 
 class M100Framer(Framer):
     """Frames of the M100 family: length-prefixed, so the scan checks length, end byte, checksum."""
@@ -62,12 +69,10 @@ class M100Framer(Framer):
         reads: list[TagRead] = []
         pos = 0
         while True:
-            start = buf.find(0xBB, pos)
+            start = self._seek(0xBB, pos)
             if start < 0:
-                self.skipped_bytes += size - pos
                 pos = size
                 break
-            self.skipped_bytes += start - pos
             length = buf[start + 3] << 8 | buf[start + 4] if size - start >= 5 else 0
             if length > m100.MAX_PAYLOAD:
                 self._bad(FrameError(buf[start : start + 5], f"implausible length {length}"))
@@ -120,12 +125,10 @@ class Em4100Framer(Framer):
         reads: list[TagRead] = []
         pos = 0
         while True:
-            start = buf.find(em4100.STX, pos)
+            start = self._seek(em4100.STX, pos)
             if start < 0:
-                self.skipped_bytes += size - pos
                 pos = size
                 break
-            self.skipped_bytes += start - pos
             if start + length > size:
                 # Another STX inside the partial frame proves this one was cut short.
                 if not final and buf.find(em4100.STX, start + 1) < 0:
@@ -165,12 +168,10 @@ class MercuryFramer(Framer):
         pos = 0
         damaged_until = 0  # end of the last rejected candidate
         while True:
-            start = buf.find(mercury.HEADER, pos)
+            start = self._seek(mercury.HEADER, pos)
             if start < 0:
-                self.skipped_bytes += size - pos
                 pos = size
                 break
-            self.skipped_bytes += start - pos
             end = start + buf[start + 1] + mercury.RESPONSE_OVERHEAD if size - start >= 2 else size + 1
             error = None
             if end > size:

@@ -1,9 +1,10 @@
 """Fixed network readers (Impinj Speedway/R700, Zebra FX) over LLRP, through the sllurp client.
 
 sllurp speaks the protocol (capabilities, ROSpec, reports, keep-alives) in its own thread; this
-adapter gives it the serial :class:`drivers.reader.Reader`'s face: ``start``/``stop``/``status``,
-one :class:`TagRead` per tag report entry with its antenna and peak RSSI, and a reconnect with
-capped exponential backoff when the reader is unreachable or drops the connection. sllurp's types
+adapter gives it the face every reader has (:class:`drivers.reader.ReaderThread`, which the serial
+``Reader`` shares): ``start``/``stop``/``status``, one :class:`TagRead` per tag report entry with
+its antenna and peak RSSI, and a reconnect with capped exponential backoff when the reader is
+unreachable or drops the connection. sllurp's types
 stay in this module. Each report entry is one read (the ROSpec asks for a report per tag seen).
 """
 
@@ -20,7 +21,7 @@ from sllurp import llrp as sllurp
 
 from common.backoff import Backoff
 from drivers.errors import ReaderError
-from drivers.reader import BACKOFF_INITIAL_S, BACKOFF_MAX_S, RateMeter, ReaderState, ReaderStatus
+from drivers.reader import BACKOFF_INITIAL_S, BACKOFF_MAX_S, ReaderState, ReaderThread
 from drivers.types import TagRead
 
 log = logging.getLogger(__name__)
@@ -52,70 +53,35 @@ def tag_read(entry: Mapping[str, Any]) -> TagRead | None:
     return TagRead(text.upper(), None if rssi is None else int(rssi), None if antenna is None else int(antenna))
 
 
-class LlrpReader:
+class LlrpReader(ReaderThread):
     """One LLRP reader at ``HOST[:PORT]``; ``on_read`` runs in sllurp's thread for every tag read."""
 
+    label = "LLRP reader"
+    thread_prefix = "llrp"
+
     def __init__(self, url: str, on_read: Callable[[TagRead], None], *, name: str = "reader") -> None:
-        self.url = url
         self.host, self.port = address(url)
-        self.name = name
-        self._on_read = on_read
-        self._lock = threading.Lock()
-        self._state = ReaderState.STOPPED
+        super().__init__(url, on_read, name)
         self._reports = 0
         self._reads = 0
-        self._reconnects = 0
         self._last_error: str | None = None
-        self._meter = RateMeter()
-        self._stopping = threading.Event()
-        self._lost = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._dropped = threading.Event()  # the connection ended, or stop() was called
 
-    def start(self) -> None:
-        """Connect and inventory in the background."""
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._set_state(ReaderState.CONNECTING)
-        self._thread = threading.Thread(target=self._run, name=f"llrp-{self.name}", daemon=True)
-        self._thread.start()
+    def _counters(self) -> tuple[str, int, int, int, str | None]:
+        # bad frames: none here, sllurp drops what it cannot decode and logs it
+        return "llrp", self._reports, 0, self._reads, self._last_error
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop inventory politely (sllurp deletes its ROSpec), disconnect, and wait for the thread."""
-        self._stopping.set()
-        self._lost.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        self._set_state(ReaderState.STOPPED)
+    def _note_error(self, error: str) -> None:
+        self._last_error = error
 
-    def status(self) -> ReaderStatus:
-        with self._lock:
-            return ReaderStatus(
-                protocol="llrp",
-                url=self.url,
-                state=self._state,
-                frames_total=self._reports,
-                frames_per_s=round(self._meter.rate(), 1),
-                bad_frames=0,  # sllurp drops what it cannot decode and logs it
-                reconnects=self._reconnects,
-                last_error=self._last_error,
-                name=self.name,
-                reads_total=self._reads,
-            )
-
-    def _set_state(self, state: ReaderState, error: str | None = None) -> None:
-        with self._lock:
-            self._state = state
-            if error is not None:
-                self._last_error = error
+    def _wake(self) -> None:
+        self._dropped.set()  # stop inventory politely (sllurp deletes its ROSpec) and disconnect
 
     def _run(self) -> None:
         backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
-        connected_before = False
         while not self._stopping.is_set():
             self._set_state(ReaderState.CONNECTING)
-            self._lost.clear()
+            self._dropped.clear()
             client = self._client()
             try:
                 with warnings.catch_warnings():
@@ -124,19 +90,16 @@ class LlrpReader:
                     warnings.filterwarnings("ignore", "unclosed <socket", ResourceWarning)
                     client.connect()
             except (OSError, sllurp.ReaderConfigurationError) as error:
-                self._disconnected(f"cannot connect to {self.host}:{self.port}: {error}", backoff)
+                self._lost(f"cannot connect to {self.host}:{self.port}: {error}", backoff)
                 continue
-            if connected_before:
-                with self._lock:
-                    self._reconnects += 1
-            connected_before = True
-            self._lost.wait()
+            self._connected()
+            self._dropped.wait()
             if self._stopping.is_set():
                 client.disconnect(timeout=STOP_TIMEOUT_S)
                 client.hard_disconnect()
                 break
             client.hard_disconnect()
-            self._disconnected(f"lost {self.host}:{self.port}", backoff)
+            self._lost(f"lost {self.host}:{self.port}", backoff)
             if self._reads:
                 backoff.reset()
 
@@ -166,7 +129,7 @@ class LlrpReader:
         client = sllurp.LLRPReaderClient(self.host, self.port, config, timeout=CONNECT_TIMEOUT_S)
         client.add_tag_report_callback(self._on_report)
         client.add_state_callback(sllurp.LLRPReaderState.STATE_INVENTORYING, self._on_inventorying)
-        client.add_disconnected_callback(lambda _client: self._lost.set())
+        client.add_disconnected_callback(lambda _client: self._dropped.set())
         return client
 
     def _on_inventorying(self, _client: object, _state: int) -> None:
@@ -179,13 +142,4 @@ class LlrpReader:
             self._reports += 1
             self._reads += len(reads)
             self._meter.update(time.monotonic(), self._reports)
-        for read in reads:
-            try:
-                self._on_read(read)
-            except Exception:
-                log.exception("LLRP reader %s: on_read failed for %s", self.name, read.epc)
-
-    def _disconnected(self, message: str, backoff: Backoff) -> None:
-        log.warning("LLRP reader %s: %s", self.name, message)
-        self._set_state(ReaderState.DISCONNECTED, message)
-        self._stopping.wait(backoff.next())
+        self._deliver(reads)

@@ -3,7 +3,8 @@
 The port is any pyserial URL (``/dev/ttyUSB0``, ``loop://``, ``socket://host:port``). A reader
 that disappears (USB unplugged: open fails, or a read raises SerialException/OSError) is reopened
 with capped exponential backoff, so a flaky cable never needs a restart. Staff see the state and
-counters through ``status()``.
+counters through ``status()``. The thread's life, state and reconnects are :class:`ReaderThread`,
+which LLRP readers (:mod:`drivers.llrp`) share.
 """
 
 from __future__ import annotations
@@ -77,14 +78,113 @@ class RateMeter:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
 
-class Reader:
+class ReaderThread:
+    """What every reader shares: its own daemon thread, started and stopped; its state, counters and
+    reconnects under a lock; a wait with backoff after a loss; each read handed to ``on_read`` (an
+    exception from it is logged and reading goes on).
+
+    A subclass implements ``_run`` (returning once ``_stopping`` is set) and ``_counters``.
+    """
+
+    label = "reader"  # how log lines name it
+    thread_prefix = "reader"
+
+    def __init__(self, url: str, on_read: Callable[[TagRead], None], name: str) -> None:
+        self.url = url
+        self.name = name
+        self._on_read = on_read
+        self._meter = RateMeter()
+        self._lock = threading.Lock()
+        self._state = ReaderState.STOPPED
+        self._reconnects = 0
+        self._connected_before = False
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread; it connects in the background."""
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._connected_before = False
+        self._set_state(ReaderState.CONNECTING)
+        self._thread = threading.Thread(target=self._run, name=f"{self.thread_prefix}-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop and wait for it."""
+        self._stopping.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._set_state(ReaderState.STOPPED)
+
+    def status(self) -> ReaderStatus:
+        """A consistent-enough snapshot; counters are read without stopping the thread."""
+        with self._lock:
+            protocol, frames, bad_frames, reads, last_error = self._counters()
+            return ReaderStatus(
+                protocol=protocol,
+                url=self.url,
+                state=self._state,
+                frames_total=frames,
+                frames_per_s=round(self._meter.rate(), 1),
+                bad_frames=bad_frames,
+                reconnects=self._reconnects,
+                last_error=last_error,
+                name=self.name,
+                reads_total=reads,
+            )
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _counters(self) -> tuple[str, int, int, int, str | None]:
+        """(protocol, frames, bad frames, reads, last error), called under the lock."""
+        raise NotImplementedError
+
+    def _note_error(self, error: str) -> None:
+        """Keep ``error`` as the most recent problem, called under the lock."""
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        """Interrupt a wait of ``_run`` on anything but ``_stopping``, on ``stop``; none by default."""
+
+    def _set_state(self, state: ReaderState, error: str | None = None) -> None:
+        with self._lock:
+            self._state = state
+            if error is not None:
+                self._note_error(error)
+
+    def _connected(self) -> None:
+        """Count a reconnect for every connection after the first since ``start``."""
+        with self._lock:
+            if self._connected_before:
+                self._reconnects += 1
+            self._connected_before = True
+
+    def _lost(self, message: str, backoff: Backoff) -> None:
+        log.warning("%s %s: %s", self.label, self.name, message)
+        self._set_state(ReaderState.DISCONNECTED, message)
+        self._stopping.wait(backoff.next())
+
+    def _deliver(self, reads: list[TagRead]) -> None:
+        for read in reads:
+            try:
+                self._on_read(read)
+            except Exception:
+                log.exception("%s %s: on_read failed for %s", self.label, self.name, read.epc)
+
+
+class Reader(ReaderThread):
     """One RFID reader on a pyserial URL, read by its own daemon thread.
 
-    ``on_read`` runs in the reader thread for every tag read; an exception from it is logged and
-    reading goes on. ``baudrate`` 0 means the protocol's; ``keepalive_s`` is how often the start
-    command (M100 multiple poll) is re-sent, or, for a streaming protocol (Mercury), how long a
-    silence must last before it is; ``start`` replaces the protocol's start command (a Mercury
-    region). Raises ReaderError at construction for an unknown protocol.
+    ``on_read`` runs in the reader thread for every tag read. ``baudrate`` 0 means the protocol's;
+    ``keepalive_s`` is how often the start command (M100 multiple poll) is re-sent, or, for a
+    streaming protocol (Mercury), how long a silence must last before it is; ``start`` replaces
+    the protocol's start command (a Mercury region). Raises ReaderError at construction for an
+    unknown protocol.
     """
 
     def __init__(
@@ -99,63 +199,21 @@ class Reader:
         start: bytes | None = None,
     ) -> None:
         self._protocol = framing.protocol(protocol)
+        super().__init__(url, on_read, name)
         self._start = self._protocol.start if start is None else start
-        self.url = url
-        self.name = name
         self.baudrate = baudrate or self._protocol.baudrate
         self.keepalive_s = keepalive_s
-        self._on_read = on_read
         self._framer: Framer = self._protocol.new_framer()
-        self._meter = RateMeter()
-        self._lock = threading.Lock()
-        self._state = ReaderState.STOPPED
-        self._reconnects = 0
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start the reader thread; it connects in the background."""
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._set_state(ReaderState.CONNECTING)
-        self._thread = threading.Thread(target=self._run, name=f"reader-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop (it sends the protocol's stop command) and wait for it."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        self._set_state(ReaderState.STOPPED)
-
-    def status(self) -> ReaderStatus:
-        """A consistent-enough snapshot; counters are read without stopping the thread."""
+    def _counters(self) -> tuple[str, int, int, int, str | None]:
         framer = self._framer
-        with self._lock:
-            return ReaderStatus(
-                protocol=self._protocol.name,
-                url=self.url,
-                state=self._state,
-                frames_total=framer.frames,
-                frames_per_s=round(self._meter.rate(), 1),
-                bad_frames=framer.bad_frames,
-                reconnects=self._reconnects,
-                last_error=framer.last_error,
-                name=self.name,
-                reads_total=framer.reads,
-            )
+        return self._protocol.name, framer.frames, framer.bad_frames, framer.reads, framer.last_error
 
-    def _set_state(self, state: ReaderState, error: str | None = None) -> None:
-        with self._lock:
-            self._state = state
-            if error is not None:
-                self._framer.last_error = error  # one "most recent problem" for staff, of any kind
+    def _note_error(self, error: str) -> None:
+        self._framer.last_error = error  # one "most recent problem" for staff, of any kind
 
     def _run(self) -> None:
         backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
-        opened_before = False
         while not self._stopping.is_set():
             self._set_state(ReaderState.CONNECTING)
             try:
@@ -163,10 +221,7 @@ class Reader:
             except (serial.SerialException, OSError, ValueError) as error:
                 self._lost(f"cannot open {self.url}: {error}", backoff)
                 continue
-            if opened_before:
-                with self._lock:
-                    self._reconnects += 1
-            opened_before = True
+            self._connected()
             self._set_state(ReaderState.CONNECTED)
             log.info("reader %s connected to %s", self.name, self.url)
             try:
@@ -179,11 +234,6 @@ class Reader:
             finally:
                 self._close(port)
                 self._deliver(self._framer.idle())
-
-    def _lost(self, message: str, backoff: Backoff) -> None:
-        log.warning("reader %s: %s", self.name, message)
-        self._set_state(ReaderState.DISCONNECTED, message)
-        self._stopping.wait(backoff.next())
 
     def _pump(self, port: serial.SerialBase, backoff: Backoff) -> None:
         start = self._start
@@ -204,13 +254,6 @@ class Reader:
             if start and now >= next_keepalive:
                 port.write(start)
                 next_keepalive = now + self.keepalive_s
-
-    def _deliver(self, reads: list[TagRead]) -> None:
-        for read in reads:
-            try:
-                self._on_read(read)
-            except Exception:
-                log.exception("reader %s: on_read failed for %s", self.name, read.epc)
 
     def _close(self, port: serial.SerialBase) -> None:
         with contextlib.suppress(serial.SerialException, OSError):

@@ -12,7 +12,7 @@ from drivers.reader import ReaderState
 from drivers.readers import open_reader
 from tests.conftest import wait_until
 from tests.llrp_peer import LlrpPeer, captured, report
-from tests.test_drivers_reader import Collector
+from tests.test_drivers_reader import Collector, retries_and_says_why
 from touchpoint.services import free_port
 
 EPC = "3074257BF7194E4000001A85"
@@ -75,14 +75,7 @@ def test_tags_in_the_field_are_read_on_their_ports_and_a_dropped_connection_come
 
 
 def test_an_unreachable_reader_is_retried_and_says_why() -> None:
-    reader = LlrpReader(f"127.0.0.1:{free_port()}", Collector())
-    reader.start()
-    try:
-        assert wait_until(lambda: reader.status().state is ReaderState.DISCONNECTED)
-        assert "cannot connect" in (reader.status().last_error or "")
-    finally:
-        reader.stop()
-    assert reader.status().state is ReaderState.STOPPED
+    retries_and_says_why(LlrpReader(f"127.0.0.1:{free_port()}", Collector()), "cannot connect")
 
 
 @pytest.mark.parametrize(

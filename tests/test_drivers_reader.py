@@ -10,7 +10,7 @@ import pytest
 from common.backoff import Backoff
 from drivers import Reader, ReaderState, TagRead, m100, mercury
 from drivers.errors import ReaderError
-from drivers.reader import RateMeter
+from drivers.reader import RateMeter, ReaderThread
 from drivers.simulator import Simulator
 from tests.conftest import wait_until
 
@@ -87,15 +87,19 @@ def test_unplugged_reader_is_reopened_and_reads_again(tmp_path: Path) -> None:
         first.close()
 
 
-def test_a_reader_that_cannot_be_opened_retries_and_says_why(tmp_path: Path) -> None:
-    reader = Reader("id12", str(tmp_path / "missing"), Collector())
+def retries_and_says_why(reader: ReaderThread, why: str) -> None:
+    """A reader that cannot connect keeps retrying, says ``why`` to staff, and stops when asked."""
     reader.start()
     try:
         assert wait_until(lambda: reader.status().state is ReaderState.DISCONNECTED)
-        assert "cannot open" in (reader.status().last_error or "")
+        assert why in (reader.status().last_error or "")
     finally:
         reader.stop()
     assert reader.status().state is ReaderState.STOPPED
+
+
+def test_a_reader_that_cannot_be_opened_retries_and_says_why(tmp_path: Path) -> None:
+    retries_and_says_why(Reader("id12", str(tmp_path / "missing"), Collector()), "cannot open")
 
 
 def test_a_failing_callback_does_not_stop_reading(caplog: pytest.LogCaptureFixture) -> None:
