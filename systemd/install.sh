@@ -112,6 +112,10 @@ install_browser_packages() {
     local missing=()
     [ -x "$ROOT/usr/bin/cage" ] || missing+=(cage)
     [ -x "$ROOT/usr/bin/chromium" ] || [ -x "$ROOT/usr/bin/chromium-browser" ] || missing+=(chromium)
+    # cage takes the screen through logind's Session.Activate, which logind grants only through
+    # polkit: without polkitd cage fails with "Could not activate session: Permission denied"
+    # (found by tests/system/check.sh; Raspberry Pi OS Lite does not necessarily have it).
+    [ -x "$ROOT/usr/lib/polkit-1/polkitd" ] || missing+=(polkitd)
     [ ${#missing[@]} -eq 0 ] && return
     if [ "$APT" -eq 0 ] || [ -n "$ROOT" ]; then
         say "warning: ${missing[*]} not installed; the kiosk browser will not start until they are"

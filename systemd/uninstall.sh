@@ -68,6 +68,11 @@ rm -rf "$UNIT_DIR/touchpoint-kiosk-browser.service.d" "$UNIT_DIR/touchpoint-edge
 rm -f "$ROOT/etc/modules-load.d/touchpoint.conf"
 if [ -z "$ROOT" ] && [ "$RUN_SYSTEMCTL" -eq 1 ]; then
     "$SYSTEMCTL" daemon-reload
+    # A unit that failed on its way down (e.g. killed after TimeoutStopSec) would otherwise stay
+    # listed as "not-found failed" until the next boot.
+    for unit in "${installed[@]}"; do
+        "$SYSTEMCTL" reset-failed "$unit" 2>/dev/null || true
+    done
 fi
 rm -rf "$ROOT/opt/touchpoint"
 say "removed /opt/touchpoint"

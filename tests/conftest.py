@@ -111,3 +111,14 @@ def kiosk(tmp_path: Path, outbox: Outbox, clock: Clock) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``system`` test boots a whole Debian system (tests/test_system_check.py): it runs only
+    when a ``-m`` expression names the marker, e.g. ``./dev test -m system``."""
+    if "system" in (config.getoption("markexpr") or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("system")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("system")]

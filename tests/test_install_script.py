@@ -155,7 +155,8 @@ def test_help_documents_every_option(script: Path) -> None:
 
 
 def test_scripts_are_shellcheck_clean() -> None:
+    scripts = [INSTALL, UNINSTALL, ROOT / "dev", *sorted((ROOT / "tests" / "system").glob("*.sh"))]
     result = subprocess.run(
-        ["shellcheck", "--severity=style", str(INSTALL), str(UNINSTALL)], capture_output=True, text=True, check=False
+        ["shellcheck", "--severity=style", *map(str, scripts)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout

@@ -14,16 +14,26 @@ CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Emulation by default: on this project's machines /dev/kvm opens but a nested guest hangs in
 # its first instructions ("failed to set MSR 0x10a" with -cpu host). SYSTEM_CHECK_ACCEL=kvm
 # where KVM works.
-accel=(-accel tcg,thread=multi -cpu max)
+accel=(-accel "tcg,thread=multi" -cpu max)
 if [ "${SYSTEM_CHECK_ACCEL:-tcg}" = kvm ]; then
     accel=(-accel kvm -cpu host)
 fi
+# The screen: a virtio GPU. wlroots 0.15 (bookworm's, under cage) refuses a DRM device without
+# PRIME import, which the standard VGA's bochs driver lacks ("PRIME import not supported").
+display=(-vga none -device virtio-vga)
+[ "${SYSTEM_CHECK_DISPLAY:-virtio}" = virtio ] || display=(-vga std)
+
 : > "$CONSOLE_LOG"
 tail -n +1 -f "$CONSOLE_LOG" &
 tail_pid=$!
-trap 'kill "$tail_pid" 2>/dev/null || true' EXIT
+qemu_pid=""
+# shellcheck disable=SC2317 # called by the trap
+stop() {  # also when this script is interrupted: timeout passes the TERM on to qemu
+    [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
+    kill "$tail_pid" 2>/dev/null || true
+}
+trap stop EXIT
 
-code=0
 timeout --kill-after=20 "$TIMEOUT_S" qemu-system-x86_64 "${accel[@]}" -machine q35 -smp 2 -m 4096 \
     -kernel "$IMAGE_DIR/vmlinuz" -initrd "$IMAGE_DIR/initrd.img" \
     -append "root=/dev/vda rw console=ttyS1,115200 quiet systemd.show_status=false touchpoint.check=$PHASE" \
@@ -32,6 +42,10 @@ timeout --kill-after=20 "$TIMEOUT_S" qemu-system-x86_64 "${accel[@]}" -machine q
     -virtfs "local,path=$WORK,mount_tag=work,security_model=none" \
     -chardev "serial,id=reader,path=$READER_TTY" -serial chardev:reader \
     -chardev "file,id=console,path=$CONSOLE_LOG" -serial chardev:console \
-    -vga std -display none -nic none -no-reboot -monitor none </dev/null || code=$?
+    "${display[@]}" -display none -nic none -no-reboot -monitor none </dev/null &
+qemu_pid=$!
+code=0
+wait "$qemu_pid" || code=$?
+qemu_pid=""
 sleep 0.5  # the last console lines
 exit "$code"

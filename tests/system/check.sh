@@ -26,6 +26,7 @@ started=$(date +%s)
 step() { echo "== system-check [$(( $(date +%s) - started )) s] $*"; }
 
 reader_pid=""
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     [ -z "$reader_pid" ] || kill "$reader_pid" 2>/dev/null || true
     [ -z "$reader_pid" ] || wait "$reader_pid" 2>/dev/null || true

@@ -49,7 +49,19 @@ HQ_UNIT = "touchpoint-hq.service"
 HQ_SPLIT = ["touchpoint-hq-web.service", "touchpoint-hq-ingest@1.service"]
 # What the listing of the file system may differ in without it being Touchpoint's: the system's
 # own logs and state, and pip's download cache of the root user who ran install.sh.
-VOLATILE = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/srv/check", "/var/log", "/var/lib/systemd")
+# Mosquitto's persistence file appears once the broker (part of the image, not of Touchpoint) ran.
+VOLATILE = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/tmp",
+    "/var/tmp",
+    "/srv/check",
+    "/var/log",
+    "/var/lib/systemd",
+    "/var/lib/mosquitto",
+)
 results: list[dict[str, Any]] = []
 
 
@@ -175,7 +187,10 @@ def readiness(unit: str) -> str:
     ]
     assert ready, f"{unit}: no READY=1 from main PID {pid} in the journal"
     assert start < ready[0] <= active, f"{unit}: started {start}, READY=1 {ready[0]}, active {active} (µs)"
-    return f"READY=1 from PID {pid} {(ready[0] - start) / 1e6:.2f} s after exec, active {(active - ready[0]) / 1e3:.1f} ms later, status {props['StatusText']!r}"
+    return (
+        f"READY=1 from PID {pid} {(ready[0] - start) / 1e6:.2f} s after exec, "
+        f"active {(active - ready[0]) / 1e3:.1f} ms later, status {props['StatusText']!r}"
+    )
 
 
 def restart_and_watch(units: list[str]) -> None:
@@ -282,7 +297,9 @@ def phase_install() -> dict[str, Any]:
         presence = wait(
             "a tag in the cabin", lambda: json.loads(http("http://127.0.0.1:8080/api/presence")[1])["zones"], 60
         )
-        return f"reader {got['reader']['state']}, {got['reader']['reads_total']} reads, {got['reader']['bad_frames']} bad frames; present {presence}"
+        reader = got["reader"]
+        tags = [tag["gtin"] for tags in presence.values() for tag in tags]
+        return f"reader {reader['state']}, {reader['reads_total']} reads ({reader['bad_frames']} bad); in the cabin: {tags}"
 
     @check("touchpoint doctor passes, run as README says (sudo -u touchpoint)")
     def doctor() -> str:
@@ -378,7 +395,10 @@ def phase_install() -> dict[str, Any]:
         assert colours > 200, f"only {colours} colours: a blank screen"
         session = sh("loginctl", "list-sessions", "--no-legend")
         assert "touchpoint-kiosk" in session and "tty1" in session, session
-        return f"{width}x{height} = the display's mode, {colours} colours, {dark:.0%} dark pixels; logind session: {session.strip()}"
+        return (
+            f"{width}x{height} = the display's mode, {colours} colours, {dark:.0%} dark pixels; "
+            f"logind session: {' '.join(session.split())}"
+        )
 
     @check("watchdog: the edge SIGSTOPped is killed within WatchdogSec and restarted; the browser follows")
     def watchdog() -> str:
@@ -451,7 +471,7 @@ def phase_install() -> dict[str, Any]:
         first = outbox_counters()
         later = wait(
             "events waiting",
-            lambda: (c := outbox_counters())["rows"] > 0 and c["last_seq"] > first["last_seq"] and c,
+            lambda: (c := outbox_counters())["rows"] >= 3 and c["last_seq"] > first["last_seq"] and c,
             90,
         )
         notes["before_poweroff"] = later
@@ -482,14 +502,10 @@ def phase_after() -> dict[str, Any]:
     @check("systemctl poweroff stopped every Touchpoint unit cleanly (journal of the previous boot)")
     def clean_stop() -> str:
         entries = journal("-b", "-1", "_PID=1")
-        start = next(
-            (
-                i
-                for i, e in enumerate(entries)
-                if "Stopping touchpoint-edge.service" in message(e) or message(e).startswith("Stopping Touchpoint edge")
-            ),
-            None,
-        )
+        # The last time the edge was stopped in that boot is the poweroff (earlier ones are the
+        # check's own restarts).
+        stops = [i for i, e in enumerate(entries) if "Stopping touchpoint-edge.service" in message(e)]
+        start = stops[-1] if stops else None
         assert start is not None, "no 'Stopping' of the edge in the previous boot"
         shutdown = [
             (e.get("UNIT", ""), message(e)) for e in entries[start:] if e.get("UNIT", "").startswith("touchpoint")
@@ -563,7 +579,7 @@ def phase_after() -> dict[str, Any]:
         sh("id", "touchpoint")
         sh("id", "touchpoint-kiosk")
         notes["kept_after_uninstall"] = [p for p in new if not p.startswith("/var/lib/touchpoint-kiosk/.")]
-        return f"{len(new)} paths more than before install, all under {', '.join(kept)} (+ pip's cache in /root/.cache/pip)"
+        return f"{len(new)} paths more than before install, all under {', '.join(kept)} (and pip's cache)"
 
     @check("uninstall.sh --purge leaves the system as it was before install.sh")
     def purge() -> str:
@@ -582,9 +598,199 @@ def phase_after() -> dict[str, Any]:
     return notes
 
 
+def phase_shell() -> dict[str, Any]:
+    """For working on the check: install if needed, then run each WORK/cmd/NAME.sh the host drops
+    in (output to NAME.out) until WORK/cmd/stop appears or 40 minutes pass."""
+    if not Path("/opt/touchpoint/bin/touchpoint").exists():
+        sh(
+            str(SRC / "systemd/install.sh"),
+            "--role",
+            "mirror",
+            "--store",
+            STORE,
+            "--device",
+            DEVICE,
+            "--package",
+            str(WHEEL),
+            env=PIP_ENV,
+            timeout=600,
+            check=False,
+        )
+    inbox = WORK / "cmd"
+    inbox.mkdir(exist_ok=True)
+    deadline = time.monotonic() + 2400
+    while time.monotonic() < deadline and not (inbox / "stop").exists():
+        for script in sorted(inbox.glob("*.sh")):
+            out = script.with_suffix(".out")
+            if not out.exists():
+                done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600, check=False)
+                out.write_text(done.stdout + done.stderr + f"\n[exit {done.returncode}]\n")
+        time.sleep(1)
+    results.append({"check": "shell", "ok": True, "seconds": 0, "detail": ""})
+    return {}
+
+
+# -- arm64 (Raspberry Pi) under qemu-user-static -----------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def phase_arm64() -> dict[str, Any]:
+    """In an arm64 bookworm chroot (every binary emulated): install.sh, every module imports, the
+    edge starts and serves, and ``touchpoint doctor`` passes against a real reader pty and broker."""
+    notes: dict[str, Any] = {}
+    procs: list[subprocess.Popen[bytes]] = []
+
+    @check("arm64: the machine is aarch64 (qemu-user-static), bookworm's Python 3.11")
+    def machine() -> str:
+        arch = sh("uname", "-m").strip()
+        assert arch == "aarch64", arch
+        return f"{arch}, {sh('python3', '--version').strip()}, {Path('/etc/debian_version').read_text().strip()}"
+
+    @check("arm64: install.sh --package WHEEL (--no-apt --no-systemctl: no systemd runs in a chroot)")
+    def install() -> str:
+        out = sh(
+            str(SRC / "systemd/install.sh"),
+            "--role",
+            "mirror",
+            "--store",
+            STORE,
+            "--device",
+            DEVICE,
+            "--package",
+            str(WHEEL),
+            "--no-apt",
+            "--no-systemctl",
+            env=PIP_ENV,
+            timeout=1500,
+        )
+        (WORK / "install-arm64.log").write_text(out)
+        assert "units installed; not enabled (--no-systemctl)" in out, out
+        return out.strip().splitlines()[-2]
+
+    @check("arm64: every module of the wheel imports")
+    def imports() -> str:
+        code = (
+            "import importlib, pkgutil, platform\n"
+            "names = []\n"
+            "for top in ('touchpoint', 'drivers', 'kiosk', 'ui', 'sync', 'hq'):\n"
+            "    package = importlib.import_module(top)\n"
+            "    names.append(top)\n"
+            "    for info in pkgutil.walk_packages(package.__path__, top + '.'):\n"
+            "        importlib.import_module(info.name)\n"
+            "        names.append(info.name)\n"
+            "import cv2, numpy, zxingcpp, psycopg\n"
+            "print(platform.machine(), len(names), cv2.__version__, numpy.__version__, psycopg.pq.version())\n"
+        )
+        out = sh("/opt/touchpoint/bin/python", "-c", code, timeout=900).split()
+        assert out[0] == "aarch64" and int(out[1]) > 50, out
+        return f"{out[1]} modules on {out[0]}; OpenCV {out[2]}, numpy {out[3]}, libpq {out[4]}"
+
+    @check("arm64: the edge runs, and touchpoint doctor passes as the touchpoint user")
+    def doctor() -> str:
+        broker_port, web_port = free_port(), free_port()
+        conf = Path("/tmp/mosquitto-arm64.conf")
+        conf.write_text(f"listener {broker_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        procs.append(subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL))
+        reader = subprocess.Popen(
+            [
+                "runuser",
+                "-u",
+                "touchpoint",
+                "--",
+                "/opt/touchpoint/bin/touchpoint",
+                "simulate-reader",
+                "--protocol",
+                "m100",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(reader)
+        assert reader.stdout is not None
+        tty = reader.stdout.readline().decode().strip()
+        assert tty.startswith("/dev/pts/"), tty
+        text = EDGE_CONFIG.read_text()
+        text = re.sub(r'(?m)^url = "/dev/[^"]*"', f'url = "{tty}"', text)
+        text = re.sub(r'(?m)^url = "mqtt://[^"]*"', f'url = "mqtt://127.0.0.1:{broker_port}"', text)
+        text = re.sub(r'(?m)^listen = "[^"]*"', f'listen = "127.0.0.1:{web_port}"', text)
+        EDGE_CONFIG.write_text(text)
+        Path("/var/lib/touchpoint").mkdir(exist_ok=True)
+        shutil.chown("/var/lib/touchpoint", "touchpoint", "touchpoint")
+        edge = subprocess.Popen(
+            [
+                "runuser",
+                "-u",
+                "touchpoint",
+                "--",
+                "/opt/touchpoint/bin/touchpoint",
+                "edge",
+                "--config",
+                str(EDGE_CONFIG),
+            ],
+            cwd="/var/lib/touchpoint",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(edge)
+        url = f"http://127.0.0.1:{web_port}"
+        wait("the arm64 edge's /healthz", lambda: http(url + "/healthz")[0] == 200, 600, interval=2)
+        got = wait(
+            "reads from the pty",
+            lambda: (j := json.loads(http(url + "/api/status")[1]))["reader"]["reads_total"] > 5 and j,
+            300,
+            interval=2,
+        )
+        argv = [
+            "runuser",
+            "-u",
+            "touchpoint",
+            "--",
+            "/opt/touchpoint/bin/touchpoint",
+            "doctor",
+            "--config",
+            str(EDGE_CONFIG),
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+        (WORK / "doctor-arm64.txt").write_text(done.stdout + done.stderr)
+        assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr
+        summary = " | ".join(" ".join(line.split()[:2]) for line in done.stdout.splitlines() if line.strip())
+        reader = got["reader"]
+        return f"edge serving on {url}, reader {reader['state']} ({reader['reads_total']} reads); doctor: {summary}"
+
+    try:
+        if machine() and install() and imports():
+            doctor()
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sh("pkill", "-u", "touchpoint", check=False)
+    return notes
+
+
 def main() -> int:
-    phase = next(
-        (w.split("=", 1)[1] for w in Path("/proc/cmdline").read_text().split() if w.startswith("touchpoint.check=")), ""
+    phase = (
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else next(
+            (
+                w.split("=", 1)[1]
+                for w in Path("/proc/cmdline").read_text().split()
+                if w.startswith("touchpoint.check=")
+            ),
+            "",
+        )
     )
     log(
         f"system check, phase {phase!r}, systemd {sh('systemctl', '--version').split()[1]}, kernel {os.uname().release}"
@@ -601,6 +807,10 @@ def main() -> int:
             notes = phase_install()
         elif phase == "after":
             notes = phase_after()
+        elif phase == "shell":
+            notes = phase_shell()
+        elif phase == "arm64":
+            notes = phase_arm64()
         else:
             log("no touchpoint.check= on the kernel command line: nothing to do")
             return 0
@@ -610,6 +820,9 @@ def main() -> int:
     ok = write_result(phase, notes)
     if not ok:
         diagnostics(phase)
+    if phase == "arm64":  # a chroot, not a booted system
+        log(f"system check phase {phase}: {'PASSED' if ok else 'FAILED'}")
+        return 0 if ok else 1
     log(f"system check phase {phase}: {'PASSED' if ok else 'FAILED'}; powering off")
     sys.stdout.flush()
     subprocess.run(["systemctl", "poweroff", "--no-block"], check=False)

@@ -35,7 +35,11 @@ if [ ! -f "$house/done" ]; then
         # The pure-Python wheels from the amd64 house serve every platform; the rest must exist
         # as manylinux aarch64 wheels for CPython 3.11 (bookworm's Python on a Raspberry Pi).
         amd64=$("$0" "$PYTHON" "$build/amd64" amd64 | tail -1)
-        "$PYTHON" -m pip download --quiet --only-binary=:all: --platform manylinux_2_36_aarch64 \
+        platforms=(--platform manylinux2014_aarch64)  # pip matches platform tags exactly: name each glibc
+        for minor in $(seq 17 36); do
+            platforms+=(--platform "manylinux_2_${minor}_aarch64")
+        done
+        "$PYTHON" -m pip download --quiet --only-binary=:all: "${platforms[@]}" \
             --python-version 3.11 --implementation cp --abi cp311 --find-links "$amd64" \
             --dest "$house" "$wheel"
         cp -n "$amd64"/*-none-any.whl "$house"/ 2>/dev/null || true
