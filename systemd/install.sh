@@ -19,7 +19,7 @@ Options:
   --package FILE        install this wheel or sdist instead of the checkout
   --python PATH         the Python 3.11+ for the virtualenv (default: python3)
   --no-browser          leave out the kiosk browser (headless device)
-  --no-apt              do not apt-get install cage and chromium
+  --no-apt              do not apt-get install cage, chromium, xwayland and polkitd
   --force-config        replace an existing /etc/touchpoint/edge.toml
   --root DIR            install below DIR instead of / (tests, images); units are enabled
                         offline there and nothing is started
@@ -116,6 +116,9 @@ install_browser_packages() {
     # polkit: without polkitd cage fails with "Could not activate session: Permission denied"
     # (found by tests/system/check.sh; Raspberry Pi OS Lite does not necessarily have it).
     [ -x "$ROOT/usr/lib/polkit-1/polkitd" ] || missing+=(polkitd)
+    # Bookworm's cage (0.1.4) will not start without Xwayland ("Cannot create XWayland server"),
+    # which its package only recommends.
+    [ -x "$ROOT/usr/bin/Xwayland" ] || missing+=(xwayland)
     [ ${#missing[@]} -eq 0 ] && return
     if [ "$APT" -eq 0 ] || [ -n "$ROOT" ]; then
         say "warning: ${missing[*]} not installed; the kiosk browser will not start until they are"

@@ -299,7 +299,7 @@ def phase_install() -> dict[str, Any]:
         )
         reader = got["reader"]
         tags = [tag["gtin"] for tags in presence.values() for tag in tags]
-        return f"reader {reader['state']}, {reader['reads_total']} reads ({reader['bad_frames']} bad); in the cabin: {tags}"
+        return f"reader {reader['state']}, {reader['reads_total']} reads; in the cabin: {tags}"
 
     @check("touchpoint doctor passes, run as README says (sudo -u touchpoint)")
     def doctor() -> str:

@@ -17,7 +17,7 @@ CACHE=${SYSTEM_CHECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/touchpoint-system-ch
 # sqlite3 and curl to look at the outbox and the ports.
 PACKAGES=(systemd systemd-sysv udev dbus libpam-systemd kmod login passwd sudo procps
           python3 python3-venv mosquitto sqlite3 curl ca-certificates)
-DISPLAY_PACKAGES=(chromium cage polkitd grim libgl1-mesa-dri fonts-dejavu-core fonts-liberation2)
+DISPLAY_PACKAGES=(chromium cage xwayland polkitd grim libgl1-mesa-dri fonts-dejavu-core fonts-liberation2)
 if [ "$ARCH" = amd64 ]; then
     PACKAGES+=(linux-image-amd64 initramfs-tools "${DISPLAY_PACKAGES[@]}")
 fi
