@@ -180,17 +180,21 @@ def readiness(unit: str) -> str:
     assert props["Type"] == "notify" and props["NotifyAccess"] == "main", props
     start, active = int(props["ExecMainStartTimestampMonotonic"]), int(props["ActiveEnterTimestampMonotonic"])
     pid = props["MainPID"]
-    ready = [
-        ts
-        for ts, text in unit_messages(unit)
-        if f"Got notification message from PID {pid} (" in text and "READY=1" in text and ts >= start
-    ]
-    assert ready, f"{unit}: no READY=1 from main PID {pid} in the journal"
-    assert start < ready[0] <= active, f"{unit}: started {start}, READY=1 {ready[0]}, active {active} (µs)"
-    return (
-        f"READY=1 from PID {pid} {(ready[0] - start) / 1e6:.2f} s after exec, "
-        f"active {(active - ready[0]) / 1e3:.1f} ms later, status {props['StatusText']!r}"
+    # systemd's own lines about the unit, in the order PID 1 wrote them (one stream, so the order
+    # is exact even when journald stamps them late): the last "Starting", then READY=1 from the
+    # main PID, and only then "Started" (the start job done: the unit is active).
+    lines = [text for _, text in unit_messages(unit)]
+    starting = max((i for i, text in enumerate(lines) if f"Starting {unit}" in text), default=None)
+    assert starting is not None, f"{unit}: no 'Starting' line"
+    after = lines[starting:]
+    ready = next(
+        (i for i, t in enumerate(after) if f"Got notification message from PID {pid} (" in t and "READY=1" in t), None
     )
+    started = next((i for i, t in enumerate(after) if f"Started {unit}" in t), None)
+    assert ready is not None, f"{unit}: no READY=1 from main PID {pid} after its last start: {after[:12]}"
+    assert started is not None and ready < started, f"{unit}: 'Started' before READY=1: {after[:12]}"
+    assert start < active, (start, active)
+    return f"READY=1 from PID {pid}, active {(active - start) / 1e6:.2f} s after exec, status {props['StatusText']!r}"
 
 
 def restart_and_watch(units: list[str]) -> None:
