@@ -251,6 +251,8 @@ def diagnostics(phase: str) -> None:
     out = WORK / f"diagnostics-{phase}.txt"
     parts = [
         sh("systemctl", "--no-pager", "status", "touchpoint*", check=False, timeout=30),
+        sh("ps", "-eo", "pid,user,etime,time,rss,args", check=False, timeout=30),
+        sh("journalctl", "--no-pager", "-b", "-u", "touchpoint-kiosk-browser", check=False, timeout=60),
         sh("journalctl", "--no-pager", "-b", "-n", "400", check=False, timeout=60),
     ]
     out.write_text("\n\n".join(parts))
@@ -569,7 +571,7 @@ def phase_after() -> dict[str, Any]:
         (WORK / "uninstall.log").write_text(out)
         units = sh("systemctl", "list-units", "--all", "--no-legend", "touchpoint*")
         assert not units.strip(), units
-        assert not sh("systemctl", "list-unit-files", "--no-legend", "touchpoint*").strip()
+        assert not sh("systemctl", "list-unit-files", "--no-legend", "touchpoint*", check=False).strip()
         assert not sh("pgrep", "-u", "touchpoint,touchpoint-kiosk", check=False).strip(), "processes left"
         new = sorted(listing() - baseline)
         kept = ("/var/lib/touchpoint/", "/var/lib/touchpoint-kiosk/", "/etc/touchpoint/")
