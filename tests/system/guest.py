@@ -261,8 +261,22 @@ def diagnostics(phase: str) -> None:
 # -- boot 1 ----------------------------------------------------------------------------------------
 
 
+EMULATED_GPU = Path("/run/systemd/system/touchpoint-kiosk-browser.service.d/emulated-gpu.conf")
+
+
+def emulated_gpu() -> None:
+    """A runtime drop-in for this virtual machine only: wlroots renders with pixman, because Mesa's
+    llvmpipe (kms_swrast, the only GL on a virtio GPU without virgl) segfaults under qemu's
+    emulation. A Pi renders with its vc4 GPU; the unit as shipped is untouched (and /run is gone
+    at the next boot, so each phase writes it again)."""
+    EMULATED_GPU.parent.mkdir(parents=True, exist_ok=True)
+    EMULATED_GPU.write_text("[Service]\nEnvironment=WLR_RENDERER=pixman\n")
+    sh("systemctl", "daemon-reload")
+
+
 def phase_install() -> dict[str, Any]:
     notes: dict[str, Any] = {}
+    emulated_gpu()
     baseline = listing()
     (WORK / "listing-before.txt").write_text("\n".join(sorted(baseline)))
 
@@ -503,6 +517,8 @@ def ppm_summary(path: Path) -> tuple[int, int, int, float]:
 
 def phase_after() -> dict[str, Any]:
     notes: dict[str, Any] = {}
+    emulated_gpu()
+    sh("systemctl", "restart", "--no-block", BROWSER, check=False)
     at_poweroff = json.loads((WORK / "outbox-after-poweroff.json").read_text())
 
     @check("systemctl poweroff stopped every Touchpoint unit cleanly (journal of the previous boot)")
