@@ -85,6 +85,11 @@ rm -rf "$ROOT/var/lib/touchpoint" "$ROOT/var/lib/touchpoint-kiosk" "$ROOT/etc/to
 prefix=()
 [ -z "$ROOT" ] || prefix=(--prefix "$ROOT")
 for user in touchpoint-kiosk touchpoint; do
+    if [ -z "$ROOT" ] && [ "$RUN_SYSTEMCTL" -eq 1 ] && id -u "$user" >/dev/null 2>&1; then
+        # The browser's login session leaves the user's systemd --user running for a while
+        # (logind's UserStopDelaySec=); userdel refuses a user with processes.
+        "$SYSTEMCTL" stop "user@$(id -u "$user").service" 2>/dev/null || true
+    fi
     if grep -q "^$user:" "$ROOT/etc/passwd"; then
         userdel "${prefix[@]}" "$user"
         say "removed user $user"

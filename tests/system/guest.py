@@ -588,7 +588,12 @@ def phase_after() -> dict[str, Any]:
         units = sh("systemctl", "list-units", "--all", "--no-legend", "touchpoint*")
         assert not units.strip(), units
         assert not sh("systemctl", "list-unit-files", "--no-legend", "touchpoint*", check=False).strip()
-        assert not sh("pgrep", "-u", "touchpoint,touchpoint-kiosk", check=False).strip(), "processes left"
+        # The browser's `systemd --user` outlives its session by logind's UserStopDelaySec= (10 s).
+        wait(
+            "no processes of the two users",
+            lambda: not sh("pgrep", "-u", "touchpoint,touchpoint-kiosk", check=False).strip(),
+            40,
+        )
         new = sorted(listing() - baseline)
         kept = ("/var/lib/touchpoint/", "/var/lib/touchpoint-kiosk/", "/etc/touchpoint/")
         unexpected = [p for p in new if not p.startswith(kept) and not p.startswith("/root/.cache/pip")]
