@@ -523,25 +523,26 @@ def phase_after() -> dict[str, Any]:
 
     @check("systemctl poweroff stopped every Touchpoint unit cleanly (journal of the previous boot)")
     def clean_stop() -> str:
-        entries = journal("-b", "-1", "_PID=1")
-        # The last time the edge was stopped in that boot is the poweroff (earlier ones are the
-        # check's own restarts).
-        stops = [i for i, e in enumerate(entries) if "Stopping touchpoint-edge.service" in message(e)]
-        start = stops[-1] if stops else None
-        assert start is not None, "no 'Stopping' of the edge in the previous boot"
-        shutdown = [
-            (e.get("UNIT", ""), message(e)) for e in entries[start:] if e.get("UNIT", "").startswith("touchpoint")
-        ]
-        bad = [
-            f"{u}: {m}"
-            for u, m in shutdown
-            if re.search(r"timed out|Killing|Failed with result|code=killed|status=\d+/", m)
-            and "status=0/SUCCESS" not in m
-        ]
+        entries = [(e.get("UNIT", ""), message(e)) for e in journal("-b", "-1", "_PID=1")]
+        want = [*EDGE_UNITS, BROWSER, HQ_UNIT]
+        stopped, bad = [], []
+        for unit in want:
+            # The unit's last "Stopping" in that boot is the poweroff's (the browser, ordered after
+            # the edge, stops before it; earlier ones are the check's own restarts).
+            lines = [m for u, m in entries if u == unit]
+            stops = [i for i, m in enumerate(lines) if f"Stopping {unit}" in m]
+            assert stops, f"{unit}: never stopped in the previous boot"
+            after = lines[stops[-1] :]
+            bad += [
+                f"{unit}: {m}"
+                for m in after
+                if re.search(r"timed out|Killing|Failed with result|code=killed|status=\d+/", m)
+                and "status=0/SUCCESS" not in m
+            ]
+            if any("Deactivated successfully" in m for m in after):
+                stopped.append(unit)
         assert not bad, bad
-        stopped = {u for u, m in shutdown if "Deactivated successfully" in m}
-        want = {*EDGE_UNITS, BROWSER, HQ_UNIT}
-        assert want <= stopped, f"not deactivated cleanly: {sorted(want - stopped)}"
+        assert stopped == want, f"not deactivated cleanly: {sorted(set(want) - set(stopped))}"
         final = [message(e) for e in journal("-b", "-1", "-u", "touchpoint-edge.service", "_TRANSPORT=stdout")][-3:]
         return f"deactivated successfully: {', '.join(sorted(stopped))}; the edge's last lines: {final}"
 
