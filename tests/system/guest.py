@@ -213,6 +213,24 @@ def set_reader_port(port: str) -> None:
     EDGE_CONFIG.write_text(text)
 
 
+def install_mirror(check: bool = True) -> str:
+    """``install.sh`` for this device from the built wheel, as README's Raspberry Pi section says."""
+    return sh(
+        str(SRC / "systemd/install.sh"),
+        "--role",
+        "mirror",
+        "--store",
+        STORE,
+        "--device",
+        DEVICE,
+        "--package",
+        str(WHEEL),
+        env=PIP_ENV,
+        timeout=600,
+        check=check,
+    )
+
+
 def outbox_counters(path: Path = OUTBOX) -> dict[str, int]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
         seq, acked, dropped = db.execute("SELECT seq, acked, dropped FROM outbox_counters").fetchone()
@@ -283,19 +301,7 @@ def phase_install() -> dict[str, Any]:
     @check("install.sh --package WHEEL, as README's Raspberry Pi section says")
     def install() -> str:
         assert WHEEL, "no wheel in /srv/check/work/dist"
-        out = sh(
-            str(SRC / "systemd/install.sh"),
-            "--role",
-            "mirror",
-            "--store",
-            STORE,
-            "--device",
-            DEVICE,
-            "--package",
-            str(WHEEL),
-            env=PIP_ENV,
-            timeout=600,
-        )
+        out = install_mirror()
         (WORK / "install.log").write_text(out)
         assert "running: touchpoint-edge.service touchpoint-sync.service touchpoint-kiosk-browser.service" in out, out
         for unit in [*EDGE_UNITS, BROWSER]:
@@ -632,20 +638,7 @@ def phase_shell() -> dict[str, Any]:
     """For working on the check: install if needed, then run each WORK/cmd/NAME.sh the host drops
     in (output to NAME.out) until WORK/cmd/stop appears or 40 minutes pass."""
     if not Path("/opt/touchpoint/bin/touchpoint").exists():
-        sh(
-            str(SRC / "systemd/install.sh"),
-            "--role",
-            "mirror",
-            "--store",
-            STORE,
-            "--device",
-            DEVICE,
-            "--package",
-            str(WHEEL),
-            env=PIP_ENV,
-            timeout=600,
-            check=False,
-        )
+        install_mirror(check=False)
     inbox = WORK / "cmd"
     inbox.mkdir(exist_ok=True)
     deadline = time.monotonic() + 2400
