@@ -217,12 +217,11 @@ class HqSection:
     catalog: str = checked("", None, "catalogue JSON for recommendations; empty means the bundled sample")
     recompute_interval_s: int = checked(3600, at_least(0), "seconds between recommendation publishes; 0 = off")
     workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
-    report_cache_days: int = checked(
-        45,
-        at_least(1),
-        "days of hourly touchpoint facts a web process keeps "
-        "(about 280 MB per million events in them); cover your usual report and its "
-        "7-day conversion window",
+    report_wait_s: float = checked(
+        2.0,
+        between(0, 60),
+        "seconds a touchpoint report request waits for its computation before the answer is "
+        "'computing' (the API's 202 with Retry-After, the dashboard's reloading page)",
     )
     share_group: str = checked(
         "touchpoint-hq",

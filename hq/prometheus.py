@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hq.analytics.hourly_facts import HourlyFacts
 from hq.storage import Storage
 
 
@@ -68,6 +67,12 @@ class HqMetrics:
             "From receiving a batch to publishing its ack (after the commit)",
             registry=self.registry,
         )
+        self.report_seconds = Histogram(
+            "touchpoint_hq_report_seconds",
+            "Touchpoint reports computed from the rollups, by how long the database took",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=self.registry,
+        )
         self.window = RateWindow()
         rate = Gauge(
             "touchpoint_hq_ingest_rate", "Events stored per second over the last minute", registry=self.registry
@@ -77,14 +82,6 @@ class HqMetrics:
     def watch(self, storage: Storage) -> None:
         """Report the fleet gauges from ``storage`` at every scrape."""
         self.registry.register(FleetCollector(storage))
-
-    def watch_report_cache(self, facts: HourlyFacts) -> None:
-        """Report how many hours of touchpoint facts the web process holds: the whole hours reports
-        covered, 0 after a start until the first one (a report over uncached hours reads them)."""
-        held = Gauge(
-            "touchpoint_hq_report_cache_hours", "Hours of touchpoint facts cached for reports", registry=self.registry
-        )
-        held.set_function(lambda: facts.hours_held)
 
 
 class FleetCollector(Collector):

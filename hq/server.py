@@ -25,7 +25,7 @@ from hq.mqtt.publisher import Recomputer
 from hq.mqtt.worker import Ingestor, IngestWorker
 from hq.prometheus import HqMetrics
 from hq.storage import Storage, open_storage
-from hq.web import dashboard
+from hq.web import reports
 from hq.web.app import create_app
 from hq.web.customers_api import RECOMPUTE
 
@@ -49,6 +49,8 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
     storage = open_storage(config.database.url)
     if storage.backfill_identity(lambda done: log.info("identity from stored link events: %d read", done)):
         log.info("identity built from the events stored before this version (touchpoint hq migrate does this ahead)")
+    if storage.backfill_rollups(lambda done: log.info("touchpoint rollups: %d hours of stored events filed", done)):
+        log.info("rollups built from the events stored before this version (touchpoint hq migrate does this ahead)")
     metrics = HqMetrics()
     workers: list[IngestWorker] = []
     server: wsgi.Server | None = None
@@ -63,7 +65,7 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
         if role in ("all", "web"):
             checks = {"mqtt": lambda: any(w.connected for w in workers)} if workers else {}
             app = create_app(config, storage, metrics=metrics, checks=checks)
-            dashboard.warm_up(app, datetime.now(timezone.utc))
+            reports.warm_up(app, datetime.now(timezone.utc))
             recomputer = app.extensions[RECOMPUTE] = Recomputer(config, storage).start()
             host, _, port = config.web.listen.rpartition(":")
             server = wsgi.Server((host, int(port)), app, numthreads=config.web.threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import uuid
@@ -117,3 +118,18 @@ def terminate_other_backends(storage: Storage) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+def same(got: Any, want: Any, path: str = "report") -> None:
+    """Equal field by field; floats to 1e-9 (the database sums in another order than fsum)."""
+    if dataclasses.is_dataclass(got):
+        for f in dataclasses.fields(got):
+            same(getattr(got, f.name), getattr(want, f.name), f"{path}.{f.name}")
+    elif isinstance(got, tuple) and not isinstance(got, str) and isinstance(want, tuple):
+        assert len(got) == len(want), path
+        for i, (a, b) in enumerate(zip(got, want)):
+            same(a, b, f"{path}[{i}]")
+    elif isinstance(got, float) or isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-9), path
+    else:
+        assert got == want, path

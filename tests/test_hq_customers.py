@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,10 +14,12 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.envelope import make_event
 from hq.analytics.journeys import person_events
 from hq.core.identity import stitch
+from hq.core.intake import to_row
 from hq.storage import Storage
-from hq.web.customers_api import FACTS, parse_window
+from hq.web.reports import parse_window, reports_of
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, wait_until
 from tests.hq_web_support import API_TOKEN, WEB_TOKEN, bearer, hq_app, load, logged_in
@@ -132,18 +134,24 @@ def test_touchpoints_report_and_its_parameters(client: FlaskClient, dataset: Dat
         assert answer.status_code == 400 and answer.get_json()["error"].startswith(named), query
 
 
-def test_the_api_serves_reports_from_the_hour_cache_the_config_sizes(tmp_path: Path, dataset: Dataset) -> None:
-    with hq_app(tmp_path, hq={"report_cache_days": 3}) as app:
-        load(app.extensions["hq.storage"], dataset)
-        facts = app.extensions[FACTS]
-        assert facts.keep_hours == 72
-        query = {"from": dataset.start.isoformat(), "to": (dataset.start + timedelta(days=20)).isoformat()}
-        client = app.test_client()
-        first = client.get("/v1/touchpoints", query_string=query, headers=API).get_json()
-        read = facts.hours_read
-        assert read > 72 and len(facts.cached_hours()) == 72
-        again = client.get("/v1/touchpoints", query_string=query, headers=API).get_json()
-        assert again == first and facts.hours_read - read == read - 72  # all but the kept hours read again
+def test_a_report_kept_under_its_data_versions_is_served_until_the_data_changes(app: Flask, dataset: Dataset) -> None:
+    query = {"from": dataset.start.isoformat(), "to": (dataset.start + timedelta(days=20)).isoformat()}
+    client = app.test_client()
+    first = client.get("/v1/touchpoints", query_string=query, headers=API)
+    assert first.status_code == 200
+    kept = reports_of(app).get(parse_window(query, NOW), None)
+    assert kept.done() and client.get("/v1/touchpoints", query_string=query, headers=API).get_json() == first.get_json()
+    late = make_event(
+        "page.viewed",
+        {"anonymous_id": "late-visitor", "page": "home"},
+        source="/channels/web",
+        time=dataset.start + timedelta(days=3),
+    )
+    app.extensions["hq.storage"].store_events([to_row(late, json.dumps(late), None, NOW)])
+    again = client.get("/v1/touchpoints", query_string=query, headers=API).get_json()
+    home = [t for t in again["touchpoints"] if t["touchpoint"] == "web/home/page"]
+    before = [t for t in first.get_json()["touchpoints"] if t["touchpoint"] == "web/home/page"]
+    assert home[0]["sessions"] == before[0]["sessions"] + 1
 
 
 def test_consent_through_the_api_governs_stitching(client: FlaskClient, dataset: Dataset) -> None:
@@ -177,34 +185,26 @@ def test_any_period_parameters_give_a_window_or_an_error_naming_them(start: str 
         assert window.start < window.end and window.start.tzinfo is not None
 
 
-def test_a_journey_is_answered_while_a_report_reads_its_hours(app: Flask, dataset: Dataset) -> None:
-    """Reading hours (seconds when cold, at a million events) does not hold the identity graph that
-    every journey request needs; only the short assembly after it does."""
-    facts = app.extensions[FACTS]
+def test_a_report_not_ready_in_its_budget_is_a_202_with_retry_after_and_journeys_go_on(
+    app: Flask, dataset: Dataset
+) -> None:
     query = {"from": dataset.start.isoformat(), "to": (dataset.start + timedelta(days=20)).isoformat()}
-    answers: dict[str, int] = {}
-
-    def ask(name: str, path: str, **args: object) -> threading.Thread:
-        thread = threading.Thread(
-            target=lambda: answers.update({name: app.test_client().get(path, **args).status_code})
-        )
-        thread.start()
-        return thread
-
-    def reading_hours(thread: threading.Thread) -> bool:
-        frame = sys._current_frames().get(thread.ident or 0)
-        while frame is not None and frame.f_code.co_name != "between":
-            frame = frame.f_back
-        return frame is not None
-
-    with facts._lock:  # what a cold report's hour reading holds
-        report = ask("report", "/v1/touchpoints", query_string=query, headers=API)
-        wait_until(lambda: reading_hours(report), what="the report waiting to read its hours")
-        journey = ask("journey", f"/v1/customers/{busiest_customer(dataset)}/journey", headers=API)
-        journey.join(30)
-        assert answers.get("journey") == 200 and "report" not in answers
-    report.join(30)
-    assert answers["report"] == 200
+    app.config["HQ_REPORT_WAIT_S"] = 0.2
+    busy = threading.Event()
+    reports_of(app)._pool.submit(busy.wait, 30)  # the report thread is busy with an earlier report
+    client = app.test_client()
+    try:
+        waiting = client.get("/v1/touchpoints", query_string=query, headers=API)
+        assert waiting.status_code == 202 and waiting.headers["Retry-After"] == "2"
+        assert waiting.get_json()["status"] == "computing"
+        assert client.get(f"/v1/customers/{busiest_customer(dataset)}/journey", headers=API).status_code == 200
+        assert client.get("/v1/touchpoints", query_string=query, headers=API).status_code == 202  # the same one
+    finally:
+        busy.set()
+    wait_until(
+        lambda: client.get("/v1/touchpoints", query_string=query, headers=API).status_code == 200,
+        what="the report after the thread was free",
+    )
 
 
 @pytest.mark.parametrize("value", [["granted"], {"state": "granted"}, None, 3, "maybe"])

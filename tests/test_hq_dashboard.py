@@ -17,10 +17,12 @@ from contract.envelope import make_event
 from contract.topics import DeviceTopics
 from hq.core.intake import to_row
 from hq.core.records import DeadLetter, DeviceBatch, DeviceStatus
+from hq.core.report import Window
+from hq.core.rollup_report import whole_hours
 from hq.storage import open_storage
 from hq.web import charts
-from hq.web.customers_api import FACTS
-from hq.web.dashboard import TEXT, warm_up
+from hq.web.dashboard import TEXT
+from hq.web.reports import reports_of, warm_up
 from hq.web.users import LoginThrottle
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, events, wait_until
@@ -222,14 +224,11 @@ def test_login_goes_back_only_to_this_site(app: Flask, target: str, lands: str) 
     assert answer.status_code == 302 and answer.headers["Location"] == lands
 
 
-def test_warm_up_computes_the_default_report_into_the_hour_cache(app: Flask, dataset: Dataset) -> None:
-    facts = app.extensions[FACTS]
-    assert facts.hours_held == 0
+def test_warm_up_computes_the_default_report(app: Flask, dataset: Dataset) -> None:
     report = warm_up(app, dataset.end).result(timeout=120)
-    assert report.window.end == dataset.end and report.window.start == dataset.end - timedelta(days=30)
-    assert report.touchpoints and facts.hours_held > 0
-    gauge = re.search(r"^touchpoint_hq_report_cache_hours (\S+)$", app.test_client().get("/metrics").text, re.M)
-    assert gauge and float(gauge[1]) == facts.hours_held
+    hours = whole_hours(Window(dataset.end - timedelta(days=30), dataset.end))
+    assert report.window == hours and report.touchpoints
+    assert reports_of(app).get(hours, None).done()  # kept: the first visitor gets it at once
 
 
 def test_the_web_role_warms_the_report_cache_before_anyone_asks(tmp_path: Path) -> None:
@@ -244,11 +243,11 @@ def test_the_web_role_warms_the_report_cache_before_anyone_asks(tmp_path: Path) 
     storage.store_events([to_row(recent, json.dumps(recent), None, NOW)])
     storage.close()
 
-    def held(base: str) -> float:
+    def computed(base: str) -> float:
         with urllib.request.urlopen(f"{base}/metrics") as answer:
-            found = re.search(r"^touchpoint_hq_report_cache_hours (\S+)$", answer.read().decode(), re.M)
-        assert found, "the gauge is exported"
+            found = re.search(r"^touchpoint_hq_report_seconds_count (\S+)$", answer.read().decode(), re.M)
+        assert found, "the histogram is exported"
         return float(found[1])
 
     with live_hq(config) as base:
-        wait_until(lambda: held(base) > 0, what="the report cache filled without a request")
+        wait_until(lambda: computed(base) > 0, what="the default report computed without a request")

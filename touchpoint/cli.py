@@ -156,9 +156,9 @@ def migrate(ctx: click.Context, config_path: str | None) -> None:
     """Bring HQ's database up to this version: schema migrations, then what they leave to do.
 
     Migrations run by themselves whenever HQ opens its database; this command also builds what
-    an upgrade needs from the events already stored (identity from the link events), with a
-    progress bar, so that the first `touchpoint hq` after an upgrade starts at once. Safe to run
-    again: it does nothing when there is nothing to do.
+    an upgrade needs from the events already stored (identity from the link events, touchpoint
+    rollups from every event), with progress bars, so that the first `touchpoint hq` after an
+    upgrade starts at once. Safe to run again: it does nothing when there is nothing to do.
 
     \b
     Example:
@@ -170,10 +170,17 @@ def migrate(ctx: click.Context, config_path: str | None) -> None:
     try:
         with open_storage(config.database.url) as storage:
             with click.progressbar(length=storage.pending_backfill(), label="identity from stored link events") as bar:
-                done = storage.backfill_identity(lambda count: bar.update(count - bar.pos))
+                identity = storage.backfill_identity(lambda count: bar.update(count - bar.pos))
+            with click.progressbar(length=storage.pending_rollups(), label="rollups, hours of stored events") as bar:
+                rollups = storage.backfill_rollups(lambda count: bar.update(count - bar.pos))
     except TouchpointError as error:
         raise click.ClickException(str(error)) from None
-    click.echo("identity built from the stored link events" if done else "nothing to do: the database is current")
+    if identity:
+        click.echo("identity built from the stored link events")
+    if rollups:
+        click.echo("touchpoint rollups built from the stored events")
+    if not identity and not rollups:
+        click.echo("nothing to do: the database is current")
 
 
 @hq.command("add-user")

@@ -5,8 +5,7 @@ and recommendations (``hq.core.recommend``) do that, over the persons storage ke
 (``hq.analytics.people``). This module reads through the :class:`hq.storage.Storage` interface only.
 
 For the API: ``customer_journey`` answers ``GET /v1/customers/{customer}/journey``,
-``report_facts`` + ``hq.core.report.report`` + ``report_json`` answer ``GET /v1/touchpoints``
-(``touchpoint_report`` does the first two), ``recommendation_messages`` builds the retained
+``touchpoint_report`` + ``report_json`` answer ``GET /v1/touchpoints``, ``recommendation_messages`` builds the retained
 ``recommendations`` document of each store.
 """
 
@@ -14,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -21,12 +21,11 @@ from typing import Any
 
 from common.errors import TouchpointError
 from contract.envelope import TYPE_PREFIX, utc_now_iso
-from hq.analytics.hourly_facts import HourlyFacts
 from hq.analytics.people import customer_lookup, everyone
-from hq.core.facts import Facts
+from hq.core import rollup_report
 from hq.core.identity import PersonLookup, attributed
 from hq.core.recommend import ProductLookup, Recommender, RecommendPolicy
-from hq.core.report import MetricsPolicy, Report, Window, report
+from hq.core.report import MetricsPolicy, Report, Window
 from hq.core.touchpoints import Touchpoint, TouchpointMap, place
 from hq.storage import Storage
 
@@ -38,25 +37,16 @@ class CursorError(TouchpointError, ValueError):
 
 
 def touchpoint_report(
-    storage: Storage,
-    window: Window,
-    store: str | None = None,
-    policy: MetricsPolicy | None = None,
-    facts: HourlyFacts | None = None,
+    storage: Storage, window: Window, store: str | None = None, policy: MetricsPolicy | None = None
 ) -> Report:
-    """Touchpoint metrics, funnel and paths for a window, with the purchases that may follow it.
-
-    ``facts`` is the web process's cache; without one, every hour is read (the cold cost)."""
+    """Touchpoint metrics, funnel and paths for the whole UTC hours around a window, counted by the
+    database from its rollups (``hq.storage.report_sql``) under the persons it holds now."""
     policy = policy or MetricsPolicy()
-    inside, after = report_facts(window, policy, facts or HourlyFacts(storage, policy.tmap))
-    return report(inside, after, window, store, policy, storage.stitched())
-
-
-def report_facts(window: Window, policy: MetricsPolicy, facts: HourlyFacts) -> tuple[list[Facts], list[Facts]]:
-    """The facts of a window's events and of the conversion window after it (they do not depend on
-    identity, so a late link leaves them as they are)."""
-    inside, after = facts.between((window.start, window.end), (window.end, window.end + policy.conversion_window))
-    return inside, after
+    hours = rollup_report.whole_hours(window)
+    figures = storage.rollup_report(
+        rollup_report.query(hours, store, policy), functools.partial(rollup_report.arrange, store=store, policy=policy)
+    )
+    return rollup_report.assemble(figures, hours, store, policy)
 
 
 def report_json(report: Report) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from datetime import date, datetime
 from typing import Any, NamedTuple, TypeVar
 
 from contract.envelope import event_name
+from hq.core.identity import StitchPolicy, attribution_identifier
+from hq.core.records import hour_of
 from hq.core.touchpoints import Touchpoint, TouchpointMap, purchased_gtins, store_of, touchpoint_of
 
 # The only events a report uses from after its window (up to the conversion window later): the
@@ -189,6 +191,18 @@ class Facts:
         score, scale = data.get("score"), data.get("scale")
         if scale in ("nps", "csat") and isinstance(score, int) and not isinstance(score, bool):
             self.ratings.setdefault((rated, scale), []).append(score)
+
+
+def facts_by_hour(events: Iterable[tuple[Mapping[str, Any], datetime]], policy: StitchPolicy) -> dict[int, Facts]:
+    """The facts of each UTC hour these events fall in (``hq.core.records.hour_of``): what storage
+    files as the hour's rollups, so a report over whole hours combines exactly these."""
+    hours: dict[int, Facts] = {}
+    for event, time in events:
+        facts = hours.get(hour_of(time))
+        if facts is None:
+            facts = hours[hour_of(time)] = Facts()
+        facts.add(event, attribution_identifier(event, policy), time)
+    return hours
 
 
 def combined(spans: Iterable[Facts], tmap: TouchpointMap | None = None) -> Facts:

@@ -143,12 +143,19 @@ class JourneyRow(NamedTuple):
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def hour_of(moment: datetime) -> int:
     """The UTC hour ``moment`` falls in, as whole hours since 1970 (negative before); exact, unlike
     float seconds. Raises TypeError for a naive datetime."""
     return (moment - EPOCH) // HOUR
+
+
+def micros(moment: datetime) -> int:
+    """``moment`` as whole microseconds since 1970: how rollups keep times, exact and the same on
+    both databases."""
+    return (moment - EPOCH) // MICROSECOND
 
 
 def hour_start(hour: int) -> datetime:

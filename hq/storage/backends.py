@@ -45,6 +45,14 @@ class SqliteStorage(SqlStorage):
             raise
         conn.execute("COMMIT")
 
+    @contextmanager
+    def _begin_read(self, conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN")  # deferred: WAL gives the reads one snapshot and writers go on
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
     def time_param(self, moment: datetime) -> str:
         utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)  # rows are UTC already
         return utc.isoformat(timespec="microseconds")
@@ -80,6 +88,12 @@ class PostgresStorage(SqlStorage):
 
     def _begin(self, conn: Any) -> Any:
         return conn.transaction()
+
+    @contextmanager
+    def _begin_read(self, conn: Any) -> Iterator[None]:
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")

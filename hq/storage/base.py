@@ -25,6 +25,7 @@ from hq.core.records import (
     EventRow,
     JourneyRow,
 )
+from hq.core.rollup_report import PointInfo, RollupFigures, RollupQuery
 
 
 class StorageError(TouchpointError, RuntimeError):
@@ -168,10 +169,29 @@ class Storage(abc.ABC):
         """Build identity from link events stored before migration 4; False when there was nothing to do."""
 
     @abc.abstractmethod
+    def identity_version(self) -> int:
+        """A number that grows whenever any identifier's person changes: reports cached under it
+        know a late link or an erasure moved them."""
+
+    @abc.abstractmethod
+    def rollup_report(self, q: RollupQuery, arrange: Callable[[list[str]], list[PointInfo]]) -> RollupFigures:
+        """What a touchpoint report counts, over the rollups of ``q``'s hours under today's persons;
+        ``arrange`` numbers the touchpoints found (``hq.core.rollup_report.arrange``)."""
+
+    @abc.abstractmethod
+    def pending_rollups(self) -> int:
+        """How many hours of stored events ``backfill_rollups`` has yet to file (0: nothing to do)."""
+
+    @abc.abstractmethod
+    def backfill_rollups(self, progress: Callable[[int], None] = lambda done: None) -> bool:
+        """File the rollups of events stored before migration 5; False when there was nothing to do."""
+
+    @abc.abstractmethod
     def erase(self, keys: Sequence[tuple[str, str]], values: Sequence[str], customer: str) -> tuple[int, int]:
         """In one transaction: delete these events (lowering their devices' ``stored``) with their
-        identity evidence (restitching what it held together), every dead letter whose payload,
-        source or event id contains one of ``values``, and the customer's consent statement;
+        identity evidence (restitching what it held together) and rollups (filing their hours
+        again), every dead letter whose payload, source or event id contains one of ``values``, and
+        the customer's consent statement;
         returns how many events and dead letters went."""
 
     @abc.abstractmethod

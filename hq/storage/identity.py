@@ -113,6 +113,7 @@ class IdentityStore(Storage):
         for ident in members:
             groups.setdefault(find(ident), set()).add(ident)
         ordered = sorted(members)
+        cur.execute("UPDATE counters SET value = value + 1 WHERE name = 'identity'")
         for chunk in (ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)):
             marks = ", ".join("?" * len(chunk))
             cur.execute(f"DELETE FROM identity_members WHERE identifier IN ({marks})", chunk)
@@ -237,6 +238,9 @@ class IdentityStore(Storage):
     def person_members(self, person: str) -> frozenset[str]:
         rows = self.fetchall("SELECT identifier FROM persons WHERE person = ?", (person,))
         return frozenset(i for (i,) in rows) or frozenset({person})
+
+    def identity_version(self) -> int:
+        return int(self.fetchall("SELECT value FROM counters WHERE name = 'identity'")[0][0])
 
     def stitched(self) -> dict[str, str]:
         return dict(self.fetchall("SELECT identifier, person FROM persons"))

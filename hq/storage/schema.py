@@ -125,6 +125,53 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO backfills (name) SELECT 'identity' FROM events LIMIT 1",
         ],
     ),
+    (
+        5,
+        "touchpoint rollups: session parts, items, identifiers, dwell, ratings, size requests, purchases per hour",
+        [
+            # What a touchpoint report needs, per UTC hour of event time (hq.core.facts.Facts of each hour,
+            # filed by hq.storage.rollups in the transaction that stores the events). Rows are identity-free:
+            # identifiers are attribution identifiers, resolved to persons when a report reads them. Times
+            # are microseconds since 1970 (exact, and arithmetic is the same on both databases).
+            # A session's part within one hour: skey is 'e:' source + session id for edge sessions, 'v:' day,
+            # identifier and fallback for digital visits (visit_day and ident repeat those for stitching).
+            """CREATE TABLE rollup_sessions (
+            hour {big} NOT NULL, point TEXT NOT NULL, skey TEXT NOT NULL, visit_day TEXT, ident TEXT,
+            store TEXT, start_us {big} NOT NULL, end_us {big} NOT NULL, ended_us {big}, ended_s DOUBLE PRECISION,
+            PRIMARY KEY (hour, point, skey))""",
+            # The GTINs each part showed, and the attribution identifiers of its events.
+            """CREATE TABLE rollup_seen (
+            hour {big} NOT NULL, point TEXT NOT NULL, skey TEXT NOT NULL, gtin TEXT NOT NULL,
+            PRIMARY KEY (hour, point, skey, gtin))""",
+            """CREATE TABLE rollup_idents (
+            hour {big} NOT NULL, point TEXT NOT NULL, skey TEXT NOT NULL, ident TEXT NOT NULL,
+            PRIMARY KEY (hour, point, skey, ident))""",
+            # Dwell times and ratings as counts of each value: exact medians and shares, few rows.
+            """CREATE TABLE rollup_dwell (
+            hour {big} NOT NULL, point TEXT NOT NULL, seconds DOUBLE PRECISION NOT NULL, n {big} NOT NULL,
+            PRIMARY KEY (hour, point, seconds))""",
+            """CREATE TABLE rollup_ratings (
+            hour {big} NOT NULL, point TEXT NOT NULL, scale TEXT NOT NULL, score INTEGER NOT NULL, n {big} NOT NULL,
+            PRIMARY KEY (hour, point, scale, score))""",
+            # The first size.requested ('asked') and size.fulfilled ('done') of each request in the hour.
+            """CREATE TABLE rollup_sizes (
+            hour {big} NOT NULL, store TEXT NOT NULL, request_id TEXT NOT NULL, what TEXT NOT NULL,
+            first_us {big} NOT NULL, PRIMARY KEY (hour, store, request_id, what))""",
+            # Purchased GTINs: by attribution identifier (conversion of a person's sessions) and by store (the till).
+            """CREATE TABLE rollup_purchases (
+            hour {big} NOT NULL, ident TEXT NOT NULL, gtin TEXT NOT NULL, at_us {big} NOT NULL,
+            PRIMARY KEY (hour, ident, gtin, at_us))""",
+            "CREATE INDEX rollup_purchases_at ON rollup_purchases (at_us)",
+            """CREATE TABLE rollup_pos (
+            hour {big} NOT NULL, store TEXT NOT NULL, gtin TEXT NOT NULL, at_us {big} NOT NULL,
+            PRIMARY KEY (hour, store, gtin, at_us))""",
+            "CREATE INDEX rollup_pos_sold ON rollup_pos (store, gtin, at_us)",
+            # Bumped whenever persons change, so a report cached under it knows a late link moved it.
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, value {big} NOT NULL)",
+            "INSERT INTO counters (name, value) VALUES ('identity', 0)",
+            "INSERT INTO backfills (name) SELECT 'rollups' FROM events LIMIT 1",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

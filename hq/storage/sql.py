@@ -26,6 +26,8 @@ from hq.storage import schema
 from hq.storage.base import Cursor
 from hq.storage.identity import IdentityStore
 from hq.storage.reads import EventReads
+from hq.storage.report_sql import RollupReads
+from hq.storage.rollups import RollupStore
 
 EVENT_COLUMNS = (
     "source",
@@ -43,10 +45,12 @@ EVENT_COLUMNS = (
     "data",
     "received_at",
 )
-INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
-    " ON CONFLICT (source, id) DO NOTHING"
-)
+INSERT_EVENTS = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES"
+ROW_MARKS = f"({', '.join('?' * len(EVENT_COLUMNS))})"
+INSERT_ROWS = 500  # rows per insert: 7,000 parameters, under every backend's limit
+# One event and nothing else: how events were stored before HQ kept identity and rollups (the
+# upgrade tests and the benchmarks' raw-insert baseline).
+INSERT_EVENT = f"{INSERT_EVENTS} {ROW_MARKS} ON CONFLICT (source, id) DO NOTHING"
 INSERT_DEAD = (
     "INSERT INTO dead_letters (received_at, topic, reason, kind, raw, source, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -57,7 +61,7 @@ BUMP_HOUR = (
 SEEN = "last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
 
 
-class SqlStorage(EventReads, IdentityStore):
+class SqlStorage(EventReads, IdentityStore, RollupStore, RollupReads):
     """Shared statements; subclasses supply connections, locking and value conversion."""
 
     lock_clause = ""
@@ -74,6 +78,10 @@ class SqlStorage(EventReads, IdentityStore):
 
     def _begin(self, conn: Any) -> Any:
         """A context manager around one transaction on ``conn``."""
+        raise NotImplementedError
+
+    def _begin_read(self, conn: Any) -> Any:
+        """A context manager around one read-only transaction that sees one state throughout."""
         raise NotImplementedError
 
     def _sql(self, sql: str) -> str:
@@ -125,6 +133,11 @@ class SqlStorage(EventReads, IdentityStore):
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         with self._using() as conn, self._begin(conn):
+            yield _Cursor(conn, self._sql)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Cursor]:
+        with self._using() as conn, self._begin_read(conn):
             yield _Cursor(conn, self._sql)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -193,13 +206,34 @@ class SqlStorage(EventReads, IdentityStore):
         )
 
     def _insert_events(self, cur: Cursor, rows: Sequence[EventRow]) -> int:
-        """Insert idempotently; returns how many were new. Anything new bumps every hour of the batch:
-        a spare bump costs a cache a recomputation, a missing one would leave it wrong."""
-        stored = cur.executemany(INSERT_EVENT, self._events_params(rows))
-        if stored:
-            self._bump_hours(cur, (row.time for row in rows))
-            self._keep_identity(cur, rows)
-        return stored
+        """Insert idempotently; returns how many were new. The new ones bump their hours and feed
+        identity and the rollups, each exactly once however often a batch is re-sent."""
+        new = self._insert_new(cur, rows)
+        if new:
+            self._bump_hours(cur, (row.time for row in new))
+            self._keep_identity(cur, new)
+            self._keep_rollups(cur, new)
+        return len(new)
+
+    def _insert_new(self, cur: Cursor, rows: Sequence[EventRow]) -> list[EventRow]:
+        """The rows that were not stored yet, inserted: multi-row inserts that return what they stored."""
+        params = self._events_params(rows)
+        stored: set[tuple[str, str]] = set()
+        for i in range(0, len(params), INSERT_ROWS):
+            chunk = params[i : i + INSERT_ROWS]
+            values = ", ".join([ROW_MARKS] * len(chunk))
+            stored.update(
+                cur.execute(
+                    f"{INSERT_EVENTS} {values} ON CONFLICT (source, id) DO NOTHING RETURNING source, id",
+                    [value for row in chunk for value in row],
+                )
+            )
+        new = []
+        for row in rows:
+            if (row.source, row.id) in stored:
+                stored.discard((row.source, row.id))  # a batch may repeat an event: the first is the stored one
+                new.append(row)
+        return new
 
     def _bump_hours(self, cur: Cursor, moments: Iterable[datetime]) -> None:
         """Bump the distinct hours of ``moments``, in ascending order so that row locks are always
@@ -273,7 +307,9 @@ class SqlStorage(EventReads, IdentityStore):
                     "DELETE FROM events WHERE source = ? AND id = ? RETURNING time, store, device, seq", key
                 )
             ]
-            self._bump_hours(cur, filter(None, (self.time_value(time) for time, *_ in removed)))
+            moments = [m for m in (self.time_value(time) for time, *_ in removed) if m is not None]
+            self._bump_hours(cur, moments)
+            self._refile_hours(cur, {hour_of(m) for m in moments})
             per_device = Counter((store, device) for _, store, device, seq in removed if seq is not None)
             for (store, device), count in per_device.items():
                 cur.execute(

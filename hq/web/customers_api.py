@@ -2,40 +2,31 @@
 
 Every route needs a dashboard session or the ``[hq] api_token`` bearer token
 (``hq.web.users.reader_required``). The numbers come from the analytics core through
-``hq.analytics``; persons are read from storage per request, and touchpoint
-reports reuse the app's :class:`hq.analytics.hourly_facts.HourlyFacts` for every hour whose events did not change.
+``hq.analytics``; persons are read from storage per request, and touchpoint reports are counted
+by the database (``hq.web.reports``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from hq.analytics import people
-from hq.analytics.hourly_facts import HourlyFacts
-from hq.analytics.journeys import CursorError, customer_journey, report_facts, report_json
-from hq.core import report as reports
-from hq.core.report import MetricsPolicy, Report, Window
+from hq.analytics.journeys import CursorError, customer_journey, report_json
+from hq.web.reports import parse_store, parse_window, reports_of
 from hq.web.users import reader_required
 
-FACTS = "hq.facts"
 RECOMPUTE = "hq.recompute"  # an object with request(), set by the server when MQTT publishing runs
 CUSTOMER = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 BAD_CUSTOMER = "customer: 1 to 200 of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
 MAX_LIMIT = 1000
-MAX_WINDOW = timedelta(days=400)
+RETRY_AFTER_S = 2  # what a 202 asks the client to wait before it asks again
 
 bp = Blueprint("customers", __name__, url_prefix="/v1")
 log = logging.getLogger(__name__)
-
-
-def init_app(app: Flask) -> None:
-    """Give the app its hourly facts cache (one per web process)."""
-    days = app.config["HQ"].hq.report_cache_days
-    app.extensions[FACTS] = HourlyFacts(app.extensions["hq.storage"], keep_hours=24 * days)
 
 
 def _bad(message: str) -> tuple[Response, int]:
@@ -108,50 +99,20 @@ def _republish() -> str:
     return "scheduled"
 
 
-def parse_window(args: dict[str, str], now: datetime) -> Window:
-    """``from``/``to`` as RFC 3339 dates or times (default: the last 30 days); ValueError names
-    the parameter."""
-
-    def moment(name: str, default: datetime) -> datetime:
-        text = args.get(name)
-        if not text:
-            return default
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{name}: {text[:40]!r} is not an RFC 3339 date or time") from None
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-    end = moment("to", now)
-    try:
-        start = moment("from", end - timedelta(days=30))
-    except OverflowError:
-        raise ValueError("to: too early for a 30-day period") from None
-    if not start < end:
-        raise ValueError("from: must be before to")
-    if end - start > MAX_WINDOW:
-        raise ValueError(f"from: at most {MAX_WINDOW.days} days before to")
-    return Window(start, end)
-
-
-def report_for(args: dict[str, str], now: datetime) -> Report:
-    """The touchpoint report a request asks for; raises ValueError naming the bad parameter."""
-    window = parse_window(args, now)
-    store = args.get("store") or None
-    if store is not None and not re.fullmatch(r"[a-z0-9-]{1,64}", store):
-        raise ValueError("store: 1 to 64 of a-z, 0-9 and '-'")
-    policy = MetricsPolicy()
-    inside, after = report_facts(window, policy, current_app.extensions[FACTS])  # journeys need not wait for this
-    stitched = current_app.extensions["hq.storage"].stitched()
-    return reports.report(inside, after, window, store, policy, stitched)
-
-
 @bp.get("/touchpoints")
 @reader_required
 def touchpoints() -> Response | tuple[Response, int]:
-    """Per-touchpoint reach, engagement, conversion, NPS, CSAT, size-request times, funnel, paths."""
+    """Per-touchpoint reach, engagement, conversion, NPS, CSAT, size-request times, funnel, paths,
+    over whole UTC hours; 202 with ``Retry-After`` while the report is still being computed."""
     try:
-        report = report_for(request.args, datetime.now(timezone.utc))
+        window, store = parse_window(request.args, datetime.now(timezone.utc)), parse_store(request.args)
     except ValueError as error:
         return _bad(str(error))
+    future = reports_of(current_app).get(window, store)
+    try:
+        report = future.result(timeout=current_app.config["HQ_REPORT_WAIT_S"])
+    except TimeoutError:
+        answer = jsonify(status="computing", retry_after_s=RETRY_AFTER_S)
+        answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return answer, 202
     return jsonify(report_json(report))

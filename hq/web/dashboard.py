@@ -11,11 +11,9 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
@@ -24,16 +22,14 @@ from flask import Blueprint, Flask, abort, current_app, redirect, render_templat
 from werkzeug.wrappers import Response
 
 from hq.analytics.journeys import customer_journey
-from hq.core.report import Report
 from hq.web import charts
-from hq.web.customers_api import CUSTOMER, report_for
+from hq.web.customers_api import CUSTOMER
+from hq.web.reports import parse_store, parse_window, reports_of
 from hq.web.users import LoginThrottle, verify
 from ui.i18n import Translations
 
 TEXT = Translations(folder="hq", cookie="hq-lang", httponly=True)
-REPORT_TTL_S = 15.0  # the overview's report is reused this long (a page reload, a language switch)
 THROTTLE = "hq.login-throttle"
-REPORTS = "hq.report-cache"
 
 bp = Blueprint(
     "dashboard",
@@ -56,8 +52,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, PERMANENT_SESSION_LIFETIME=timedelta(hours=12)
     )
     app.extensions[THROTTLE] = LoginThrottle()
-    app.config.setdefault("HQ_REPORT_WAIT_S", 3.0)  # then the overview says "computing" and reloads
-    app.extensions[REPORTS] = ReportCache(app)
+    app.config.setdefault("HQ_REPORT_WAIT_S", app.config["HQ"].hq.report_wait_s)  # then "computing"
     app.register_blueprint(bp)
 
 
@@ -144,50 +139,15 @@ def logout() -> Response:
 # -- pages ------------------------------------------------------------------------------------
 
 
-class ReportCache:
-    """The overview's report per (window, store), computed on a background thread and reused for
-    REPORT_TTL_S seconds. Warm, 30 days of a million-event database take about half a second; the
-    first report after a start reads every hour of its window (6 to 15 s), so the web role starts
-    it at once (``warm_up``), and until it is ready the page says so and reloads."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[Any, ...], tuple[float, Future[Report]]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hq-report")
-
-    def get(self, args: Mapping[str, str], now: datetime, clock: float) -> Future[Report]:
-        """The (possibly still running) computation for these query parameters."""
-        key = (args.get("from", ""), args.get("to", ""), args.get("store", ""), now.date())
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit and clock - hit[0] < REPORT_TTL_S and not (hit[1].done() and hit[1].exception()):
-                return hit[1]
-            future = self._pool.submit(self._compute, dict(args), now)
-            self._entries = {k: v for k, v in self._entries.items() if clock - v[0] < REPORT_TTL_S}
-            self._entries[key] = (clock, future)
-            return future
-
-    def _compute(self, args: dict[str, str], now: datetime) -> Report:
-        with self.app.app_context():
-            return report_for(args, now)
-
-
-def warm_up(app: Flask, now: datetime) -> Future[Report]:
-    """Start the overview's default report (the 30 days before ``now``) in the background: it fills
-    the hour cache before the first person opens the dashboard."""
-    return app.extensions[REPORTS].get({}, now, time.monotonic())
-
-
 @bp.get("/")
 @login_required
 def overview() -> Any:
     """Touchpoints with trends, NPS and CSAT; the funnel; size-request times; top paths. While the
     report is computed the page says so and reloads itself."""
     stores = current_app.extensions["hq.storage"].stores()
-    future = current_app.extensions[REPORTS].get(request.args, datetime.now(timezone.utc), time.monotonic())
     try:
-        report = future.result(timeout=current_app.config["HQ_REPORT_WAIT_S"])
+        window, store = parse_window(request.args, datetime.now(timezone.utc)), parse_store(request.args)
+        report = reports_of(current_app).get(window, store).result(timeout=current_app.config["HQ_REPORT_WAIT_S"])
     except ValueError as error:
         return render_template("hq/overview.html", error=str(error), report=None, stores=stores), 400
     except TimeoutError:
