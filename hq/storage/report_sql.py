@@ -75,9 +75,10 @@ converted AS (
     FROM whole f
     JOIN pts t ON t.point = f.point AND t.instore = 1
     JOIN seen g ON g.point = f.point AND g.sid = f.sid
-    JOIN rollup_pos po ON po.store = f.store AND po.gtin = g.gtin
-                      AND po.at_us >= f.start_us AND po.at_us <= f.end_us + ?
-    WHERE f.store IS NOT NULL AND (f.owner IS NULL OR f.owner NOT LIKE 'customer:%')),
+    WHERE f.store IS NOT NULL AND (f.owner IS NULL OR f.owner NOT LIKE 'customer:%')
+      AND EXISTS (SELECT 1 FROM rollup_pos po
+                  WHERE po.store = f.store AND po.gtin = g.gtin
+                    AND po.at_us >= f.start_us AND po.at_us <= f.end_us + ?)),
 sessions AS (
     SELECT f.*, CASE WHEN c.sid IS NULL THEN 0 ELSE 1 END AS converted
     FROM whole f LEFT JOIN converted c ON c.point = f.point AND c.sid = f.sid),
