@@ -24,7 +24,7 @@ from hq.web.dashboard import TEXT, warm_up
 from hq.web.users import LoginThrottle
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, events, wait_until
-from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
+from tests.hq_web_support import PASSWORD, SCRAPE, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -228,7 +228,9 @@ def test_warm_up_computes_the_default_report_into_the_hour_cache(app: Flask, dat
     report = warm_up(app, dataset.end).result(timeout=120)
     assert report.window.end == dataset.end and report.window.start == dataset.end - timedelta(days=30)
     assert report.touchpoints and facts.hours_held > 0
-    gauge = re.search(r"^touchpoint_hq_report_cache_hours (\S+)$", app.test_client().get("/metrics").text, re.M)
+    gauge = re.search(
+        r"^touchpoint_hq_report_cache_hours (\S+)$", app.test_client().get("/metrics", headers=SCRAPE).text, re.M
+    )
     assert gauge and float(gauge[1]) == facts.hours_held
 
 
@@ -245,7 +247,7 @@ def test_the_web_role_warms_the_report_cache_before_anyone_asks(tmp_path: Path) 
     storage.close()
 
     def held(base: str) -> float:
-        with urllib.request.urlopen(f"{base}/metrics") as answer:
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/metrics", headers=SCRAPE)) as answer:
             found = re.search(r"^touchpoint_hq_report_cache_hours (\S+)$", answer.read().decode(), re.M)
         assert found, "the gauge is exported"
         return float(found[1])
