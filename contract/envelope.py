@@ -74,9 +74,11 @@ class EnvelopeError(TouchpointError, ValueError):
 
 
 def utc_now_iso(now: datetime | None = None) -> str:
-    """RFC 3339 UTC with milliseconds, as every ``time`` attribute is written."""
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds, as every ``time`` attribute is written. Four-digit years
+    always (``strftime("%Y")`` writes year 1 as ``1``, which no RFC 3339 reader takes)."""
+    m = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    date = f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
+    return f"{date}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond // 1000:03d}Z"
 
 
 def edge_source(store_id: str, device_id: str) -> str:

@@ -21,6 +21,7 @@ from cheroot import wsgi
 from common import systemd
 from common.config import HqConfig
 from common.errors import ConfigError
+from hq.core.intake import Bounds
 from hq.mqtt.publisher import Recomputer
 from hq.mqtt.worker import Ingestor, IngestWorker
 from hq.prometheus import HqMetrics
@@ -55,7 +56,7 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
     recomputer: Recomputer | None = None
     try:
         if role in ("all", "ingest"):
-            ingestor = Ingestor(storage, metrics)
+            ingestor = Ingestor(storage, metrics, Bounds.of(config.intake))
             workers = [
                 IngestWorker(config.mqtt, client_id(n), ingestor, share_group=config.hq.share_group).start()
                 for n in range(1, config.hq.workers + 1)

@@ -243,7 +243,7 @@ def test_the_web_role_warms_the_report_cache_before_anyone_asks(tmp_path: Path) 
         source="/channels/web",
         time=datetime.now(timezone.utc) - timedelta(hours=2),
     )
-    storage.store_events([to_row(recent, json.dumps(recent), None, NOW)])
+    storage.store_events([to_row(recent, json.dumps(recent), None, datetime.now(timezone.utc))])
     storage.close()
 
     def held(base: str) -> float:

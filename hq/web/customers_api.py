@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from contract.envelope import utc_now_iso
 from hq.analytics import people
 from hq.analytics.hourly_facts import HourlyFacts
 from hq.analytics.journeys import CursorError, customer_journey, report_facts, report_json
 from hq.core import report as reports
+from hq.core.intake import DEFAULT_BOUNDS, Bounds
 from hq.core.report import MetricsPolicy, Report, Window
 from hq.web.users import reader_required
 
@@ -108,9 +111,10 @@ def _republish() -> str:
     return "scheduled"
 
 
-def parse_window(args: dict[str, str], now: datetime) -> Window:
-    """``from``/``to`` as RFC 3339 dates or times (default: the last 30 days); ValueError names
-    the parameter."""
+def parse_window(args: Mapping[str, str], now: datetime, bounds: Bounds = DEFAULT_BOUNDS) -> Window:
+    """``from``/``to`` as RFC 3339 dates or times (default: the last 30 days), both inside the
+    window intake accepts event times in (``[intake]``); ValueError names the parameter."""
+    earliest, latest = bounds.window(now)
 
     def moment(name: str, default: datetime) -> datetime:
         text = args.get(name)
@@ -118,15 +122,16 @@ def parse_window(args: dict[str, str], now: datetime) -> Window:
             return default
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+            value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            outside = not earliest <= value <= latest
+        except (ValueError, OverflowError):
             raise ValueError(f"{name}: {text[:40]!r} is not an RFC 3339 date or time") from None
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if outside:
+            raise ValueError(f"{name}: outside {utc_now_iso(earliest)} .. {utc_now_iso(latest)}, the times HQ accepts")
+        return value
 
     end = moment("to", now)
-    try:
-        start = moment("from", end - timedelta(days=30))
-    except OverflowError:
-        raise ValueError("to: too early for a 30-day period") from None
+    start = moment("from", max(end - timedelta(days=30), earliest))
     if not start < end:
         raise ValueError("from: must be before to")
     if end - start > MAX_WINDOW:
@@ -136,7 +141,7 @@ def parse_window(args: dict[str, str], now: datetime) -> Window:
 
 def report_for(args: dict[str, str], now: datetime) -> Report:
     """The touchpoint report a request asks for; raises ValueError naming the bad parameter."""
-    window = parse_window(args, now)
+    window = parse_window(args, now, Bounds.of(current_app.config["HQ"].intake))
     store = args.get("store") or None
     if store is not None and not re.fullmatch(r"[a-z0-9-]{1,64}", store):
         raise ValueError("store: 1 to 64 of a-z, 0-9 and '-'")
