@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from common.config_web import WebSection
 from contract.envelope import EnvelopeError
 from hq.core.intake import DEAD_RAW_BYTES, DEFAULT_BOUNDS, Bounds, decode, to_row
 from hq.core.records import DeadLetter, EventRow, reason_kind
@@ -30,10 +32,21 @@ from hq.storage import Storage
 from hq.web.users import bearer, token_matches
 
 MAX_BATCH_EVENTS = 500
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # at most [web] max_body_bytes, which the server enforces first
 DEAD_TOPIC = "POST /v1/events"
 
 bp = Blueprint("events_api", __name__, url_prefix="/v1")
+
+
+def route_limit(web: WebSection) -> Callable[[Mapping[str, Any]], int]:
+    """The largest body each HQ route takes: ``POST /v1/events`` the server's most, the rest (forms,
+    consent) ``[web] max_form_bytes``."""
+
+    def limit(environ: Mapping[str, Any]) -> int:
+        intake = environ.get("PATH_INFO") == "/v1/events" and environ.get("REQUEST_METHOD") == "POST"
+        return web.max_body_bytes if intake else web.max_form_bytes
+
+    return limit
 
 
 def channel_of_token(tokens: dict[str, str], given: str | None) -> str | None:
