@@ -75,3 +75,19 @@ def test_without_a_metrics_token_metrics_are_closed_on_the_main_listener(tmp_pat
         client = app.test_client()
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("web", "secure"),
+    [
+        ({}, False),  # 127.0.0.1: a browser on this machine, no TLS to ask for
+        ({"listen": "0.0.0.0:8090"}, True),  # behind the TLS proxy
+        ({"listen": "0.0.0.0:8090", "secure_cookies": "false"}, False),
+        ({"secure_cookies": True}, True),
+    ],
+)
+def test_session_cookies_are_secure_unless_served_on_loopback(tmp_path: Path, web: dict, secure: bool) -> None:
+    with hq_app(tmp_path, web=web) as app:
+        client = app.test_client()
+        cookie = client.get("/login").headers["Set-Cookie"]
+        assert ("; Secure" in cookie) is secure, cookie

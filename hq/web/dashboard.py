@@ -55,6 +55,7 @@ def init_app(app: Flask) -> None:
     app.config.update(
         SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, PERMANENT_SESSION_LIFETIME=timedelta(hours=12)
     )
+    app.config["SESSION_COOKIE_SECURE"] = app.config["HQ"].web.cookies_secure  # [web] secure_cookies
     app.extensions[THROTTLE] = LoginThrottle()
     app.config.setdefault("HQ_REPORT_WAIT_S", 3.0)  # then the overview says "computing" and reloads
     app.extensions[REPORTS] = ReportCache(app)
