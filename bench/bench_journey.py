@@ -138,7 +138,7 @@ def measure(
         configuration.HqConfig,
         {
             "database": {"url": url},  # 80 days: every event
-            "hq": {"api_token": TOKEN, "report_cache_days": 80},
+            "hq": {"api_token": TOKEN},
         },
     )
     app = create_app(config)

@@ -74,9 +74,11 @@ class EnvelopeError(TouchpointError, ValueError):
 
 
 def utc_now_iso(now: datetime | None = None) -> str:
-    """RFC 3339 UTC with milliseconds, as every ``time`` attribute is written."""
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds, as every ``time`` attribute is written. Four-digit years
+    always (``strftime("%Y")`` writes year 1 as ``1``, which no RFC 3339 reader takes)."""
+    m = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    date = f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
+    return f"{date}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond // 1000:03d}Z"
 
 
 def edge_source(store_id: str, device_id: str) -> str:
@@ -209,12 +211,13 @@ def check_data(name: str, data: Mapping[str, Any]) -> None:
     missing = [key for key in REQUIRED_DATA[name] if key not in data]
     if missing:
         raise EnvelopeError(f"data.{missing[0]}: required for {name}")
-    if name == "product.viewed" and data["via"] not in VIA:
+    # Membership tests on sets raise TypeError for unhashable values (a list, an object): text first.
+    if name == "product.viewed" and not (isinstance(data["via"], str) and data["via"] in VIA):
         raise EnvelopeError(f"data.via: {data['via']!r} is not one of {sorted(VIA)}")
-    if name == "customer.identified" and data["method"] not in IDENTIFY_METHODS:
+    if name == "customer.identified" and not (isinstance(data["method"], str) and data["method"] in IDENTIFY_METHODS):
         raise EnvelopeError(f"data.method: {data['method']!r} is not one of {sorted(IDENTIFY_METHODS)}")
     if name == "feedback.submitted":
-        scale = FEEDBACK_SCALES.get(data["scale"])
+        scale = FEEDBACK_SCALES.get(data["scale"]) if isinstance(data["scale"], str) else None
         if scale is None:
             raise EnvelopeError(f"data.scale: {data['scale']!r} is not nps or csat")
         score = data["score"]

@@ -16,16 +16,16 @@ import socket
 import threading
 from datetime import datetime, timezone
 
-from cheroot import wsgi
-
 from common import systemd
 from common.config import HqConfig
 from common.errors import ConfigError
+from common.webserver import BoundedServer
+from hq.core.intake import Bounds
 from hq.mqtt.publisher import Recomputer
 from hq.mqtt.worker import Ingestor, IngestWorker
 from hq.prometheus import HqMetrics
 from hq.storage import Storage, open_storage
-from hq.web import reports
+from hq.web import events_api, reports
 from hq.web.app import create_app
 from hq.web.customers_api import RECOMPUTE
 
@@ -53,11 +53,11 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
         log.info("rollups built from the events stored before this version (touchpoint hq migrate does this ahead)")
     metrics = HqMetrics()
     workers: list[IngestWorker] = []
-    server: wsgi.Server | None = None
+    server: BoundedServer | None = None
     recomputer: Recomputer | None = None
     try:
         if role in ("all", "ingest"):
-            ingestor = Ingestor(storage, metrics)
+            ingestor = Ingestor(storage, metrics, Bounds.of(config.intake))
             workers = [
                 IngestWorker(config.mqtt, client_id(n), ingestor, share_group=config.hq.share_group).start()
                 for n in range(1, config.hq.workers + 1)
@@ -67,10 +67,10 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
             app = create_app(config, storage, metrics=metrics, checks=checks)
             reports.warm_up(app, datetime.now(timezone.utc))
             recomputer = app.extensions[RECOMPUTE] = Recomputer(config, storage).start()
-            host, _, port = config.web.listen.rpartition(":")
-            server = wsgi.Server((host, int(port)), app, numthreads=config.web.threads)
-            server.prepare()
-            threading.Thread(target=server.serve, name="hq-web", daemon=True).start()
+            server = BoundedServer(
+                app, config.web, name="touchpoint-hq", route_limit=events_api.route_limit(config.web)
+            )
+            server.start()
         log.info(
             "hq running: role %s, %d ingest worker(s), web %s",
             role,

@@ -209,11 +209,16 @@ def status() -> Response:
 
 
 @bp.get("/stream")
-def stream() -> Response:
-    """Server-sent events: ``tag``, ``session``, ``request`` and ``catalog`` updates."""
+def stream() -> Response | tuple[Response, int]:
+    """Server-sent events: ``tag``, ``session``, ``request`` and ``catalog`` updates; 503 beyond
+    ``[web] max_streams`` open streams, so the screens' API calls always find a thread."""
     last = request.headers.get("Last-Event-ID", "")
     hub = current_edge().hub
-    sub = hub.subscribe(int(last) if last.isdigit() else None)
+    sub = hub.subscribe(int(last) if last.isdigit() else None, current_edge().config.web.stream_limit)
+    if sub is None:
+        busy = jsonify({"error": "stream: too many open streams; retry shortly", "field": "stream"})
+        busy.headers["Retry-After"] = "5"
+        return busy, 503
     heartbeat = current_app.config["SSE_HEARTBEAT_S"]
     response = Response(hub.stream(sub, heartbeat), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"

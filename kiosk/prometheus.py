@@ -10,10 +10,11 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from common.webserver import METRICS_CLOSED, metrics_allowed
 from kiosk.edge import EXTENSION, current_edge
 from kiosk.status import status as edge_status
 
@@ -70,8 +71,10 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
 
 
 @bp.get("/metrics")
-def scrape() -> Response:
-    """Prometheus text format."""
+def scrape() -> Response | tuple[Response, int]:
+    """Prometheus text format; ``[web] metrics_token`` or ``metrics_listen``."""
+    if not metrics_allowed(request.environ, current_app.config["TOUCHPOINT"].web.metrics_token):
+        return jsonify(error=METRICS_CLOSED), 401
     return Response(generate_latest(current_app.extensions[REGISTRY]), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,8 +1,9 @@
-"""The production web server of ``touchpoint edge``: cheroot, one thread per open connection.
+"""The production web server of ``touchpoint edge``: ``common.webserver`` (waitress with ``[web]``'s limits).
 
-Server-sent event streams hold their thread for as long as a screen is open, so ``[web] threads``
-must cover every screen plus a few for API calls. Shutdown ends the streams first, then stops the
-server, the reader and the ticker, then closes the outbox.
+A server-sent event stream holds a worker thread for as long as its screen is open, so at most
+``[web] max_streams`` (never more than half of ``[web] threads``) are served at once and the rest
+of the pool stays for the screens' API calls and ``/api/status``. Shutdown ends the streams
+first, then stops the server, the reader and the ticker, then closes the outbox.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from cheroot import wsgi
 from flask import Flask
 
 from common import systemd
 from common.config import EdgeConfig
+from common.webserver import BoundedServer
 from contract.catalog import CatalogError
 from kiosk.app import create_app, shutdown
 from kiosk.edge import EXTENSION
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class EdgeServer:
-    """The edge app on cheroot in a background thread: ``start()`` returns the URL, ``stop()`` ends it."""
+    """The edge app on its server in a background thread: ``start()`` returns the URL, ``stop()`` ends it."""
 
     def __init__(
         self, config: EdgeConfig, *, outbox: Outbox | None = None, clock: Callable[[], float] | None = None
@@ -36,33 +37,22 @@ class EdgeServer:
         self._outbox = outbox
         self._clock = clock
         self.app: Flask | None = None
-        self._server: wsgi.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BoundedServer | None = None
 
     @property
     def url(self) -> str:
         assert self._server is not None, "start() first"
-        host, port = self._server.bind_addr[:2]
-        return f"http://{host}:{port}/"
+        return self._server.url
 
     def start(self) -> str:
         """Open the outbox, start reader and ticker, listen; returns the URL."""
         self.app = create_app(self.config, outbox=self._outbox, clock=self._clock)
-        host, _, port = self.config.web.listen.rpartition(":")
-        self._server = wsgi.Server(
-            (host, int(port)),
-            self.app,
-            numthreads=self.config.web.threads,
-            server_name="touchpoint-edge",
-            shutdown_timeout=5,
-        )
+        self._server = BoundedServer(self.app, self.config.web, name="touchpoint-edge")
         try:
-            self._server.prepare()
+            self._server.start()
         except OSError:
             shutdown(self.app)
             raise
-        self._thread = threading.Thread(target=self._server.serve, name="edge-http", daemon=True)
-        self._thread.start()
         log.info("edge %s listening on %s", self.config.source, self.url)
         return self.url
 
@@ -71,9 +61,7 @@ class EdgeServer:
         if self.app is None or self._server is None:
             return
         self.app.extensions[EXTENSION].hub.close()
-        self._server.stop()
-        if self._thread:
-            self._thread.join(10)
+        self._server.stop(5)
         shutdown(self.app)
         self.app = None
 

@@ -56,6 +56,7 @@ class Hub:
         self._client_queue = client_queue
         self.published = 0
         self.dropped_clients = 0
+        self.refused_clients = 0  # turned away at the limit
         self.closed = False
 
     def publish(self, event: str, data: dict[str, Any]) -> Message:
@@ -70,10 +71,14 @@ class Hub:
                     self._drop(sub)
         return message
 
-    def subscribe(self, last_event_id: int | None = None) -> Subscription:
-        """A new client; with ``last_event_id`` it first receives what it missed (if still kept)."""
+    def subscribe(self, last_event_id: int | None = None, limit: int | None = None) -> Subscription | None:
+        """A new client; with ``last_event_id`` it first receives what it missed (if still kept).
+        None when ``limit`` clients are subscribed already (each holds a server thread)."""
         sub = Subscription(self._client_queue)
         with self._lock:
+            if limit is not None and len(self._subscribers) >= limit and not self.closed:
+                self.refused_clients += 1
+                return None
             if last_event_id is not None:
                 for message in self._recent:
                     if message.id > last_event_id and not sub.queue.full():

@@ -28,6 +28,8 @@ from touchpoint.services import free_port, wait_for_port
 WEB_TOKEN = "web-token-0123456789"
 POS_TOKEN = "pos-token-0123456789"
 API_TOKEN = "api-token-0123456789"
+METRICS_TOKEN = "metrics-token-0123456789"
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # what Prometheus sends for /metrics
 USER, PASSWORD = "anna", "correct horse battery"
 USERS = {USER: generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")}  # cheap for tests
 
@@ -42,6 +44,7 @@ def hq_config(tmp_path: Path, url: str | None = None, **sections: dict[str, Any]
             "api_token": API_TOKEN,
             "secret_key": "test-secret",
         },
+        "web": {"metrics_token": METRICS_TOKEN},
     }
     for name, table in sections.items():
         document[name] = {**document.get(name, {}), **table}

@@ -30,7 +30,7 @@ DEVICES = ("mirror-01", "kiosk-01")
 RUNNING = "Ctrl-C stops everything."
 
 
-def get_json(url: str) -> Any:
+def get_json(url: str | urllib.request.Request) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
@@ -83,7 +83,11 @@ class Demo:
         return "".join(self.lines)
 
     def devices(self) -> dict[str, dict[str, Any]]:
-        return {row["device"]: row for row in get_json(self.hq + "v1/devices")}
+        """GET /v1/devices with the API token the demo printed."""
+        token = re.search(r"Authorization: Bearer (\S+)' \S+v1/devices", self.printed)
+        assert token, "the demo prints how to read the fleet"
+        request = urllib.request.Request(self.hq + "v1/devices", headers={"Authorization": f"Bearer {token[1]}"})
+        return {row["device"]: row for row in get_json(request)}
 
     def synced(self, above: dict[str, int] | None = None) -> bool:
         """Both devices online, events stored from both, contiguous, beyond ``above``'s seq."""

@@ -31,9 +31,24 @@ def get_json(url: str) -> object:
         return json.load(response)
 
 
+API_TOKEN = "api-token-0123456789"
+METRICS_TOKEN = "metrics-token-0123456789"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def get_json_as_reader(url: str) -> object:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH)) as response:
+        return json.load(response)
+
+
 def hq_config(tmp_path: Path, **sections: dict) -> configuration.HqConfig:
-    document: dict = {"database": {"url": f"sqlite:///{tmp_path}/hq.db"}}
-    document.update(sections)
+    document: dict = {
+        "database": {"url": f"sqlite:///{tmp_path}/hq.db"},
+        "hq": {"api_token": API_TOKEN},
+        "web": {"metrics_token": METRICS_TOKEN},
+    }
+    for name, table in sections.items():
+        document[name] = {**document.get(name, {}), **table}
     return configuration.from_dict(configuration.HqConfig, document)
 
 
@@ -49,10 +64,18 @@ def app(tmp_path: Path, hq_storage: Storage) -> Flask:
     return create_app(hq_config(tmp_path), hq_storage, checks={"mqtt": lambda: True})
 
 
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A client that reads as the API token's holder."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = AUTH["Authorization"]
+    return client
+
+
 def test_factory_opens_the_configured_database(tmp_path: Path) -> None:
     app = create_app(hq_config(tmp_path))
     try:
-        assert app.test_client().get("/v1/devices").get_json() == []
+        assert app.test_client().get("/v1/devices", headers=AUTH).get_json() == []
         assert {"api", "health"} <= set(app.blueprints)
     finally:
         app.extensions["hq.storage"].close()
@@ -104,7 +127,7 @@ def test_healthz_reports_each_check(tmp_path: Path, hq_storage: Storage) -> None
 def test_metrics_include_fleet_gauges(client: FlaskClient, hq_storage: Storage) -> None:
     batch = parse_events(DEVICE.events, payload(events([1, 5, 6])), NOW)
     hq_storage.store_device_batch(batch)  # type: ignore[arg-type]
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).get_data(as_text=True)
     assert "touchpoint_hq_devices 1.0" in text and "touchpoint_hq_gap_events 3.0" in text
     assert "touchpoint_hq_devices_with_gaps 1.0" in text and "touchpoint_hq_ingest_rate" in text
 
@@ -130,10 +153,10 @@ def test_serve_ingests_and_answers_http_until_stopped(tmp_path: Path, mosquitto:
             # Re-sent until a worker's subscription is live; the retained status says when.
             device.send(DEVICE.status, b'{"state": "online", "backlog": 0}', retain=True)
             devices_url = f"http://127.0.0.1:{port}/v1/devices"
-            wait_until(lambda: get_json(devices_url) != [], what="status stored")
+            wait_until(lambda: get_json_as_reader(devices_url) != [], what="status stored")
             device.send(DEVICE.events, payload(events([1, 2, 3])))
             assert acks.ack() == 3
-        (row,) = get_json(devices_url)  # type: ignore[misc]
+        (row,) = get_json_as_reader(devices_url)  # type: ignore[misc]
         assert row.pop("last_seen").endswith("Z")
         assert row == {
             "store": "test-store",

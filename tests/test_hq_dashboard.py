@@ -26,7 +26,7 @@ from hq.web.reports import reports_of, warm_up
 from hq.web.users import LoginThrottle
 from tests.hq_dataset import Dataset, generate
 from tests.hq_support import NOW, events, wait_until
-from tests.hq_web_support import PASSWORD, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
+from tests.hq_web_support import PASSWORD, SCRAPE, USER, csrf_of, hq_app, listening, live_hq, load, logged_in
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -240,11 +240,11 @@ def test_the_web_role_warms_the_report_cache_before_anyone_asks(tmp_path: Path) 
         source="/channels/web",
         time=datetime.now(timezone.utc) - timedelta(hours=2),
     )
-    storage.store_events([to_row(recent, json.dumps(recent), None, NOW)])
+    storage.store_events([to_row(recent, json.dumps(recent), None, datetime.now(timezone.utc))])
     storage.close()
 
     def computed(base: str) -> float:
-        with urllib.request.urlopen(f"{base}/metrics") as answer:
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/metrics", headers=SCRAPE)) as answer:
             found = re.search(r"^touchpoint_hq_report_seconds_count (\S+)$", answer.read().decode(), re.M)
         assert found, "the histogram is exported"
         return float(found[1])

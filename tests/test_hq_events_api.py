@@ -15,13 +15,12 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract.envelope import make_event
+from contract.envelope import make_event, parse_time
 from examples.webshop_client import WebshopClient, sample_journey
 from hq.core.intake import to_row
 from hq.storage import Storage, open_storage
 from hq.web.events_api import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from tests.hq_dataset import fuzzed_data
-from tests.hq_support import NOW
 from tests.hq_web_support import API_TOKEN, POS_TOKEN, WEB_TOKEN, bearer, hq_app, listening, live_hq
 
 
@@ -116,7 +115,7 @@ def test_digital_events_stitch_to_the_store_visit(client: FlaskClient, storage: 
         make_event("session.started", {"session_id": "cab-1"}, source=store_source, seq=1),
         make_event("handoff.created", {"session_id": "cab-1", "token": "h-1", "gtins": []}, source=store_source, seq=2),
     ]
-    storage.store_events([to_row(e, json.dumps(e), None, NOW) for e in visit])
+    storage.store_events([to_row(e, json.dumps(e), None, parse_time(e["time"])) for e in visit])
     web = [
         web_event("handoff.redeemed", token="h-1", anonymous_id="anon-9"),
         web_event("customer.logged_in", anonymous_id="anon-9", customer="cust-9"),

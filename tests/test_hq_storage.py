@@ -43,7 +43,7 @@ def store_at(storage: Storage, times: dict[int, datetime]) -> int:
 
 def web_row(time: datetime) -> EventRow:
     web = make_event("page.viewed", {"anonymous_id": "a1"}, source="/channels/web/shop", time=time)
-    return to_row(web, json.dumps(web), None, NOW)
+    return to_row(web, json.dumps(web), None, time)  # received as it happened: inside intake's window
 
 
 def test_schema_is_versioned_and_reopening_does_not_migrate_again(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_status_sets_online_backlog_and_last_seen(storage: Storage) -> None:
 
 
 def test_digital_events_are_stored_idempotently_with_their_channel(storage: Storage) -> None:
-    web = make_event("page.viewed", {"anonymous_id": "a1", "customer": "c1"}, source="/channels/web/shop")
+    web = make_event("page.viewed", {"anonymous_id": "a1", "customer": "c1"}, source="/channels/web/shop", time=NOW)
     row = to_row(web, json.dumps(web), None, NOW)
     assert storage.store_events([row, row]) == 1
     assert storage.store_events([row]) == 0

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.webserver import MONITORING
 from drivers import TagRead
 from kiosk import create_app, shutdown
 from sync.outbox import Outbox
@@ -424,7 +425,8 @@ def test_status_health_and_metrics(client: FlaskClient, app: Flask, outbox: Outb
     }
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json["components"]["outbox"] == "ok"
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # no [web] metrics_token in this config
+    text = client.get("/metrics", environ_base={MONITORING: True}).text  # as on [web] metrics_listen
     assert 'touchpoint_edge_tags_present{zone="cabin-1"} 1.0' in text
     assert "touchpoint_edge_outbox_depth 3.0" in text
     assert 'touchpoint_edge_events_recorded_total{type="tag.arrived"} 1.0' in text

@@ -87,7 +87,7 @@ def test_heartbeat_when_quiet_and_close_ends_streams() -> None:
 def server(tmp_path: Path, simulator: Simulator) -> Iterator[EdgeServer]:
     config = edge_config(
         tmp_path,
-        web={"listen": "127.0.0.1:0", "threads": 4},
+        web={"listen": "127.0.0.1:0", "threads": 4, "metrics_token": "scrape-0123456789"},
         reader={"protocol": "m100", "url": simulator.path, "zone": "cabin-2", "departure_s": 0.5},
     )
     edge_server = EdgeServer(config)
@@ -146,7 +146,7 @@ def test_a_tag_on_the_pty_reaches_the_browser(server: EdgeServer, simulator: Sim
         body = json.loads(status.getresponse().read())
         assert body["reader"]["state"] == "connected" and body["reader"]["reads_total"] > 0
         assert body["outbox"]["last_seq"] >= 4  # started, arrived, viewed, departed
-        status.request("GET", "/metrics")
+        status.request("GET", "/metrics", headers={"Authorization": "Bearer scrape-0123456789"})
         metrics = status.getresponse().read().decode()
         assert 'touchpoint_edge_reader_state{state="connected"} 1.0' in metrics
         assert 'touchpoint_edge_reader_state{state="disconnected"} 0.0' in metrics

@@ -54,20 +54,29 @@ def exposed(text: str) -> set[str]:
     return names
 
 
+SCRAPE_TOKEN = "scrape-token-0123456789"  # what Prometheus sends as its scrape job's authorization
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> set[str]:
     """What the real edge (with a reader) and HQ apps serve at /metrics."""
-    edge = create_edge_app(edge_config(tmp_path, reader={"protocol": "m100", "url": "loop://"}), start_readers=False)
+    edge = create_edge_app(
+        edge_config(tmp_path, reader={"protocol": "m100", "url": "loop://"}, web={"metrics_token": SCRAPE_TOKEN}),
+        start_readers=False,
+    )
+    scrape = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
     try:
-        names = exposed(edge.test_client().get("/metrics").get_data(as_text=True))
+        names = exposed(edge.test_client().get("/metrics", headers=scrape).get_data(as_text=True))
     finally:
         shutdown(edge)
     url = f"sqlite:///{tmp_path}/hq.db"
     storage = open_storage(url)
     try:
-        hq_config = configuration.from_dict(configuration.HqConfig, {"database": {"url": url}})
-        hq = create_hq_app(hq_config, storage, checks={"mqtt": lambda: True})
-        names |= exposed(hq.test_client().get("/metrics").get_data(as_text=True))
+        document = {"database": {"url": url}, "web": {"metrics_token": SCRAPE_TOKEN}}
+        hq = create_hq_app(
+            configuration.from_dict(configuration.HqConfig, document), storage, checks={"mqtt": lambda: True}
+        )
+        names |= exposed(hq.test_client().get("/metrics", headers=scrape).get_data(as_text=True))
     finally:
         storage.close()
     return names

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 
 from common.config import MqttSection
 from common.mqtt import ConnectionState, Message, MqttClient
-from contract.topics import encode_ack, parse
-from hq.core.intake import Refused, parse_events, parse_status
+from contract.topics import DeviceTopics, encode_ack, parse
+from hq.core.intake import DEFAULT_BOUNDS, Bounds, Refused, parse_events, parse_status
 from hq.core.records import DeadLetter
 from hq.prometheus import HqMetrics
 from hq.storage import Storage
@@ -54,9 +54,13 @@ def utc_now() -> datetime:
 class Ingestor:
     """Stores what one message carries and says which ack, if any, to publish."""
 
-    def __init__(self, storage: Storage, metrics: HqMetrics) -> None:
+    def __init__(self, storage: Storage, metrics: HqMetrics, bounds: Bounds = DEFAULT_BOUNDS) -> None:
         self.storage = storage
         self.metrics = metrics
+        self.bounds = bounds
+        # Each device's contiguous seq as last seen, for the seq window. Behind only when other
+        # workers took its batches since; a refusal then asks the database before it stands.
+        self._contiguous: dict[DeviceTopics, int] = {}
 
     def handle(self, topic: str, payload: bytes, now: datetime) -> Ack | None:
         """Raises only when the database fails; then nothing is acknowledged."""
@@ -68,7 +72,12 @@ class Ingestor:
             elif status is not None:
                 self.storage.record_status(status)
             return None
-        batch = parse_events(topic, payload, now)
+        batch = parse_events(topic, payload, now, self.bounds, self._known_contiguous)
+        if not isinstance(batch, Refused) and any(
+            d.reason.startswith("seq: ") and "beyond" in d.reason for d in batch.dead
+        ):
+            self._refresh_contiguous()
+            batch = parse_events(topic, payload, now, self.bounds, self._known_contiguous)
         if isinstance(batch, Refused):
             self._dead_letters(batch.dead)
             return None
@@ -80,9 +89,19 @@ class Ingestor:
         self.metrics.window.add(outcome.stored, now.timestamp())
         for name, count in Counter(row.type for row in batch.events).items():
             self.metrics.events.labels(name).inc(count)
+        self._contiguous[batch.device] = outcome.contiguous_seq
         if outcome.contiguous_seq < 1:
             return None
         return Ack(batch.device.ack, outcome.contiguous_seq)
+
+    def _known_contiguous(self, device: DeviceTopics) -> int:
+        if device not in self._contiguous:
+            self._refresh_contiguous()
+        return self._contiguous.get(device, 0)
+
+    def _refresh_contiguous(self) -> None:
+        """Every device's contiguous seq from the database (a new device, or a seq far ahead)."""
+        self._contiguous.update({DeviceTopics(d.store, d.device): d.contiguous_seq for d in self.storage.devices()})
 
     def _dead_letters(self, letters: tuple[DeadLetter, ...]) -> None:
         self.storage.store_dead_letters(letters)

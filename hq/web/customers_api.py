@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from hq.analytics import people
 from hq.analytics.journeys import CursorError, customer_journey, report_json
+from hq.core.intake import Bounds
 from hq.web.reports import parse_store, parse_window, reports_of
 from hq.web.users import reader_required
 
@@ -105,7 +106,8 @@ def touchpoints() -> Response | tuple[Response, int]:
     """Per-touchpoint reach, engagement, conversion, NPS, CSAT, size-request times, funnel, paths,
     over whole UTC hours; 202 with ``Retry-After`` while the report is still being computed."""
     try:
-        window, store = parse_window(request.args, datetime.now(timezone.utc)), parse_store(request.args)
+        bounds = Bounds.of(current_app.config["HQ"].intake)
+        window, store = parse_window(request.args, datetime.now(timezone.utc), bounds), parse_store(request.args)
     except ValueError as error:
         return _bad(str(error))
     future = reports_of(current_app).get(window, store)

@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, abort, current_app, redirect, render_templat
 from werkzeug.wrappers import Response
 
 from hq.analytics.journeys import customer_journey
+from hq.core.intake import Bounds
 from hq.web import charts
 from hq.web.customers_api import CUSTOMER
 from hq.web.reports import parse_store, parse_window, reports_of
@@ -51,6 +52,7 @@ def init_app(app: Flask) -> None:
     app.config.update(
         SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, PERMANENT_SESSION_LIFETIME=timedelta(hours=12)
     )
+    app.config["SESSION_COOKIE_SECURE"] = app.config["HQ"].web.cookies_secure  # [web] secure_cookies
     app.extensions[THROTTLE] = LoginThrottle()
     app.config.setdefault("HQ_REPORT_WAIT_S", app.config["HQ"].hq.report_wait_s)  # then "computing"
     app.register_blueprint(bp)
@@ -146,7 +148,8 @@ def overview() -> Any:
     report is computed the page says so and reloads itself."""
     stores = current_app.extensions["hq.storage"].stores()
     try:
-        window, store = parse_window(request.args, datetime.now(timezone.utc)), parse_store(request.args)
+        bounds = Bounds.of(current_app.config["HQ"].intake)
+        window, store = parse_window(request.args, datetime.now(timezone.utc), bounds), parse_store(request.args)
         report = reports_of(current_app).get(window, store).result(timeout=current_app.config["HQ_REPORT_WAIT_S"])
     except ValueError as error:
         return render_template("hq/overview.html", error=str(error), report=None, stores=stores), 400

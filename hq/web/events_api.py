@@ -17,23 +17,36 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from common.config_web import WebSection
 from contract.envelope import EnvelopeError
-from hq.core.intake import DEAD_RAW_BYTES, decode, to_row
+from hq.core.intake import DEAD_RAW_BYTES, DEFAULT_BOUNDS, Bounds, decode, to_row
 from hq.core.records import DeadLetter, EventRow, reason_kind
 from hq.storage import Storage
 from hq.web.users import bearer, token_matches
 
 MAX_BATCH_EVENTS = 500
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # at most [web] max_body_bytes, which the server enforces first
 DEAD_TOPIC = "POST /v1/events"
 
 bp = Blueprint("events_api", __name__, url_prefix="/v1")
+
+
+def route_limit(web: WebSection) -> Callable[[Mapping[str, Any]], int]:
+    """The largest body each HQ route takes: ``POST /v1/events`` the server's most, the rest (forms,
+    consent) ``[web] max_form_bytes``."""
+
+    def limit(environ: Mapping[str, Any]) -> int:
+        intake = environ.get("PATH_INFO") == "/v1/events" and environ.get("REQUEST_METHOD") == "POST"
+        return web.max_body_bytes if intake else web.max_form_bytes
+
+    return limit
 
 
 def channel_of_token(tokens: dict[str, str], given: str | None) -> str | None:
@@ -65,7 +78,8 @@ def post_events() -> tuple[Response, int]:
     batch = document if isinstance(document, list) else [document]
     if len(batch) > MAX_BATCH_EVENTS:
         return jsonify(error=f"size: more than {MAX_BATCH_EVENTS} events in one batch"), 413
-    outcome = intake(current_app.extensions["hq.storage"], batch, channel, datetime.now(timezone.utc))
+    bounds = Bounds.of(current_app.config["HQ"].intake)
+    outcome = intake(current_app.extensions["hq.storage"], batch, channel, datetime.now(timezone.utc), bounds)
     _count(outcome)
     rejected = outcome.rejected
     status = 200 if not rejected else 422 if len(rejected) == len(batch) else 207
@@ -85,7 +99,7 @@ class Intake:
         return {"accepted": list(self.accepted), "duplicates": list(self.duplicates), "rejected": list(self.rejected)}
 
 
-def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> Intake:
+def intake(storage: Storage, batch: list[Any], channel: str, now: datetime, bounds: Bounds = DEFAULT_BOUNDS) -> Intake:
     """Validate, store and dead-letter one batch from ``channel``; returns the answer document."""
     rows: list[EventRow] = []
     rejected: list[dict[str, Any]] = []
@@ -93,7 +107,7 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
     for index, event in enumerate(batch):
         raw = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
         try:
-            row = to_row(event, raw, None, now)
+            row = to_row(event, raw, None, now, bounds)
             if row.channel != channel:
                 raise EnvelopeError(
                     f"source: {row.source[:80]!r} is not /channels/{channel}/..., the channel of this token"

@@ -1,11 +1,13 @@
-"""``/healthz`` for load balancers and systemd, ``/metrics`` for Prometheus."""
+"""``/healthz`` for load balancers and systemd (open), ``/metrics`` for Prometheus (token or listener)."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from common.webserver import METRICS_CLOSED, metrics_allowed
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -21,8 +23,10 @@ def healthz() -> tuple[Response, int]:
 
 
 @bp.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format from this app's own registry."""
+def metrics() -> Response | tuple[Response, int]:
+    """Prometheus text format from this app's own registry; ``[web] metrics_token`` or ``metrics_listen``."""
+    if not metrics_allowed(request.environ, current_app.config["HQ"].web.metrics_token):
+        return jsonify(error=METRICS_CLOSED), 401
     registry = current_app.extensions["hq.metrics"].registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 

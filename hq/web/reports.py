@@ -20,8 +20,10 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Flask
 
+from contract.envelope import utc_now_iso
 from hq.analytics.journeys import touchpoint_report
 from hq.core import rollup_report
+from hq.core.intake import DEFAULT_BOUNDS, Bounds
 from hq.core.records import hour_of
 from hq.core.report import MetricsPolicy, Report, Window
 from hq.core.touchpoints import PLACE
@@ -33,9 +35,11 @@ MAX_WINDOW = timedelta(days=400)
 EXTENSION = "hq.reports"
 
 
-def parse_window(args: Mapping[str, str], now: datetime) -> Window:
-    """``from``/``to`` as RFC 3339 dates or times (default: the last 30 days), widened to whole UTC
-    hours; ValueError names the parameter."""
+def parse_window(args: Mapping[str, str], now: datetime, bounds: Bounds = DEFAULT_BOUNDS) -> Window:
+    """``from``/``to`` as RFC 3339 dates or times (default: the last 30 days), both inside the
+    window intake accepts event times in (``[intake]``), widened to whole UTC hours; ValueError
+    names the parameter."""
+    earliest, latest = bounds.window(now)
 
     def moment(name: str, default: datetime) -> datetime:
         text = args.get(name)
@@ -43,23 +47,21 @@ def parse_window(args: Mapping[str, str], now: datetime) -> Window:
             return default
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+            value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            outside = not earliest <= value <= latest
+        except (ValueError, OverflowError):
             raise ValueError(f"{name}: {text[:40]!r} is not an RFC 3339 date or time") from None
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if outside:
+            raise ValueError(f"{name}: outside {utc_now_iso(earliest)} .. {utc_now_iso(latest)}, the times HQ accepts")
+        return value
 
     end = moment("to", now)
-    try:
-        start = moment("from", end - timedelta(days=30))
-    except OverflowError:
-        raise ValueError("to: too early for a 30-day period") from None
+    start = moment("from", max(end - timedelta(days=30), earliest))
     if not start < end:
         raise ValueError("from: must be before to")
     if end - start > MAX_WINDOW:
         raise ValueError(f"from: at most {MAX_WINDOW.days} days before to")
-    try:
-        return rollup_report.whole_hours(Window(start, end))
-    except OverflowError:
-        raise ValueError("to: out of range") from None
+    return rollup_report.whole_hours(Window(start, end))
 
 
 def parse_store(args: Mapping[str, str]) -> str | None:

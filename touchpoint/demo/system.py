@@ -196,7 +196,8 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
     say(f"  kiosk       {kiosk.url}   the shop-floor kiosk ({configs.STORE}/{kiosk.device_id})")
     say(f"  staff       {mirror.url}staff  {kiosk.url}staff   PIN {configs.STAFF_PIN}")
     say(f"  HQ          {hq_url}   dashboard, login {configs.DASHBOARD_USER} / {configs.DASHBOARD_PASSWORD}")
-    say(f"  HQ API      {hq_url}v1/devices   fleet status; tokens for POST /v1/events in {hq_path}")
+    say(f"  HQ API      curl -H 'Authorization: Bearer {secrets.api_token}' {hq_url}v1/devices   fleet status")
+    say(f"  tokens      for POST /v1/events and the API in {hq_path}")
     say(
         f"  journey     curl -H 'Authorization: Bearer {secrets.api_token}' {hq_url}v1/customers/{CUSTOMERS[0]}/journey"
     )
