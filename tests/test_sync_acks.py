@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +23,15 @@ from sync.outbox import Outbox
 from tests.acknowledger import ACK_SECRET, ack_key, signed_ack
 from tests.conftest import wait_until
 from tests.kiosk_support import edge_config
-from tests.test_sync_agent import DEVICE, fill
+from tests.test_sync_agent import DEVICE, fill, running
 from touchpoint.services import Mosquitto
 
 NEXT_SECRET = "the-next-ack-secret-after-a-rotation-0123"
 
 
-@contextmanager
-def agent_running(tmp_path: Path, broker: Mosquitto, **mqtt: Any) -> Iterator[Agent]:
-    """The agent on its own thread (HQ's resend timer long, so any resend seen is the agent's choice)."""
-    config = edge_config(tmp_path, mqtt={"url": broker.url, "ack_timeout_s": 120, **mqtt})
-    agent = Agent(config)
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,))
-    thread.start()
-    try:
-        yield agent
-    finally:
-        stop.set()
-        thread.join(30)
-        assert not thread.is_alive()
+def agent_running(tmp_path: Path, broker: Mosquitto, **mqtt: Any) -> AbstractContextManager[Agent]:
+    """The agent on its own thread, HQ's resend timer long: any resend seen is the agent's own choice."""
+    return running(tmp_path, broker, **{"ack_timeout_s": 120, **mqtt})
 
 
 @contextmanager
