@@ -230,7 +230,9 @@ class HqSection:
     recompute_interval_s: int = checked(3600, at_least(0), "seconds between recommendation publishes; 0 = off")
     workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
     client_id: str = checked(
-        "", lambda v: None if v == "" else identifier(v), "ingest: worker N is CLIENT_ID-N; empty: hq-HOSTNAME"
+        "",
+        lambda v: None if re.fullmatch(r"[A-Za-z0-9._-]{0,100}", v) else "up to 100 of A-Z, a-z, 0-9, '.', '_', '-'",
+        "ingest: worker N connects as CLIENT_ID-N, one CLIENT_ID per process; empty: hq-HOSTNAME",
     )
     report_cache_days: int = checked(
         45,
