@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -36,6 +37,7 @@ from hq.mqtt.worker import Ingestor, IngestWorker
 from hq.prometheus import HqMetrics
 from hq.storage import Storage, open_storage
 from hq.storage.sql import INSERT_EVENT
+from tests.acknowledger import ACK_SECRET
 from touchpoint.services import Mosquitto, PostgresCluster
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
@@ -143,7 +145,7 @@ def in_process(
 ) -> float:
     """``workers`` ingest workers in this process sharing one storage, as ``serve`` runs them."""
     storage = open_storage(url)
-    ingestor = Ingestor(storage, HqMetrics())
+    ingestor = Ingestor(storage, HqMetrics(), ACK_SECRET)
     running = [IngestWorker(mqtt, f"bench-{store}-{n}", ingestor).start() for n in range(workers)]
     try:
         seconds = until_acked(mqtt, store, batches, final_acks(store, devices, per_device), probed(storage, store))
@@ -166,9 +168,17 @@ def in_processes(
     """``processes`` separate ``touchpoint hq --role ingest`` processes of one worker each."""
     with tempfile.TemporaryDirectory(prefix="tp-bench-hq-") as workdir:
         config = Path(workdir) / "hq.toml"
-        config.write_text(f'[database]\nurl = "{url}"\n[mqtt]\nurl = "{mqtt.url}"\n[log]\nlevel = "warning"\n')
+        config.write_text(
+            f'[database]\nurl = "{url}"\n[mqtt]\nurl = "{mqtt.url}"\n'
+            f'[hq]\nack_secret = "{ACK_SECRET}"\n[log]\nlevel = "warning"\n'
+        )
         command = [str(Path(sys.executable).parent / "touchpoint"), "hq", "--role", "ingest", "--config", str(config)]
-        children = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(processes)]
+        children = [
+            subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, env={**os.environ, "TOUCHPOINT_HQ_CLIENT_ID": f"bench-{n}"}
+            )
+            for n in range(processes)
+        ]
         storage = open_storage(url)
         try:
             seconds = until_acked(mqtt, store, batches, final_acks(store, devices, per_device), probed(storage, store))

@@ -19,6 +19,7 @@ The agent's peak RSS (VmHWM) is read from /proc before it is stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from typing import Any
 from common.config import MqttSection
 from common.mqtt import Message, MqttClient
 from sync.outbox import Outbox
+from tests.acknowledger import ACK_SECRET, ack_key
 from touchpoint.services import Mosquitto
 
 STORE = "bench-store"
@@ -126,7 +128,7 @@ class Hq:
 
             self.storage = open_storage(url)
             self.worker = IngestWorker(
-                MqttSection(url=broker.url), "bench-hq", Ingestor(self.storage, HqMetrics())
+                MqttSection(url=broker.url), "bench-hq", Ingestor(self.storage, HqMetrics(), ACK_SECRET)
             ).start()
         else:
             self._start_processes(url, broker, workdir / "hq.toml", processes)
@@ -136,9 +138,14 @@ class Hq:
         from bench.bench_hq import wait
         from hq.storage import open_storage
 
-        config.write_text(f'[database]\nurl = "{url}"\n[mqtt]\nurl = "{broker.url}"\n[log]\nlevel = "warning"\n')
+        config.write_text(
+            f'[database]\nurl = "{url}"\n[mqtt]\nurl = "{broker.url}"\n'
+            f'[hq]\nack_secret = "{ACK_SECRET}"\n[log]\nlevel = "warning"\n'
+        )
         command = [str(Path(sys.executable).parent / "touchpoint"), "hq", "--role", "ingest", "--config", str(config)]
-        self.children = [subprocess.Popen(command) for _ in range(count)]
+        self.children = [
+            subprocess.Popen(command, env={**os.environ, "TOUCHPOINT_HQ_CLIENT_ID": f"bench-{n}"}) for n in range(count)
+        ]
         with MqttClient(MqttSection(url=broker.url), "bench-probe") as probe, open_storage(url) as storage:
             probe.wait_connected(10)
             probe.publish(f"touchpoint/v1/{STORE}/probe/status", b'{"state": "online"}', retain=True).wait(10)
@@ -165,7 +172,7 @@ def drain(broker: Mosquitto, db: Path, device: str, count: int) -> Drain:
     config.write_text(
         f'[device]\nstore_id = "{STORE}"\ndevice_id = "{device}"\n'
         f'[outbox]\npath = "{db}"\ncapacity = {max(1000, count)}\n[mqtt]\nurl = "{broker.url}"\n'
-        '[log]\nlevel = "warning"\n'
+        f'ack_key = "{ack_key(STORE, device)}"\n[log]\nlevel = "warning"\n'
     )
     box = Outbox(db, source(device))
     agent = subprocess.Popen([str(Path(sys.executable).parent / "touchpoint"), "sync", "--config", str(config)])

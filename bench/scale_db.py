@@ -46,6 +46,7 @@ from contract.envelope import make_event
 from contract.topics import DeviceTopics
 from hq.storage import open_storage
 from tests import hq_dataset
+from tests.acknowledger import ACK_SECRET
 from touchpoint.services import Mosquitto, PostgresCluster, ServiceError, free_port, wait_for_port
 
 CACHE = Path(__file__).resolve().parent.parent / "var" / "bench"
@@ -127,7 +128,8 @@ def write_config(path: Path, url: str, mqtt: MqttSection, port: int, catalog: Pa
     tokens = "\n".join(f'{channel} = "{token}"' for channel, token in TOKENS.items())
     path.write_text(
         f'[web]\nlisten = "127.0.0.1:{port}"\n\n[mqtt]\nurl = "{mqtt.url}"\n\n[database]\nurl = "{url}"\n\n'
-        f'[hq]\napi_token = "{API_TOKEN}"\nrecompute_interval_s = 0\ncatalog = "{catalog}"\n\n'
+        f'[hq]\napi_token = "{API_TOKEN}"\nrecompute_interval_s = 0\ncatalog = "{catalog}"\n'
+        f'ack_secret = "{ACK_SECRET}"\n\n'
         f'[hq.tokens]\n{tokens}\n\n[log]\nlevel = "warning"\n'
     )
     return path

@@ -19,7 +19,9 @@ from common.config_checks import (
     at_least,
     between,
     checked,
+    client_id_prefix,
     database_url,
+    hex_key,
     identifier,
     mqtt_url,
     one_of,
@@ -129,6 +131,8 @@ class MqttSection:
     batch_bytes: int = checked(256 * 1024, at_least(1024), "most bytes in one published batch")
     inflight_batches: int = checked(8, at_least(1), "batches published and not yet acknowledged by HQ")
     ack_timeout_s: float = checked(20.0, at_least(1), "resend what HQ has not acknowledged after this long")
+    ack_key: str = checked("", hex_key, "edge: this device's key for HQ's signed acks (touchpoint hq device-key)")
+    ack_key_previous: str = checked("", hex_key, "edge: the key before a rotation, accepted too until removed")
 
 
 @dataclass(frozen=True)
@@ -142,9 +146,19 @@ class HqSection:
     users: dict[str, str] = table("dashboard users: name = password hash (touchpoint hq add-user)")
     api_token: str = checked("", None, "bearer token for the read and erasure API; empty: dashboard login only")
     secret_key: str = checked("", None, "signs dashboard sessions; empty: random per start (logins end on restart)")
+    ack_secret: str = checked(
+        "",
+        lambda v: None if v == "" or len(v) >= 32 else "at least 32 characters",
+        "signs every ack; each device's ack_key derives from it; required by the ingest role",
+    )
     catalog: str = checked("", None, "catalogue JSON for recommendations; empty means the bundled sample")
     recompute_interval_s: int = checked(3600, at_least(0), "seconds between recommendation publishes; 0 = off")
     workers: int = checked(1, at_least(1), "ingest workers sharing the MQTT subscription")
+    client_id: str = checked(
+        "",
+        client_id_prefix,
+        "ingest: worker N connects as CLIENT_ID-N, one CLIENT_ID per process; empty: hq-HOSTNAME",
+    )
     report_wait_s: float = checked(
         2.0,
         between(0, 60),
@@ -406,13 +420,5 @@ def reference_markdown(kind: type) -> str:
     return "\n".join(lines)
 
 
-__all__ = [
-    "ConfigError",
-    "EdgeConfig",
-    "HqConfig",
-    "load_edge",
-    "load_hq",
-    "from_dict",
-    "reference",
-    "reference_markdown",
-]
+__all__ = ["ConfigError", "EdgeConfig", "HqConfig", "load_edge", "load_hq", "from_dict"]
+__all__ += ["reference", "reference_markdown"]

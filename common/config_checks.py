@@ -85,3 +85,13 @@ def table(doc: str = "", check: Check | None = None) -> Any:
 
 def required(check: Check | None = None, doc: str = "") -> Any:
     return field(metadata={"check": check, "doc": doc, "required": True})
+
+
+def hex_key(value: Any) -> str | None:
+    ok = value == "" or re.fullmatch(r"[0-9a-f]{64}", str(value))
+    return None if ok else "64 hex digits from `touchpoint hq device-key STORE DEVICE` (empty: not set)"
+
+
+def client_id_prefix(value: Any) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z0-9._-]{0,100}", str(value))
+    return None if ok else "up to 100 of A-Z, a-z, 0-9, '.', '_', '-'"

@@ -22,6 +22,7 @@ from common.errors import TouchpointError
 LANGUAGES = ("de", "en")
 PRICE = re.compile(r"\d{1,6}\.\d{2}")
 LF_TAG = re.compile(r"[0-9A-F]{10}")
+IMAGE_SUFFIXES = (".svg", ".png", ".jpg", ".jpeg", ".webp", ".avif", ".gif")  # what a row's image may be
 SEARCH_LIMIT = 50
 
 
@@ -68,7 +69,13 @@ class Catalog:
     origin: str  # "downlink", a file path, or "sample"
     image_root: Path | None  # where relative image paths are served from
 
+    @property
+    def images(self) -> frozenset[str]:
+        """The image paths the rows name: all the edge serves from ``image_root``."""
+        return self._images  # type: ignore[attr-defined]
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_images", frozenset(p.image for p in self.products))
         by_gtin = {p.gtin: p for p in self.products}
         by_tag = {tag: p.gtin for p in self.products for tag in p.tags}
         object.__setattr__(self, "_by_gtin", by_gtin)
@@ -195,6 +202,8 @@ def _product(index: int, row: Any) -> Product:
     image = text("image")
     if ".." in Path(image).parts or image.startswith("/"):
         raise CatalogError(f"{where}.image: {image!r} must be a relative path inside the catalogue")
+    if Path(image).suffix.lower() not in IMAGE_SUFFIXES:
+        raise CatalogError(f"{where}.image: {image!r} must name an image file ({', '.join(IMAGE_SUFFIXES)})")
     return Product(
         gtin=gtin,
         style=text("style"),

@@ -1,7 +1,7 @@
 """The MQTT topics and small payloads of docs/architecture.md, shared by the edge and HQ.
 
-Topic names are built and parsed only here, and the two tiny JSON payloads the protocol adds
-around the events (``ack`` and ``status``) are encoded and decoded only here.
+Topic names are built and parsed only here, and so is the ``status`` payload the protocol adds
+around the events; HQ's signed ``ack`` is ``contract.acks``.
 """
 
 from __future__ import annotations
@@ -75,19 +75,6 @@ def parse(topic: str) -> Topic | None:
     return None
 
 
-def encode_ack(upto: int) -> bytes:
-    return json.dumps({"upto": upto}).encode()
-
-
-def decode_ack(payload: bytes) -> int:
-    """The ``upto`` of an ack; raises PayloadError unless it is ``{"upto": N}`` with N >= 0."""
-    document = _json_object(payload, "ack")
-    upto = document.get("upto")
-    if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
-        raise PayloadError(f"ack: 'upto' must be a whole number >= 0, got {upto!r}"[:200])
-    return upto
-
-
 @dataclass(frozen=True)
 class Status:
     """The retained status message a device publishes about itself."""
@@ -99,6 +86,7 @@ class Status:
     last_seq: int
     acked_upto: int
     dropped: int
+    unrecoverable: list[list[int]]  # [lo, hi] seqs HQ lacks that this device no longer holds
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -109,13 +97,14 @@ OFFLINE_WILL = json.dumps({"state": "offline"}).encode()
 
 def decode_status(payload: bytes) -> dict[str, Any]:
     """A status document (the will carries only ``state``); raises PayloadError if malformed."""
-    document = _json_object(payload, "status")
+    document = json_object(payload, "status")
     if document.get("state") not in ("online", "offline"):
         raise PayloadError("status: 'state' must be 'online' or 'offline'")
     return document
 
 
-def _json_object(payload: bytes, what: str) -> dict[str, Any]:
+def json_object(payload: bytes, what: str) -> dict[str, Any]:
+    """``payload`` as a JSON object; raises PayloadError naming ``what`` otherwise."""
     try:
         document = json.loads(payload)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

@@ -10,7 +10,6 @@ database answers.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import threading
@@ -34,9 +33,10 @@ log = logging.getLogger(__name__)
 ROLES = ("all", "ingest", "web")
 
 
-def client_id(n: int) -> str:
-    """``hq-<hostname>-<pid>-<n>``: unique per worker, readable in the broker's log."""
-    return f"hq-{socket.gethostname()}-{os.getpid()}-{n}"[:128]
+def client_id(prefix: str, n: int) -> str:
+    """``<prefix>-<n>`` (``[hq] client_id``, else ``hq-<hostname>``): the same after a restart, so the
+    broker keeps the worker's session and the batches it queued meanwhile reach it."""
+    return f"{prefix or 'hq-' + socket.gethostname()}-{n}"[:128]
 
 
 def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = None) -> None:
@@ -57,9 +57,11 @@ def serve(config: HqConfig, role: str = "all", stop: threading.Event | None = No
     recomputer: Recomputer | None = None
     try:
         if role in ("all", "ingest"):
-            ingestor = Ingestor(storage, metrics, Bounds.of(config.intake))
+            ingestor = Ingestor(storage, metrics, config.hq.ack_secret, Bounds.of(config.intake))
             workers = [
-                IngestWorker(config.mqtt, client_id(n), ingestor, share_group=config.hq.share_group).start()
+                IngestWorker(
+                    config.mqtt, client_id(config.hq.client_id, n), ingestor, share_group=config.hq.share_group
+                ).start()
                 for n in range(1, config.hq.workers + 1)
             ]
         if role in ("all", "web"):

@@ -60,6 +60,18 @@ class EdgeCollector:
         )
         yield _counter("outbox_dropped", "events refused by a full outbox or disk", outbox["dropped"])
         yield GaugeMetricFamily(f"{PREFIX}_sse_clients", "open event streams", value=status["stream"]["clients"])
+        synced = status["sync"] or {}
+        yield _counter(
+            "sync_acks_refused",
+            "acks the sync agent refused: unsigned or not signed with this device's key",
+            synced.get("refused_acks", 0),
+        )
+        unrecoverable = sum(hi - lo + 1 for lo, hi in synced.get("unrecoverable", ()))
+        yield GaugeMetricFamily(
+            f"{PREFIX}_sync_unrecoverable_events",
+            "events HQ lacks that this device no longer holds",
+            value=unrecoverable,
+        )
         recorded = CounterMetricFamily(f"{PREFIX}_events_recorded", "events stored in the outbox", labels=["type"])
         for name, count in sorted(edge.recorded.items()):
             recorded.add_metric([name], count)

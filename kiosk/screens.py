@@ -21,8 +21,13 @@ def shopper() -> str:
 
 @bp.get("/catalog/<path:name>")
 def image(name: str) -> Response:
-    """A catalogue image, from the directory the catalogue came with."""
-    root = current_edge().catalog.image_root
-    if root is None:
+    """An image a row of the catalogue names, from the catalogue's folder; nothing else there (the
+    outbox, its WAL, the config beside it) and no other path, so 404 for every name not listed."""
+    catalog = current_edge().catalog
+    if catalog.image_root is None or name not in catalog.images:
         abort(404)
-    return send_from_directory(root, name, max_age=3600)
+    response = send_from_directory(catalog.image_root, name, max_age=3600)
+    # An SVG opened as a page must not run script on the edge's origin.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

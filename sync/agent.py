@@ -20,9 +20,11 @@ from types import FrameType
 
 from common import systemd
 from common.config import EdgeConfig
+from common.errors import ConfigError
 from common.mqtt import ConnectionState, Message, MqttClient, MqttError, PublishError, Will
-from contract import topics
+from contract import acks, topics
 from contract.envelope import BATCH_CONTENT_TYPE, utc_now_iso
+from sync.acks import count, decide
 from sync.downlink import DownlinkError, DownlinkStore
 from sync.outbox import Outbox, OutboxStats
 from sync.state import StateTable, SyncState
@@ -50,7 +52,7 @@ def status_due(now: float, last_sent: float | None, depth: int, last_depth: int)
     return now - last_sent >= 1.0 and abs(depth - last_depth) >= max(100, last_depth // 10)
 
 
-def make_status(state: str, stats: OutboxStats, wall: float) -> topics.Status:
+def make_status(state: str, stats: OutboxStats, wall: float, unrecoverable: tuple[acks.Range, ...]) -> topics.Status:
     return topics.Status(
         state=state,
         time=utc_now_iso(datetime.fromtimestamp(wall, timezone.utc)),
@@ -59,7 +61,21 @@ def make_status(state: str, stats: OutboxStats, wall: float) -> topics.Status:
         last_seq=stats.last_seq,
         acked_upto=stats.acked_upto,
         dropped=stats.dropped,
+        unrecoverable=[list(gap) for gap in unrecoverable],
     )
+
+
+def ack_keys(config: EdgeConfig) -> tuple[str, ...]:
+    """``[mqtt] ack_key`` and, during a rotation, ``ack_key_previous``; raises ConfigError without a key,
+    since an agent that trusted unsigned acks would delete events on anyone's word."""
+    if not config.mqtt.ack_key:
+        raise ConfigError(
+            "mqtt.ack_key",
+            "",
+            "this device's key for HQ's signed acks, printed by `touchpoint hq device-key "
+            f"{config.device.store_id} {config.device.device_id} --config hq.toml` (and by add-device)",
+        )
+    return tuple(key for key in (config.mqtt.ack_key, config.mqtt.ack_key_previous) if key)
 
 
 class Agent:
@@ -69,6 +85,7 @@ class Agent:
         self.config = config
         settings = config.mqtt
         self.topics = topics.DeviceTopics(config.device.store_id, config.device.device_id)
+        self.keys = ack_keys(config)
         self.inbox: queue.Queue[Message | _StateChange] = queue.Queue()
         # First, so a bad TLS file fails before any database is open.
         self.client = MqttClient(
@@ -81,6 +98,10 @@ class Agent:
         self.outbox = Outbox(config.outbox.path, config.source, config.outbox.capacity)
         self.downlink = DownlinkStore(config.outbox.path)
         self.state_table = StateTable(config.outbox.path)
+        previous = self.state_table.previous
+        self._refused_acks = previous.refused_acks if previous else 0
+        self._newest_ack_at_us = previous.newest_ack_at_us if previous else 0
+        self._unrecoverable = previous.unrecoverable if previous else ()
         self.window = SendWindow(self.outbox.stats().acked_upto, settings.inflight_batches, settings.ack_timeout_s)
         self.client.subscribe(
             [(self.topics.ack, 1)] + [(self.topics.downlink(kind), 1) for kind in topics.DOWNLINK_KINDS]
@@ -93,7 +114,7 @@ class Agent:
         self._status_at: float | None = None
         self._status_depth = 0
         self._checked_at = 0.0
-        self._saved: tuple[str, str] | None = None
+        self._saved: tuple[object, ...] | None = None
         self._saved_progress: tuple[int, float | None] | None = None
         self._saved_at = 0.0
         self._ready = False
@@ -154,19 +175,39 @@ class Agent:
             systemd.ready(f"mqtt {change.state.value}")
 
     def _apply_ack(self, payload: bytes) -> None:
+        """Act only on an ack signed with this device's key (sync.acks says how); count the rest."""
+        if not payload:
+            return  # the retained ack being cleared
         try:
-            upto = topics.decode_ack(payload)
-        except topics.PayloadError as error:
+            ack = acks.decode(payload, self.keys, self.topics.store, self.topics.device)
+        except acks.AckRefused as error:
+            self._refused_acks += 1
             self._error(str(error))
             return
-        last_seq = self.outbox.stats().last_seq
-        if upto > last_seq:
+        stats = self.outbox.stats()
+        if ack.upto > stats.last_seq:
             # HQ acknowledges only what it received from us, so this ack speaks of another
             # database (the device's was replaced); applying it would delete unsent events.
-            self._error(f"ack upto {upto} is beyond our last seq {last_seq}; ignored")
+            self._error(f"ack upto {ack.upto} is beyond our last seq {stats.last_seq}; ignored")
             return
-        if self.window.acknowledge(upto):
-            self.outbox.acknowledge(upto)
+        decision = decide(ack, self.window.acked, stats.acked_upto, self._newest_ack_at_us)
+        if decision.fresh:
+            self._newest_ack_at_us = ack.at_us
+            if decision.lost != self._unrecoverable:
+                self._unrecoverable = decision.lost
+                self._status_at = None  # tell HQ at once
+                if decision.lost:
+                    self._error(
+                        f"HQ lacks {count(decision.lost)} events this device no longer holds "
+                        f"(seq {', '.join(f'{lo}..{hi}' for lo, hi in decision.lost[:5])}): unrecoverable"
+                    )
+        if decision.rewind:
+            log.warning(
+                "HQ acknowledges only up to %d, not %d: resending what the outbox holds", ack.upto, stats.acked_upto
+            )
+            self.window.rewind()
+        if self.window.acknowledge(decision.upto):
+            self.outbox.acknowledge(decision.upto)
             self._last_ack_at = time.time()
 
     def _apply_downlink(self, kind: str, payload: bytes) -> None:
@@ -215,7 +256,7 @@ class Agent:
         stats = self.outbox.stats()
         if not status_due(now, self._status_at, stats.depth, self._status_depth):
             return
-        status = make_status("online", stats, wall)
+        status = make_status("online", stats, wall, self._unrecoverable)
         try:
             self.client.publish(self.topics.status, status.encode(), qos=1, retain=True)
         except PublishError as error:
@@ -228,7 +269,7 @@ class Agent:
     def _save_state(self, wall: float, force: bool = False) -> None:
         """Write sync_state at once when the connection or the error changed, every second
         while acks or publishes move, and every STATE_EVERY_S anyway."""
-        key = (self.client.state.value, self._last_error)
+        key = (self.client.state.value, self._last_error, self._refused_acks, self._unrecoverable)
         progress = (self.window.acked, self._last_publish_at)
         every = 1.0 if progress != self._saved_progress else STATE_EVERY_S
         if not (force or key != self._saved or wall - self._saved_at >= every):
@@ -242,6 +283,9 @@ class Agent:
                 last_error=self._last_error,
                 last_error_at=self._last_error_at,
                 updated_at=wall,
+                refused_acks=self._refused_acks,
+                newest_ack_at_us=self._newest_ack_at_us,
+                unrecoverable=self._unrecoverable,
             )
         )
         self._saved, self._saved_progress, self._saved_at = key, progress, wall
@@ -255,7 +299,7 @@ class Agent:
         """Say we are going offline, disconnect without triggering the will, close the files."""
         try:
             if self.client.state is ConnectionState.CONNECTED:
-                status = make_status("offline", self.outbox.stats(), time.time())
+                status = make_status("offline", self.outbox.stats(), time.time(), self._unrecoverable)
                 try:
                     delivered = self.client.publish(self.topics.status, status.encode(), qos=1, retain=True)
                     delivered.wait(OFFLINE_WAIT_S)
@@ -282,6 +326,6 @@ def run(config: EdgeConfig) -> None:
     signal.signal(signal.SIGINT, request_stop)
     try:
         agent = Agent(config)
-    except MqttError as error:
+    except (MqttError, ConfigError) as error:
         raise SystemExit(f"touchpoint sync: {error}") from None
     agent.run(stop)

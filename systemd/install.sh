@@ -160,7 +160,7 @@ write_config() {
     chown "0:$(awk -F: '$1 == "touchpoint" {print $3}' "$ROOT/etc/group")" "$target.new"
     chmod 0640 "$target.new"  # it holds the staff PIN and the MQTT password
     mv "$target.new" "$target"
-    say "wrote $CONFIG for $ROLE $DEVICE in store $STORE; set [mqtt] url, username and password there"
+    say "wrote $CONFIG for $ROLE $DEVICE in store $STORE; set [mqtt] url, username, password and ack_key there"
 }
 
 install_units() {

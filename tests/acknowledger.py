@@ -9,12 +9,28 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from common.config import MqttSection
 from common.mqtt import Message, MqttClient
-from contract import topics
+from contract import acks, topics
+
+ACK_SECRET = "touchpoint-tests-ack-secret-0123456789"  # [hq] ack_secret of every test and benchmark
+
+
+def ack_key(store: str = "test-store", device: str = "mirror-1") -> str:
+    """The device's ``[mqtt] ack_key`` under ACK_SECRET."""
+    return acks.device_key(ACK_SECRET, store, device)
+
+
+def signed_ack(
+    device: topics.DeviceTopics, upto: int, ranges: tuple[acks.Range, ...] = (), secret: str = ACK_SECRET
+) -> bytes:
+    """An ack as HQ signs it, stamped now."""
+    ack = acks.Ack(upto, time.time_ns() // 1000, ranges)
+    return ack.encode(acks.device_key(secret, device.store, device.device), device.store, device.device)
 
 
 class Acknowledger:
@@ -26,6 +42,7 @@ class Acknowledger:
         self.payload_sizes: list[int] = []
         self.content_types: set[str | None] = set()
         self.contiguous: dict[str, int] = {}  # topic of the ack -> highest contiguous seq
+        self.devices: dict[str, topics.DeviceTopics] = {}  # topic of the ack -> its device
         self._seqs: dict[str, set[int]] = {}
         self.paused = False
         self.drop_next = 0
@@ -52,8 +69,10 @@ class Acknowledger:
         parsed = topics.parse(message.topic)
         assert parsed is not None and parsed.kind == "events", message.topic
         batch = json.loads(message.payload)
-        ack_topic = topics.DeviceTopics(parsed.store, parsed.device or "").ack
+        device = topics.DeviceTopics(parsed.store, parsed.device or "")
+        ack_topic = device.ack
         with self._changed:
+            self.devices[ack_topic] = device
             self.batches.append([event["seq"] for event in batch])
             self.payload_sizes.append(len(message.payload))
             self.content_types.add(message.content_type)
@@ -74,14 +93,15 @@ class Acknowledger:
                 seqs.discard(upto)
             self.contiguous[ack_topic] = upto
             self._changed.notify_all()
+            payload = signed_ack(device, upto)  # stamped under the lock, so in the order of the counts
         if not self.paused:
-            self.client.publish(ack_topic, topics.encode_ack(upto), qos=1, retain=True)
+            self.client.publish(ack_topic, payload, qos=1, retain=True)
 
     def resume(self) -> None:
         """Stop pausing and acknowledge what arrived meanwhile."""
         self.paused = False
         for ack_topic, upto in dict(self.contiguous).items():
-            self.client.publish(ack_topic, topics.encode_ack(upto), qos=1, retain=True)
+            self.client.publish(ack_topic, signed_ack(self.devices[ack_topic], upto), qos=1, retain=True)
 
     def seqs(self) -> list[int]:
         """The seqs of the distinct events received, sorted."""

@@ -15,11 +15,13 @@ import pytest
 
 from common.config import MqttSection
 from common.mqtt import Message, MqttClient
+from contract import acks
 from contract.envelope import edge_source, make_event
-from contract.topics import DeviceTopics
+from contract.topics import DeviceTopics, parse
 from hq.mqtt.worker import Ingestor, IngestWorker
 from hq.prometheus import HqMetrics
 from hq.storage import Storage, open_storage
+from tests.acknowledger import ACK_SECRET
 from tests.conftest import wait_until as poll_until
 
 DEVICE = DeviceTopics("test-store", "mirror-1")
@@ -75,10 +77,16 @@ class Peer:
         return self.messages.get(timeout=timeout)
 
     def ack(self, timeout: float = 10.0) -> int:
-        """The ``upto`` of the next message, which must be an ack."""
+        """The ``upto`` of the next message, which must be an ack signed with its device's key."""
+        return self.signed_ack(timeout).upto
+
+    def signed_ack(self, timeout: float = 10.0) -> acks.Ack:
+        """The next message, which must be an ack signed with its device's key."""
         message = self.next(timeout)
-        assert message.topic.endswith("/ack"), message.topic
-        return int(json.loads(message.payload)["upto"])
+        parsed = parse(message.topic)
+        assert parsed is not None and parsed.kind == "ack" and parsed.device, message.topic
+        key = acks.device_key(ACK_SECRET, parsed.store, parsed.device)
+        return acks.decode(message.payload, [key], parsed.store, parsed.device)
 
     def send(self, topic: str, body: bytes, retain: bool = False) -> None:
         assert self.client.publish(topic, body, retain=retain).wait(10), topic
@@ -99,7 +107,10 @@ def running_worker(
     A retained status message proves it: the broker delivers it only once the subscription exists.
     """
     worker = IngestWorker(
-        MqttSection(url=url, protocol=protocol), client_id, Ingestor(storage, HqMetrics()), share_group=share_group
+        MqttSection(url=url, protocol=protocol),
+        client_id,
+        Ingestor(storage, HqMetrics(), ACK_SECRET),
+        share_group=share_group,
     ).start()
     try:
         probe = DeviceTopics("probe", client_id.lower().replace("_", "-")[:60])

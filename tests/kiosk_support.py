@@ -14,6 +14,7 @@ from drivers import encode_sgtin96
 from kiosk import create_app
 from kiosk.edge import EXTENSION, Edge
 from sync.outbox import Outbox
+from tests.acknowledger import ack_key
 
 
 def edge_config(tmp_path: Path, **sections: dict | list) -> configuration.EdgeConfig:
@@ -22,6 +23,7 @@ def edge_config(tmp_path: Path, **sections: dict | list) -> configuration.EdgeCo
     document: dict[str, Any] = {
         "device": {"store_id": "test-store", "device_id": "mirror-1", "role": "mirror"},
         "outbox": {"path": str(tmp_path / "edge.db")},
+        "mqtt": {"ack_key": ack_key()},
     }
     for name, table in sections.items():
         document[name] = table if isinstance(table, list) else {**document.get(name, {}), **table}

@@ -31,6 +31,7 @@ from hq.core.records import DeviceReport
 from hq.storage import Storage, open_storage
 from sync import state
 from sync.outbox import Outbox
+from tests.acknowledger import ACK_SECRET, ack_key
 from tests.faults import Service, TcpProxy
 from tests.hq_support import Peer, events, payload
 from touchpoint.services import Mosquitto
@@ -70,7 +71,7 @@ class Edge:
             f'[device]\nstore_id = "{store}"\ndevice_id = "{device}"\n'
             f'[outbox]\npath = "{home / "edge.db"}"\n'
             # A short ack timeout only makes re-sends after a fault come sooner.
-            f'[mqtt]\nurl = "{mqtt_url}"\nack_timeout_s = 2\n'
+            f'[mqtt]\nurl = "{mqtt_url}"\nack_timeout_s = 2\nack_key = "{ack_key(store, device)}"\n'
         )
         self.outbox = Outbox(home / "edge.db", self.source)
         self.agent = Service(["sync", "--config", str(config)], home / "agent.log")
@@ -136,7 +137,10 @@ class Stream:
 
 def hq_ingestor(root: Path, name: str, database_url: str, mqtt_url: str) -> Service:
     config = root / f"{name}.toml"
-    config.write_text(f'[database]\nurl = "{database_url}"\n[mqtt]\nurl = "{mqtt_url}"\n')
+    config.write_text(
+        f'[database]\nurl = "{database_url}"\n[mqtt]\nurl = "{mqtt_url}"\n'
+        f'[hq]\nack_secret = "{ACK_SECRET}"\nclient_id = "hq-{name}"\n'
+    )
     return Service(["hq", "--role", "ingest", "--config", str(config)], root / f"{name}.log")
 
 
@@ -408,5 +412,5 @@ def test_two_hq_workers_share_three_devices_into_one_postgresql(
         (letter,) = [letter for letter in letters if letter.kind == kind]
         assert fragment in letter.reason and letter.topic == target.topics.events, letter
     log = (tmp_path / "broker" / "mosquitto.log").read_text()
-    takers = set(re.findall(r"Sending PUBLISH to hq-\S+-(\d+)-1 \(d\d, q1, r0, m\d+, '\S+/events'", log))
-    assert takers == {str(w.process.pid) for w in workers}, takers  # type: ignore[union-attr]
+    takers = set(re.findall(r"Sending PUBLISH to (hq-\S+)-1 \(d\d, q1, r0, m\d+, '\S+/events'", log))
+    assert takers == {"hq-hq-1", "hq-hq-2"}, takers  # hq_ingestor's [hq] client_id of each process

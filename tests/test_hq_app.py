@@ -21,6 +21,7 @@ from hq.prometheus import RateWindow
 from hq.server import serve
 from hq.storage import Storage, open_storage
 from hq.web.app import create_app
+from tests.acknowledger import ACK_SECRET
 from tests.hq_support import DEVICE, NOW, Peer, events, payload, wait_until
 from touchpoint.cli import main
 from touchpoint.services import Mosquitto, free_port, wait_for_port
@@ -44,7 +45,7 @@ def get_json_as_reader(url: str) -> object:
 def hq_config(tmp_path: Path, **sections: dict) -> configuration.HqConfig:
     document: dict = {
         "database": {"url": f"sqlite:///{tmp_path}/hq.db"},
-        "hq": {"api_token": API_TOKEN},
+        "hq": {"api_token": API_TOKEN, "ack_secret": ACK_SECRET},
         "web": {"metrics_token": METRICS_TOKEN},
     }
     for name, table in sections.items():

@@ -19,6 +19,7 @@ from hq.mqtt import publisher
 from hq.mqtt.worker import Ingestor
 from hq.prometheus import HqMetrics
 from hq.storage import Storage
+from tests.acknowledger import ACK_SECRET
 from tests.hq_support import DEVICE, NOW, events, payload
 from tests.hq_web_support import API_TOKEN, WEB_TOKEN, bearer, hq_app
 
@@ -120,7 +121,7 @@ def test_report_windows_outside_the_accepted_range_are_400_naming_the_parameter(
 
 
 def test_a_seq_far_beyond_the_contiguous_one_is_refused_and_opens_no_gap(storage: Storage) -> None:
-    ingestor = Ingestor(storage, HqMetrics())
+    ingestor = Ingestor(storage, HqMetrics(), ACK_SECRET)
     assert ingestor.handle(DEVICE.events, payload(events([1, 2, 3])), NOW) is not None
     ack = ingestor.handle(DEVICE.events, payload(events([4, 2**62, 1_000_003, 1_000_004])), NOW)
     assert ack is not None and ack.upto == 4
@@ -137,7 +138,10 @@ def test_a_seq_far_beyond_the_contiguous_one_is_refused_and_opens_no_gap(storage
 def test_a_worker_behind_on_a_device_asks_the_database_before_refusing(storage: Storage) -> None:
     """Two workers share the subscription: one saw seq 1 only, the other took the device to 1,500."""
     window = Bounds(seq_window=1000)
-    behind, ahead = Ingestor(storage, HqMetrics(), window), Ingestor(storage, HqMetrics(), window)
+    behind, ahead = (
+        Ingestor(storage, HqMetrics(), ACK_SECRET, window),
+        Ingestor(storage, HqMetrics(), ACK_SECRET, window),
+    )
     behind.handle(DEVICE.events, payload(events([1])), NOW)
     ahead.handle(DEVICE.events, payload(events(range(2, 1001))), NOW)
     ahead.handle(DEVICE.events, payload(events(range(1001, 1501))), NOW)

@@ -10,6 +10,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from common.config import MqttSection
 from common.mqtt import ConnectionState, MqttClient
 from contract.topics import DeviceTopics
+from tests.acknowledger import ACK_SECRET, ack_key
 from tests.hq_support import Peer
 from touchpoint.services import Mosquitto, free_port, wait_for_port
 
@@ -29,7 +31,7 @@ C = DeviceTopics("hamburg-01", "kiosk-1")
 
 def add_device(directory: Path, device: DeviceTopics) -> str:
     """Run the real add-device script; returns the [mqtt] lines it prints."""
-    env = {**os.environ, "TOUCHPOINT_DEVICE_PASSWORD": f"pw-{device.device}"}
+    env = {**os.environ, "TOUCHPOINT_DEVICE_PASSWORD": f"pw-{device.device}", "TOUCHPOINT_HQ_ACK_SECRET": ACK_SECRET}
     result = subprocess.run(
         [str(DEPLOY / "add-device"), "-d", str(directory), device.store, device.device],
         capture_output=True,
@@ -87,7 +89,19 @@ def test_add_device_prints_the_edge_settings_and_is_idempotent(tmp_path: Path) -
     shutil.copy(DEPLOY / "acl", tmp_path / "acl")
     printed = add_device(tmp_path, A)
     add_device(tmp_path, A)
-    assert printed == '[mqtt]\nusername = "berlin-01/mirror-1"\npassword = "pw-mirror-1"\n'
+    hq_toml = tmp_path / "hq.toml"
+    hq_toml.write_text(f'[hq]\nack_secret = "{ACK_SECRET}"\n')
+    command = [str(Path(sys.executable).parent / "touchpoint"), "hq", "device-key", A.store, A.device]
+    key = subprocess.run([*command, "--config", str(hq_toml)], capture_output=True, text=True, check=True).stdout
+    assert key.split()[-1] == ack_key(A.store, A.device)
+    assert printed == (
+        f'[mqtt]\nusername = "berlin-01/mirror-1"\npassword = "pw-mirror-1"\nack_key = "{key.split()[-1]}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TOUCHPOINT_HQ_ACK_SECRET"}
+    unkeyed = subprocess.run(
+        [str(DEPLOY / "add-device"), "-d", str(tmp_path), A.store, A.device], capture_output=True, text=True, env=env
+    )
+    assert unkeyed.returncode == 2 and "TOUCHPOINT_HQ_ACK_SECRET" in unkeyed.stderr
     assert (tmp_path / "acl").read_text().count("user berlin-01/mirror-1\n") == 1
     bad = subprocess.run(
         [str(DEPLOY / "add-device"), "-d", str(tmp_path), "Berlin", "x"], capture_output=True, text=True

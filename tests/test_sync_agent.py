@@ -18,7 +18,7 @@ from sync import state
 from sync.agent import Agent, status_due
 from sync.downlink import DownlinkStore
 from sync.outbox import Outbox
-from tests.acknowledger import Acknowledger
+from tests.acknowledger import Acknowledger, signed_ack
 from tests.conftest import SOURCE, wait_until
 from tests.kiosk_support import edge_config
 from touchpoint.services import Mosquitto
@@ -132,7 +132,16 @@ def test_status_is_retained_online_then_offline_and_state_is_recorded(
         while (last := json.loads(statuses.get(timeout=10).payload))["state"] != "offline":
             pass
     assert online["state"] == "online" and online["last_seq"] == 5
-    assert set(online) == {"state", "time", "backlog", "oldest_age_s", "last_seq", "acked_upto", "dropped"}
+    assert set(online) == {
+        "state",
+        "time",
+        "backlog",
+        "oldest_age_s",
+        "last_seq",
+        "acked_upto",
+        "dropped",
+        "unrecoverable",
+    }
     assert (last["backlog"], last["acked_upto"], last["last_seq"]) == (0, 5, 5)
     recorded = state.read(tmp_path / "edge.db")
     assert recorded is not None
@@ -178,7 +187,7 @@ def test_an_ack_beyond_our_last_seq_deletes_nothing(tmp_path: Path, mosquitto: M
     fill(outbox, 10)
     with MqttClient(MqttSection(url=mosquitto.url), "stale-hq") as hq:
         assert hq.wait_connected(10)
-        hq.publish(DEVICE.ack, topics.encode_ack(5000), retain=True).wait(10)
+        hq.publish(DEVICE.ack, signed_ack(DEVICE, 5000), retain=True).wait(10)
         received: queue.Queue[Message] = queue.Queue()
         spy = MqttClient(MqttSection(url=mosquitto.url), "spy", on_message=received.put)
         spy.subscribe([(DEVICE.events, 1)])

@@ -16,7 +16,7 @@ from common.config import MqttSection
 from common.mqtt import Message, MqttClient
 from contract import topics
 from sync.outbox import Outbox
-from tests.acknowledger import Acknowledger
+from tests.acknowledger import Acknowledger, ack_key
 from tests.conftest import wait_until
 from touchpoint.services import Mosquitto
 
@@ -28,7 +28,7 @@ def start_agent(tmp_path: Path, broker: Mosquitto, env: dict[str, str] | None = 
     config.write_text(
         '[device]\nstore_id = "test-store"\ndevice_id = "mirror-1"\n'
         f'[outbox]\npath = "{tmp_path / "edge.db"}"\n'
-        f'[mqtt]\nurl = "{broker.url}"\nbatch_events = 50\nack_timeout_s = 1\n'
+        f'[mqtt]\nurl = "{broker.url}"\nbatch_events = 50\nack_timeout_s = 1\nack_key = "{ack_key()}"\n'
     )
     log = (tmp_path / "agent.log").open("ab")
     try:

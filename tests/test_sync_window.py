@@ -1,4 +1,4 @@
-"""The send window (pure go-back-N) and the small ack/status codecs of contract.topics."""
+"""The send window (pure go-back-N) and the status codec of contract.topics (acks: tests/test_acks.py)."""
 
 from __future__ import annotations
 
@@ -81,15 +81,8 @@ def test_topics_round_trip() -> None:
     assert topics.parse("touchpoint/v1/a/b/c/events") is None
 
 
-def test_ack_codec() -> None:
-    assert topics.decode_ack(topics.encode_ack(42)) == 42
-    for bad in (b"", b"[]", b'{"upto": -1}', b'{"upto": true}', b'{"upto": "3"}', b"\xff", b"[" * 100_000):
-        with pytest.raises(topics.PayloadError):
-            topics.decode_ack(bad)
-
-
 def test_status_codec() -> None:
-    status = topics.Status("online", "2026-11-23T10:00:00.000Z", 3, 1.5, 9, 6, 0)
+    status = topics.Status("online", "2026-11-23T10:00:00.000Z", 3, 1.5, 9, 6, 0, [[2, 3]])
     assert topics.decode_status(status.encode())["backlog"] == 3
     assert topics.decode_status(topics.OFFLINE_WILL) == {"state": "offline"}
     with pytest.raises(topics.PayloadError):
@@ -97,9 +90,8 @@ def test_status_codec() -> None:
 
 
 @given(st.binary(max_size=200))
-def test_ack_and_status_decoders_raise_only_our_error(payload: bytes) -> None:
-    for decode in (topics.decode_ack, topics.decode_status):
-        try:
-            decode(payload)
-        except topics.PayloadError:
-            pass
+def test_the_status_decoder_raises_only_our_error(payload: bytes) -> None:
+    try:
+        topics.decode_status(payload)
+    except topics.PayloadError:
+        pass

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.acknowledger import ACK_SECRET, ack_key
 from touchpoint.cli import main
 from touchpoint.services import Mosquitto, free_port
 
@@ -224,13 +225,18 @@ def service_config(kind: str, tmp_path: Path, broker_url: str) -> Path:
     mqtt = {"url": broker_url, "protocol": "3.1.1"}
     web = {"listen": f"127.0.0.1:{free_port()}"}
     if kind == "hq":
-        document = {"web": web, "mqtt": mqtt, "database": {"url": f"sqlite:///{tmp_path}/hq.db"}}
+        document = {
+            "web": web,
+            "mqtt": mqtt,
+            "database": {"url": f"sqlite:///{tmp_path}/hq.db"},
+            "hq": {"ack_secret": ACK_SECRET},
+        }
     else:
         document = {
             "device": {"store_id": "test-store", "device_id": "mirror-1"},
             "web": web,
             "reader": {"protocol": "m100", "url": "loop://"},
-            "mqtt": mqtt,
+            "mqtt": {**mqtt, "ack_key": ack_key()},
             "outbox": {"path": str(tmp_path / "edge.db")},
         }
     path = tmp_path / f"{kind}.toml"

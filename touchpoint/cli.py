@@ -183,6 +183,32 @@ def migrate(ctx: click.Context, config_path: str | None) -> None:
         click.echo("nothing to do: the database is current")
 
 
+@hq.command("device-key")
+@click.argument("store")
+@click.argument("device")
+@CONFIG_OPTION
+@click.pass_context
+def device_key(ctx: click.Context, store: str, device: str, config_path: str | None) -> None:
+    """Print the key a device checks HQ's signed acks with (its [mqtt] ack_key), as the last word.
+
+    The key is derived from [hq] ack_secret, so HQ needs no list of devices; keep it as secret
+    as the device's MQTT password.
+
+    \b
+    Example:
+      touchpoint hq device-key berlin-01 mirror-03 --config /etc/touchpoint/hq.toml
+    """
+    from contract.acks import device_key as derive
+
+    config = _load(configuration.load_hq, config_path or ctx.obj)
+    for name, value in (("STORE", store), ("DEVICE", device)):
+        if configuration.identifier(value):
+            raise click.BadParameter(f"{value!r}: {configuration.identifier(value)}", param_hint=name)
+    if not config.hq.ack_secret:
+        raise click.ClickException("[hq] ack_secret is empty: set a secret of at least 32 characters first")
+    click.echo(f"[mqtt] ack_key for {store}/{device}: {derive(config.hq.ack_secret, store, device)}")
+
+
 @hq.command("add-user")
 @click.argument("name")
 @click.password_option(help="The new user's password (asked twice when not given).")

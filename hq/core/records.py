@@ -88,6 +88,8 @@ class BatchOutcome:
     stored: int  # events new to HQ
     duplicates: int  # events HQ already held (re-sent)
     contiguous_seq: int  # after the commit: what the ack may say
+    ranges: tuple[tuple[int, int], ...] = ()  # the seqs stored above contiguous_seq, lowest first
+    committed_at_us: int = 0  # HQ's clock under the device's row lock: acks are ordered as commits
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ several workers are how HQ ingests in parallel.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections import Counter
@@ -17,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from common.config import MqttSection
+from common.errors import ConfigError
 from common.mqtt import ConnectionState, Message, MqttClient
-from contract.topics import DeviceTopics, encode_ack, parse
+from contract import acks
+from contract.topics import DeviceTopics, parse
 from hq.core.intake import DEFAULT_BOUNDS, Bounds, Refused, parse_events, parse_status
 from hq.core.records import DeadLetter
 from hq.prometheus import HqMetrics
@@ -37,14 +38,39 @@ def events_subscription(share_group: str) -> str:
 
 @dataclass(frozen=True)
 class Ack:
-    """What to publish, retained, once a device batch is committed."""
+    """What to publish, retained, once a device batch is committed: signed with the device's key."""
 
-    topic: str
-    upto: int
+    device: DeviceTopics
+    ack: acks.Ack
+    key: str
+
+    @property
+    def topic(self) -> str:
+        return self.device.ack
+
+    @property
+    def upto(self) -> int:
+        return self.ack.upto
 
     @property
     def payload(self) -> bytes:
-        return encode_ack(self.upto)
+        return self.ack.encode(self.key, self.device.store, self.device.device)
+
+
+class AckSigner:
+    """Each device's key from ``[hq] ack_secret`` (contract.acks.device_key), derived once per device."""
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ConfigError("hq.ack_secret", "", "a secret of at least 32 characters: HQ signs every ack with it")
+        self.secret = secret
+        self._keys: dict[tuple[str, str], str] = {}
+
+    def key(self, device: DeviceTopics) -> str:
+        pair = (device.store, device.device)
+        if pair not in self._keys:
+            self._keys[pair] = acks.device_key(self.secret, *pair)
+        return self._keys[pair]
 
 
 def utc_now() -> datetime:
@@ -54,9 +80,10 @@ def utc_now() -> datetime:
 class Ingestor:
     """Stores what one message carries and says which ack, if any, to publish."""
 
-    def __init__(self, storage: Storage, metrics: HqMetrics, bounds: Bounds = DEFAULT_BOUNDS) -> None:
+    def __init__(self, storage: Storage, metrics: HqMetrics, ack_secret: str, bounds: Bounds = DEFAULT_BOUNDS) -> None:
         self.storage = storage
         self.metrics = metrics
+        self.signer = AckSigner(ack_secret)
         self.bounds = bounds
         # Each device's contiguous seq as last seen, for the seq window. Behind only when other
         # workers took its batches since; a refusal then asks the database before it stands.
@@ -92,7 +119,8 @@ class Ingestor:
         self._contiguous[batch.device] = outcome.contiguous_seq
         if outcome.contiguous_seq < 1:
             return None
-        return Ack(batch.device.ack, outcome.contiguous_seq)
+        signed = acks.Ack(outcome.contiguous_seq, outcome.committed_at_us, outcome.ranges[: acks.MAX_RANGES])
+        return Ack(batch.device, signed, self.signer.key(batch.device))
 
     def _known_contiguous(self, device: DeviceTopics) -> int:
         if device not in self._contiguous:
@@ -128,11 +156,11 @@ class IngestWorker:
         self.ingestor = ingestor
         self.subscription = events_subscription(share_group)
         self.clock = clock
-        # Client ids change with every process, so a kept session would strand shared messages
-        # after a restart; the edge re-sends whatever HQ did not ack, so nothing is lost.
-        self.client = MqttClient(
-            dataclasses.replace(settings, session_expiry_s=0), client_id, on_message=self._on_message
-        )
+        # A stable client id (hq.server.client_id) with a persistent session: the broker queues the
+        # batches it hands this worker while it is down and delivers them when it is back, so a
+        # restart costs no edge a resend. A worker that never comes back strands its queue until
+        # [mqtt] session_expiry_s; the edges resend what stays unacknowledged meanwhile.
+        self.client = MqttClient(settings, client_id, on_message=self._on_message)
 
     @property
     def connected(self) -> bool:

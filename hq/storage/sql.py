@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -263,7 +264,8 @@ class SqlStorage(EventReads, IdentityStore, RollupStore, RollupReads):
                 f"UPDATE devices SET contiguous_seq = ?, stored = stored + ?, {SEEN} WHERE store = ? AND device = ?",
                 (after.contiguous, stored, seen, seen, *key),
             )
-        return BatchOutcome(stored, len(batch.events) - stored, after.contiguous)
+            at_us = time.time_ns() // 1000  # still under the row lock, so in commit order
+        return BatchOutcome(stored, len(batch.events) - stored, after.contiguous, after.ranges, at_us)
 
     def store_events(self, rows: Sequence[EventRow]) -> int:
         with self.transaction() as cur:

@@ -213,6 +213,16 @@ def set_reader_port(port: str) -> None:
     EDGE_CONFIG.write_text(text)
 
 
+def set_ack_keys() -> None:
+    """What an operator does for HQ's signed acks: a secret in hq.toml, and the device's key that
+    ``touchpoint hq device-key`` prints (its last word) in edge.toml."""
+    secret = os.urandom(24).hex()
+    HQ_CONFIG.write_text(re.sub(r'(?m)^ack_secret = ""', f'ack_secret = "{secret}"', HQ_CONFIG.read_text()))
+    printed = sh("/opt/touchpoint/bin/touchpoint", "hq", "device-key", STORE, DEVICE, "--config", str(HQ_CONFIG))
+    text = re.sub(r'(?m)^ack_key = ""', f'ack_key = "{printed.split()[-1]}"', EDGE_CONFIG.read_text())
+    EDGE_CONFIG.write_text(text)
+
+
 def install_mirror(check: bool = True) -> str:
     """``install.sh`` for this device from the built wheel, as README's Raspberry Pi section says."""
     return sh(
@@ -352,6 +362,7 @@ def phase_install() -> dict[str, Any]:
         shutil.chown(HQ_CONFIG, "root", "touchpoint")
         HQ_CONFIG.chmod(0o640)
         sh("/opt/touchpoint/bin/pip", "install", "--quiet", str(WHEEL), env=PIP_ENV, timeout=300)
+        set_ack_keys()  # the next check restarts the sync agent with its key
         for unit in ("touchpoint-hq.service", "touchpoint-hq-web.service", "touchpoint-hq-ingest@.service"):
             shutil.copy(SRC / "systemd" / unit, Path("/etc/systemd/system") / unit)
         sh("systemctl", "daemon-reload")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from common import config as configuration
 from common.errors import ConfigError, TouchpointError
+from contract import acks
 
 STORE = "demo-store"
 STAFF_PIN = "4711"
@@ -89,8 +90,9 @@ def mqtt_section(url: str, embedded: bool) -> str:
     return f'[mqtt]\nurl = "{url}"\nprotocol = "{protocol}"\nack_timeout_s = 10\n'
 
 
-def edge_toml(workdir: Path, device: Device, reader_path: str, mqtt_url: str, embedded: bool) -> str:
-    """A device's config, shared by its ``touchpoint edge`` and ``touchpoint sync`` processes."""
+def edge_toml(workdir: Path, device: Device, reader_path: str, mqtt_url: str, embedded: bool, ack_key: str) -> str:
+    """A device's config, shared by its ``touchpoint edge`` and ``touchpoint sync`` processes; ``ack_key``
+    is the device's key under HQ's ack secret (:func:`device_ack_key`)."""
     return f"""# Written by `touchpoint demo`; rewritten on every start.
 [device]
 store_id = "{STORE}"
@@ -117,11 +119,17 @@ kiosk_idle_s = 20
 [staff]
 pin = "{STAFF_PIN}"
 
-{mqtt_section(mqtt_url, embedded)}
+{mqtt_section(mqtt_url, embedded)}ack_key = "{ack_key}"
+
 [log]
 level = "info"
 format = "text"
 """
+
+
+def device_ack_key(secrets_: Secrets, device: Device) -> str:
+    """The key ``device`` checks HQ's acks with, as ``touchpoint hq device-key`` would print it."""
+    return acks.device_key(secrets_.ack_secret, STORE, device.device_id)
 
 
 def hq_toml(workdir: Path, port: int, mqtt_url: str, embedded: bool, secrets_: Secrets, password_hash: str) -> str:
@@ -140,6 +148,7 @@ url = "sqlite:///{workdir / "hq.db"}"
 [hq]
 api_token = "{secrets_.api_token}"
 secret_key = "{secrets_.secret_key}"
+ack_secret = "{secrets_.ack_secret}"
 workers = 1
 share_group = {share_group}
 
@@ -161,6 +170,7 @@ class Secrets:
     tokens: dict[str, str]
     api_token: str
     secret_key: str  # signs dashboard sessions, so a login outlives a restart of the demo
+    ack_secret: str  # signs HQ's acks; each device's ack_key derives from it
 
 
 def kept_secrets(hq_path: Path) -> Secrets:
@@ -170,8 +180,18 @@ def kept_secrets(hq_path: Path) -> Secrets:
             kept = configuration.load_hq(hq_path, env={}).hq
         except ConfigError:
             kept = None
-        if kept and kept.api_token and kept.secret_key and all(kept.tokens.get(c) for c in CHANNELS):
-            return Secrets({channel: kept.tokens[channel] for channel in CHANNELS}, kept.api_token, kept.secret_key)
+        if (
+            kept
+            and kept.api_token
+            and kept.secret_key
+            and kept.ack_secret
+            and all(kept.tokens.get(c) for c in CHANNELS)
+        ):
+            tokens = {channel: kept.tokens[channel] for channel in CHANNELS}
+            return Secrets(tokens, kept.api_token, kept.secret_key, kept.ack_secret)
     return Secrets(
-        {channel: secrets.token_urlsafe(18) for channel in CHANNELS}, secrets.token_urlsafe(18), secrets.token_hex(32)
+        {channel: secrets.token_urlsafe(18) for channel in CHANNELS},
+        secrets.token_urlsafe(18),
+        secrets.token_hex(32),
+        secrets.token_hex(32),
     )

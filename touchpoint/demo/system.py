@@ -154,7 +154,15 @@ def _start_and_supervise(root: Path, ports: configs.Ports, embedded: bool, start
     for device in devices:
         config_path = root / f"{device.device_id}.toml"
         config_path.write_text(
-            configs.edge_toml(root, device, readers[device.device_id].path, mqtt_url, embedded), encoding="utf-8"
+            configs.edge_toml(
+                root,
+                device,
+                readers[device.device_id].path,
+                mqtt_url,
+                embedded,
+                configs.device_ack_key(secrets, device),
+            ),
+            encoding="utf-8",
         )
         edge = Child(
             f"{device.device_id} edge",
