@@ -224,6 +224,16 @@ class HqSection:
         "(about 280 MB per million events in them); cover your usual report and its "
         "7-day conversion window",
     )
+    handoff_url: str = checked(
+        "https://touchpoint.example/h/",
+        lambda v: None if v == "" else web_url(v),
+        "the edges' [web] handoff_url: a Segment page at it plus a token redeems that hand-off; empty = never",
+    )
+    traits: str = checked(
+        "",
+        lambda v: None if re.fullmatch(r"([\w.-]+(\s*,\s*[\w.-]+)*)?", str(v)) else "trait keys separated by commas",
+        "Segment identify/group traits kept, comma-separated (e.g. preferred_size); the rest is never stored",
+    )
     share_group: str = checked(
         "touchpoint-hq",
         lambda v: None if v == "" else identifier(v),

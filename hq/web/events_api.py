@@ -66,7 +66,7 @@ def post_events() -> tuple[Response, int]:
     if len(batch) > MAX_BATCH_EVENTS:
         return jsonify(error=f"size: more than {MAX_BATCH_EVENTS} events in one batch"), 413
     outcome = intake(current_app.extensions["hq.storage"], batch, channel, datetime.now(timezone.utc))
-    _count(outcome)
+    count_intake(outcome)
     rejected = outcome.rejected
     status = 200 if not rejected else 422 if len(rejected) == len(batch) else 207
     return jsonify(outcome.to_json()), status
@@ -85,8 +85,8 @@ class Intake:
         return {"accepted": list(self.accepted), "duplicates": list(self.duplicates), "rejected": list(self.rejected)}
 
 
-def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> Intake:
-    """Validate, store and dead-letter one batch from ``channel``; returns the answer document."""
+def intake(storage: Storage, batch: list[Any], channel: str, now: datetime, topic: str = DEAD_TOPIC) -> Intake:
+    """Validate, store and dead-letter (under ``topic``) one batch from ``channel``; returns the answer document."""
     rows: list[EventRow] = []
     rejected: list[dict[str, Any]] = []
     dead: list[DeadLetter] = []
@@ -106,7 +106,7 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
             dead.append(
                 DeadLetter(
                     now,
-                    DEAD_TOPIC,
+                    topic,
                     error.reason,
                     raw.encode("utf-8", errors="replace")[:DEAD_RAW_BYTES],
                     source if isinstance(source, str) else None,
@@ -132,7 +132,8 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime) -> I
     )
 
 
-def _count(outcome: Intake) -> None:
+def count_intake(outcome: Intake) -> None:
+    """Add one request's outcome to HQ's metrics (``hq.web.segment_api`` counts the same way)."""
     metrics = current_app.extensions["hq.metrics"]
     metrics.stored.inc(len(outcome.accepted))
     metrics.duplicates.inc(len(outcome.duplicates))
