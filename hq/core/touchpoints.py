@@ -7,7 +7,8 @@ A touchpoint is ``(channel, place, kind)``, written ``channel/place/kind``:
 - POS events: ``store/<data.store>/pos`` (``store/unknown/pos`` when the till sent no store);
 - web and app events: ``<channel>/<page>/page``, the page from ``page.viewed``'s ``page`` field
   (``product``, ``home``, ...), and for other events from their name (``cart.added`` is ``cart``,
-  ``purchase.completed`` is ``checkout``, ``handoff.redeemed`` is ``handoff``);
+  ``purchase.completed`` is ``checkout``, ``handoff.redeemed`` is ``handoff``, ``product.viewed`` is
+  ``product``);
 - email events: ``email/<data.campaign or newsletter>/email``;
 - a shop's own events (``custom.tracked``, a Segment ``track`` of no spec'd name):
   ``<channel>/<the event name as a place>/event``, e.g. ``web/newsletter-signed-up/event``.
@@ -55,6 +56,7 @@ DEFAULT_PHASE_RULES = (
     ("*/*/*", "consideration"),
 )
 DIGITAL_PLACES = {
+    "product.viewed": "product",
     "cart.added": "cart",
     "wishlist.added": "wishlist",
     "purchase.completed": "checkout",
