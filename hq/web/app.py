@@ -30,7 +30,7 @@ def create_app(
 ) -> Flask:
     """Build the app; opens ``[database] url`` unless ``storage`` is given (the caller closes it)."""
     from hq.web import customers_api as customers
-    from hq.web import dashboard, events_api, health, segment_api
+    from hq.web import dashboard, events_api, health, openapi, segment_api
     from hq.web import fleet_api as api
 
     app = Flask("hq")
@@ -49,6 +49,7 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(events_api.bp)
     app.register_blueprint(segment_api.bp)
+    app.register_blueprint(openapi.bp)
     customers.init_app(app)
     metrics.watch_report_cache(app.extensions[customers.FACTS])
     app.register_blueprint(customers.bp)
