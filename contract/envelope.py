@@ -210,12 +210,15 @@ def check_data(name: str, data: Mapping[str, Any]) -> None:
     missing = [key for key in REQUIRED_DATA[name] if key not in data]
     if missing:
         raise EnvelopeError(f"data.{missing[0]}: required for {name}")
-    if name == "product.viewed" and data["via"] not in VIA:
+    # A list or object is unhashable: ``in`` a set would raise TypeError, not refuse the event.
+    if name == "product.viewed" and (not isinstance(data["via"], str) or data["via"] not in VIA):
         raise EnvelopeError(f"data.via: {data['via']!r} is not one of {sorted(VIA)}")
-    if name == "customer.identified" and data["method"] not in IDENTIFY_METHODS:
+    if name == "customer.identified" and (
+        not isinstance(data["method"], str) or data["method"] not in IDENTIFY_METHODS
+    ):
         raise EnvelopeError(f"data.method: {data['method']!r} is not one of {sorted(IDENTIFY_METHODS)}")
     if name == "feedback.submitted":
-        scale = FEEDBACK_SCALES.get(data["scale"])
+        scale = FEEDBACK_SCALES.get(data["scale"]) if isinstance(data["scale"], str) else None
         if scale is None:
             raise EnvelopeError(f"data.scale: {data['scale']!r} is not nps or csat")
         score = data["score"]

@@ -260,3 +260,21 @@ def test_analytics_js_can_post_from_the_shops_origin(client: FlaskClient) -> Non
     assert answer.status_code == 200
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
     assert "Authorization" in answer.headers["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("feedback.submitted", {"touchpoint": "t", "scale": ["nps"], "score": 9, "session_id": "s"}),
+        ("product.viewed", {"gtin": "1", "via": ["tag"]}),
+        ("customer.identified", {"session_id": "s", "customer": "c", "method": {"qr": 1}}),
+    ],
+)
+def test_unhashable_enum_fields_are_refused_not_a_500(client: FlaskClient, app: Flask, name: str, data: Any) -> None:
+    event = {"specversion": "1.0", "id": "e-1", "source": "/channels/web/shop", "type": f"touchpoint.{name}"}
+    answer = client.post(
+        "/v1/events",
+        json={**event, "time": "2026-12-08T10:00:00Z", "data": data},
+        headers={"Authorization": f"Bearer {WEB_TOKEN}"},
+    )
+    assert answer.status_code == 422, answer.text
