@@ -30,6 +30,8 @@ from common.config_checks import (
     port_zones,
     required,
     table,
+    trait_keys,
+    web_url,
 )
 from common.config_web import IntakeSection, WebSection
 from common.errors import ConfigError
@@ -164,6 +166,16 @@ class HqSection:
         between(0, 60),
         "seconds a touchpoint report request waits for its computation before the answer is "
         "'computing' (the API's 202 with Retry-After, the dashboard's reloading page)",
+    )
+    handoff_url: str = checked(
+        "https://touchpoint.example/h/",
+        lambda v: None if v == "" else web_url(v),
+        "the edges' [web] handoff_url: a Segment page at it plus a token redeems that hand-off; empty = never",
+    )
+    traits: str = checked(
+        "",
+        trait_keys,
+        "Segment identify/group traits kept, comma-separated (e.g. preferred_size); the rest is never stored",
     )
     share_group: str = checked(
         "touchpoint-hq",

@@ -95,3 +95,8 @@ def hex_key(value: Any) -> str | None:
 def client_id_prefix(value: Any) -> str | None:
     ok = re.fullmatch(r"[A-Za-z0-9._-]{0,100}", str(value))
     return None if ok else "up to 100 of A-Z, a-z, 0-9, '.', '_', '-'"
+
+
+def trait_keys(value: Any) -> str | None:
+    ok = re.fullmatch(r"([\w.-]+(\s*,\s*[\w.-]+)*)?", str(value))
+    return None if ok else "trait keys separated by commas"

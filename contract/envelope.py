@@ -44,6 +44,7 @@ REQUIRED_DATA: dict[str, tuple[str, ...]] = {
     "purchase.completed": ("order_id", "items"),
     "page.viewed": ("anonymous_id",),
     "customer.logged_in": ("anonymous_id", "customer"),
+    "custom.tracked": ("event",),
 }
 EVENT_NAMES = frozenset(REQUIRED_DATA)
 EDGE_EVENT_NAMES = frozenset(

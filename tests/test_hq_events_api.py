@@ -16,12 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contract.envelope import make_event, parse_time
-from examples.webshop_client import WebshopClient, sample_journey
 from hq.core.intake import to_row
-from hq.storage import Storage, open_storage
+from hq.storage import Storage
 from hq.web.events_api import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from tests.hq_dataset import fuzzed_data
-from tests.hq_web_support import API_TOKEN, POS_TOKEN, WEB_TOKEN, bearer, hq_app, listening, live_hq
+from tests.hq_web_support import API_TOKEN, POS_TOKEN, WEB_TOKEN, bearer, hq_app
 
 
 def web_event(name: str = "page.viewed", **data: Any) -> dict[str, Any]:
@@ -154,22 +153,3 @@ def test_hostile_data_is_stored_or_refused_never_an_error(
     assert len(body["accepted"]) + len(body["rejected"]) == 1
     held = storage.fetchall("SELECT COUNT(*) FROM events WHERE id = ?", (event["id"],))[0][0]
     assert held == len(body["accepted"])
-
-
-def test_the_example_webshop_client_against_a_real_server(tmp_path: Path) -> None:
-    config = listening(tmp_path)
-    with live_hq(config) as url:
-        shop = WebshopClient(url, WEB_TOKEN, shop="shop.example")
-        sent = sample_journey(shop, anonymous_id="anon-w", customer="cust-web", handoff_token="h-w")
-        answer = shop.flush()
-        assert answer == {"accepted": sent, "duplicates": [], "rejected": []} and shop.queue == []
-        again = WebshopClient(url, "not-the-token")
-        again.page_viewed("anon-w", "home")
-        with pytest.raises(Exception, match="401"):
-            again.flush()
-        assert len(again.queue) == 1
-    with open_storage(config.database.url) as storage:
-        rows = storage.fetchall("SELECT id, source, type FROM events ORDER BY time, id")
-    assert sorted(r[0] for r in rows) == sorted(sent)
-    assert {r[1] for r in rows} == {"/channels/web/shop.example"}
-    assert [r[2] for r in rows].count("touchpoint.purchase.completed") == 1

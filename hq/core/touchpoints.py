@@ -7,8 +7,11 @@ A touchpoint is ``(channel, place, kind)``, written ``channel/place/kind``:
 - POS events: ``store/<data.store>/pos`` (``store/unknown/pos`` when the till sent no store);
 - web and app events: ``<channel>/<page>/page``, the page from ``page.viewed``'s ``page`` field
   (``product``, ``home``, ...), and for other events from their name (``cart.added`` is ``cart``,
-  ``purchase.completed`` is ``checkout``, ``handoff.redeemed`` is ``handoff``);
-- email events: ``email/<data.campaign or newsletter>/email``.
+  ``purchase.completed`` is ``checkout``, ``handoff.redeemed`` is ``handoff``, ``product.viewed`` is
+  ``product``);
+- email events: ``email/<data.campaign or newsletter>/email``;
+- a shop's own events (``custom.tracked``, a Segment ``track`` of no spec'd name):
+  ``<channel>/<the event name as a place>/event``, e.g. ``web/newsletter-signed-up/event``.
 
 ``customer.logged_in`` is identity evidence, not a touch, and has no touchpoint.
 
@@ -53,6 +56,7 @@ DEFAULT_PHASE_RULES = (
     ("*/*/*", "consideration"),
 )
 DIGITAL_PLACES = {
+    "product.viewed": "product",
     "cart.added": "cart",
     "wishlist.added": "wishlist",
     "purchase.completed": "checkout",
@@ -162,7 +166,14 @@ def touchpoint_of(event: Mapping[str, Any], tmap: TouchpointMap) -> Touchpoint |
         return None
     if name == "page.viewed":
         return Touchpoint(channel, _place(data.get("page"), "page"), "page")
+    if name == "custom.tracked":
+        return Touchpoint(channel, slug(str(data.get("event", ""))) or "custom", "event")
     return Touchpoint(channel, DIGITAL_PLACES.get(name, "page"), "page")
+
+
+def slug(text: str) -> str:
+    """A name as a place: ``Newsletter Signed Up`` -> ``newsletter-signed-up`` (empty if nothing is left)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64].strip("-")
 
 
 def store_of(event: Mapping[str, Any]) -> str | None:
@@ -233,6 +244,7 @@ __all__ = [
     "place",
     "purchase_position",
     "purchased_gtins",
+    "slug",
     "store_of",
     "touchpoint_of",
 ]

@@ -30,7 +30,7 @@ def create_app(
 ) -> Flask:
     """Build the app; opens ``[database] url`` unless ``storage`` is given (the caller closes it)."""
     from hq.web import customers_api as customers
-    from hq.web import dashboard, events_api, health, reports
+    from hq.web import dashboard, events_api, health, openapi, reports, segment_api
     from hq.web import fleet_api as api
 
     app = Flask("hq")
@@ -48,6 +48,8 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(events_api.bp)
+    app.register_blueprint(segment_api.bp)
+    app.register_blueprint(openapi.bp)
     reports.init_app(app, storage, metrics)
     app.register_blueprint(customers.bp)
     dashboard.init_app(app)

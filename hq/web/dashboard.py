@@ -80,7 +80,7 @@ def csrf_token() -> str:
 
 def _check_csrf() -> None:
     given = request.form.get("csrf", "")
-    if not given or not hmac.compare_digest(given, session.get("csrf", "")):
+    if not given or not hmac.compare_digest(given.encode(), session.get("csrf", "").encode()):
         abort(400, description="csrf: the form is stale; reload the page and try again")
 
 

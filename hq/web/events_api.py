@@ -26,6 +26,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from common.config_web import WebSection
 from contract.envelope import EnvelopeError
+from hq.core import segment
 from hq.core.intake import DEAD_RAW_BYTES, DEFAULT_BOUNDS, Bounds, decode, to_row
 from hq.core.records import DeadLetter, EventRow, reason_kind
 from hq.storage import Storage
@@ -39,11 +40,12 @@ bp = Blueprint("events_api", __name__, url_prefix="/v1")
 
 
 def route_limit(web: WebSection) -> Callable[[Mapping[str, Any]], int]:
-    """The largest body each HQ route takes: ``POST /v1/events`` the server's most, the rest (forms,
-    consent) ``[web] max_form_bytes``."""
+    """The largest body each HQ route takes: ``POST /v1/events`` and the Segment API's the server's
+    most, the rest (forms, consent) ``[web] max_form_bytes``."""
 
     def limit(environ: Mapping[str, Any]) -> int:
-        intake = environ.get("PATH_INFO") == "/v1/events" and environ.get("REQUEST_METHOD") == "POST"
+        path = environ.get("PATH_INFO")
+        intake = (path == "/v1/events" or path in segment.PATHS) and environ.get("REQUEST_METHOD") == "POST"
         return web.max_body_bytes if intake else web.max_form_bytes
 
     return limit
@@ -80,7 +82,7 @@ def post_events() -> tuple[Response, int]:
         return jsonify(error=f"size: more than {MAX_BATCH_EVENTS} events in one batch"), 413
     bounds = Bounds.of(current_app.config["HQ"].intake)
     outcome = intake(current_app.extensions["hq.storage"], batch, channel, datetime.now(timezone.utc), bounds)
-    _count(outcome)
+    count_intake(outcome)
     rejected = outcome.rejected
     status = 200 if not rejected else 422 if len(rejected) == len(batch) else 207
     return jsonify(outcome.to_json()), status
@@ -99,8 +101,15 @@ class Intake:
         return {"accepted": list(self.accepted), "duplicates": list(self.duplicates), "rejected": list(self.rejected)}
 
 
-def intake(storage: Storage, batch: list[Any], channel: str, now: datetime, bounds: Bounds = DEFAULT_BOUNDS) -> Intake:
-    """Validate, store and dead-letter one batch from ``channel``; returns the answer document."""
+def intake(
+    storage: Storage,
+    batch: list[Any],
+    channel: str,
+    now: datetime,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    topic: str = DEAD_TOPIC,
+) -> Intake:
+    """Validate, store and dead-letter (under ``topic``) one batch from ``channel``; returns the answer document."""
     rows: list[EventRow] = []
     rejected: list[dict[str, Any]] = []
     dead: list[DeadLetter] = []
@@ -120,7 +129,7 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime, boun
             dead.append(
                 DeadLetter(
                     now,
-                    DEAD_TOPIC,
+                    topic,
                     error.reason,
                     raw.encode("utf-8", errors="replace")[:DEAD_RAW_BYTES],
                     source if isinstance(source, str) else None,
@@ -146,7 +155,8 @@ def intake(storage: Storage, batch: list[Any], channel: str, now: datetime, boun
     )
 
 
-def _count(outcome: Intake) -> None:
+def count_intake(outcome: Intake) -> None:
+    """Add one request's outcome to HQ's metrics (``hq.web.segment_api`` counts the same way)."""
     metrics = current_app.extensions["hq.metrics"]
     metrics.stored.inc(len(outcome.accepted))
     metrics.duplicates.inc(len(outcome.duplicates))
