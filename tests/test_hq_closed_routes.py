@@ -9,9 +9,13 @@ import pytest
 from flask import Flask
 
 from common.webserver import MONITORING
+from hq.core import segment
 from tests.hq_web_support import API_TOKEN, METRICS_TOKEN, WEB_TOKEN, bearer, hq_app, logged_in
 
-OPEN = {"/v1/events", "/healthz", "/login", "/static/hq/<path:filename>", "/static/<path:filename>"}  # static: CSS
+# Intake (the Segment API's paths take a write key: 400 or 401 without one), health, login, CSS, and
+# the API's OpenAPI document (what a shop's developers integrate against; it is in the repository too).
+OPEN = {"/v1/events", *segment.PATHS, "/v1/openapi.json", "/healthz", "/login"}
+OPEN |= {"/static/hq/<path:filename>", "/static/<path:filename>"}
 EXAMPLE = {"customer": "c-7f3a9b2e41", "filename": "hq.css"}
 
 
