@@ -18,6 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 from uuid6 import uuid7
 
 from common.errors import TouchpointError
+from contract import values
 
 TYPE_PREFIX = "touchpoint."
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -212,6 +213,9 @@ def check_data(name: str, data: Mapping[str, Any]) -> None:
     missing = [key for key in REQUIRED_DATA[name] if key not in data]
     if missing:
         raise EnvelopeError(f"data.{missing[0]}: required for {name}")
+    objection = values.objection(data)
+    if objection is not None:
+        raise EnvelopeError(objection)
     # Membership tests on sets raise TypeError for unhashable values (a list, an object): text first.
     if name == "product.viewed" and not (isinstance(data["via"], str) and data["via"] in VIA):
         raise EnvelopeError(f"data.via: {data['via']!r} is not one of {sorted(VIA)}")
@@ -226,11 +230,3 @@ def check_data(name: str, data: Mapping[str, Any]) -> None:
             raise EnvelopeError(f"data.score: {score!r} is out of range for {data['scale']}")
         if "session_id" not in data and "anonymous_id" not in data:
             raise EnvelopeError("data.session_id: feedback needs session_id or anonymous_id")
-    if name == "purchase.completed":
-        items = data["items"]
-        if not isinstance(items, list) or not all(isinstance(i, dict) and "gtin" in i for i in items):
-            raise EnvelopeError("data.items: must be a list of objects with gtin, qty, price")
-    if name == "handoff.created" and not isinstance(data["gtins"], list):
-        raise EnvelopeError("data.gtins: must be a list")
-    if name in ("tag.arrived", "tag.departed") and not isinstance(data["epc"], str):
-        raise EnvelopeError("data.epc: must be a hex string")

@@ -109,7 +109,7 @@ def encode_notice(epc: str, rssi: int, pc_flags: int = 0) -> bytes:
         epc_bytes = bytes.fromhex(epc)
     except ValueError:
         raise FrameError(epc.encode(errors="replace"), "EPC is not hex") from None
-    if len(epc_bytes) % 2 or len(epc_bytes) > 62:
+    if len(epc_bytes) % 2 or not 0 < len(epc_bytes) <= 62:
         raise FrameError(epc_bytes, "EPC must be 1..31 whole 16-bit words")
     if not -128 <= rssi <= 127:
         raise FrameError(epc_bytes, f"RSSI {rssi} does not fit a signed byte")
@@ -137,6 +137,8 @@ def decode_notice(payload: bytes | bytearray) -> TagRead:
     crc = payload[epc_end] << 8 | payload[epc_end + 1]
     if epc_crc(payload[1:epc_end]) != crc:
         raise FrameError(payload, f"EPC CRC {crc:04X} does not match PC + EPC")
+    if epc_end == 3:  # a tag with PC length 0 has no identity to track, and HQ refuses an empty EPC
+        raise FrameError(payload, "PC says the EPC is empty")
     rssi = payload[0]
     return TagRead(payload[3:epc_end].hex().upper(), rssi - 256 if rssi > 127 else rssi)
 

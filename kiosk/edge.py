@@ -26,6 +26,7 @@ from common.config import EdgeConfig
 from common.errors import TouchpointError
 from contract.catalog import LANGUAGES, Catalog, Product
 from contract.envelope import FEEDBACK_SCALES, IDENTIFY_METHODS, VIA, utc_now_iso
+from contract.values import text_objection
 from drivers.presence import PresenceChange, PresenceTracker
 from drivers.readers import TagReader, open_reader
 from drivers.types import TagRead
@@ -399,6 +400,8 @@ class Edge:
         if not isinstance(score, int) or isinstance(score, bool) or score not in FEEDBACK_SCALES[scale]:
             allowed = FEEDBACK_SCALES[scale]
             raise ActionError("score", f"{score!r} is not a whole number from {allowed[0]} to {allowed[-1]}")
+        if touchpoint is not None and (why := text_objection(touchpoint)):  # HQ would dead-letter the event
+            raise ActionError("touchpoint", why)
         now = self.clock()
         sessions = self.sessions[self.session_zone(zone)]
         with self._lock:
@@ -414,7 +417,9 @@ class Edge:
         if not isinstance(gtins, list) or not gtins or len(gtins) > MAX_HANDOFF_GTINS:
             raise ActionError("gtins", f"must be a list of 1 to {MAX_HANDOFF_GTINS} GTINs")
         for gtin in gtins:
-            self.product(str(gtin))
+            if not isinstance(gtin, str):  # a number would reach HQ as a number, which it refuses
+                raise ActionError("gtins", 'GTINs are strings of digits, e.g. "04012345010015"')
+            self.product(gtin)
         token = secrets.token_urlsafe(16)
         handoff = Handoff(token, base_url + token, tuple(gtins))
         with self._lock:

@@ -46,7 +46,12 @@ def test_m100_bad_frames_keep_their_bytes(raw: bytes, reason: str) -> None:
 
 @pytest.mark.parametrize(
     "payload, reason",
-    [(b"\xc9\x34", "shorter"), (MANUAL_NOTICE[5:-3], "PC says"), (MANUAL_NOTICE[5:-4] + b"\x00\x00", "EPC CRC")],
+    [
+        (b"\xc9\x34", "shorter"),
+        (MANUAL_NOTICE[5:-3], "PC says"),
+        (MANUAL_NOTICE[5:-4] + b"\x00\x00", "EPC CRC"),
+        (b"\xc9\x00\x00" + m100.epc_crc(b"\x00\x00").to_bytes(2, "big"), "EPC is empty"),  # a sound frame, no EPC
+    ],
 )
 def test_m100_bad_notices(payload: bytes, reason: str) -> None:
     with pytest.raises(FrameError, match=reason) as caught:
@@ -59,6 +64,7 @@ def test_m100_bad_notices(payload: bytes, reason: str) -> None:
     [
         lambda: m100.encode_notice("XYZ", -50),
         lambda: m100.encode_notice("ABC123", -50),  # three bytes: not whole words
+        lambda: m100.encode_notice("", -50),
         lambda: m100.encode_notice("AB" * 64, -50),
         lambda: m100.encode_notice("ABCD", -129),
         lambda: m100.multiple_poll(0),

@@ -77,7 +77,12 @@ def test_a_batch_keeps_its_valid_events_and_says_why_others_were_refused(client:
 def test_the_pos_token_sends_pos_events_and_all_refused_is_422(client: FlaskClient, storage: Storage) -> None:
     sale = make_event(
         "purchase.completed",
-        {"order_id": "7", "items": [{"gtin": "04012345010008", "qty": 1}], "store": "berlin-01", "customer": "cust-1"},
+        {
+            "order_id": "7",
+            "items": [{"gtin": "04012345010008", "qty": 1, "price": "49.95"}],
+            "store": "berlin-01",
+            "customer": "cust-1",
+        },
         source="/channels/pos/berlin-01/till-2",
     )
     assert client.post("/v1/events", json=sale, headers=bearer(POS_TOKEN)).status_code == 200

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,8 +23,9 @@ from hq.analytics.journeys import (
     touchpoint_report,
 )
 from hq.core.identity import LINK_EVENTS, attributed, stitch
-from hq.core.intake import to_row
+from hq.core.intake import compact_json, to_row
 from hq.core.recommend import Recommender
+from hq.core.records import EventRow
 from hq.core.report import Window, compute
 from hq.core.touchpoints import TouchpointMap, journey
 from hq.storage import Storage
@@ -127,7 +130,8 @@ def test_a_late_link_names_exactly_the_events_to_reattribute(loaded: Storage, da
 
 def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Storage, dataset: Dataset) -> None:
     """The journey reads only columns until the page; it must give exactly what the core gives
-    from whole events, including for ids ingest stored from integers (which do not stitch)."""
+    from whole events, including for ids ingest stored from integers before intake refused them
+    (which do not stitch)."""
     source = "/stores/berlin-01/devices/kiosk-07"
     extra = [
         make_event(
@@ -144,20 +148,23 @@ def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Stora
         ),
         make_event(
             "product.viewed",
-            {"session_id": 777, "gtin": "04012345010008", "via": "tag"},
+            {"session_id": "777", "gtin": "04012345010008", "via": "tag"},
             source=source,
             time=dataset.start + timedelta(days=3, seconds=6),
         ),
         make_event(
             "page.viewed",
-            {"customer": 777, "session_id": "777", "anonymous_id": "a-777", "page": "product"},
+            {"customer": "777", "session_id": "777", "anonymous_id": "a-777", "page": "product"},
             source="/channels/web",
             time=dataset.start + timedelta(days=3, seconds=7),
         ),
     ]
     for seq, event in enumerate(extra[:3], start=1):
         event["seq"] = seq
-    loaded.store_events([to_row(e, json.dumps(e), None, NOW) for e in extra])
+    extra[2]["data"]["session_id"] = extra[3]["data"]["customer"] = 777
+    loaded.store_events(
+        [to_row(e, json.dumps(e), None, NOW) for e in extra[:2]] + [stored_before(e) for e in extra[2:]]
+    )
     graph = stitch(loaded.read_events(names=LINK_EVENTS))
     tmap, timelines = TouchpointMap(), {}
     for token in ("int-cust", max(graph.persons(), key=lambda p: (len(graph.members(p)), p)).split(":", 1)[1]):
@@ -189,6 +196,14 @@ def test_journey_pages_equal_the_core_journey_of_the_person_events(loaded: Stora
         timelines[token] = timeline
     assert [e["data"] for e in timelines["int-cust"]][1:] == [extra[1]["data"], extra[3]["data"]]
     assert len(timelines) == 2 and len(max(timelines.values(), key=len)) > 6
+
+
+def stored_before(event: dict[str, Any]) -> EventRow:
+    """The row ingest made of an event with integer ids before intake refused them: the integers as
+    text in the identifier columns, as numbers in ``data``."""
+    as_text = {k: str(v) if isinstance(v, int) else v for k, v in event["data"].items()}
+    row = to_row({**event, "data": as_text}, json.dumps(event), None, NOW)
+    return dataclasses.replace(row, data=compact_json(event["data"]))
 
 
 @pytest.fixture(scope="module")

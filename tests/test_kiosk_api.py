@@ -363,6 +363,8 @@ def test_feedback_rates_the_session_just_ended(kiosk: Flask, outbox: Outbox) -> 
         ({"scale": "csat", "score": 0}, "score"),
         ({"scale": "nps", "score": "9"}, "score"),
         ({"scale": "nps", "score": True}, "score"),
+        ({"scale": "nps", "score": 9, "touchpoint": "x" * 8192}, "touchpoint"),  # HQ refuses a label over 200
+        ({"scale": "nps", "score": 9, "touchpoint": 7}, "touchpoint"),
     ],
 )
 def test_bad_feedback_names_the_field(client: FlaskClient, body: dict[str, Any], field: str) -> None:
@@ -381,7 +383,7 @@ def test_handoff_returns_token_url_and_qr(client: FlaskClient, outbox: Outbox) -
     assert segno.make(body["url"], error="m").svg_inline(scale=6, border=2) == body["qr_svg"]
     [data] = [e["data"] for e in events(outbox) if e["type"] == "touchpoint.handoff.created"]
     assert data["token"] == body["token"] and data["gtins"] == [SHIRT_M] and data["session_id"]
-    for bad in ({"gtins": []}, {"gtins": "x"}, {"gtins": ["04012345999999"]}, {}):
+    for bad in ({"gtins": []}, {"gtins": "x"}, {"gtins": ["04012345999999"]}, {"gtins": [4012345010015]}, {}):
         answer = client.post("/api/handoff", json=bad)
         assert answer.status_code == 400 and answer.json["field"] in ("gtins", "gtin")
 

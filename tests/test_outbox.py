@@ -44,7 +44,7 @@ def test_acknowledge_removes_only_what_it_covers(outbox: Outbox) -> None:
 
 
 def test_pending_respects_count_and_bytes_but_always_returns_one(outbox: Outbox) -> None:
-    outbox.append_many([("session.started", {"session_id": "x" * 500})] * 10)
+    outbox.append_many([("session.started", {"session_id": "s", "padding": "x" * 500})] * 10)
     assert len(outbox.pending(limit=3)) == 3
     small = outbox.pending(max_bytes=1200)
     assert 1 <= len(small) <= 2
@@ -72,7 +72,7 @@ def test_full_disk_loses_no_stored_event_and_counts_the_refused(tmp_path: Path) 
     box.conn.execute(f"PRAGMA max_page_count = {pages + 1}")  # the disk is now full
     refused = 0
     for _ in range(200):
-        if box.append("session.started", {"session_id": "y" * 2000}) is None:
+        if box.append("session.started", {"session_id": "s", "padding": "y" * 2000}) is None:
             refused += 1
     assert refused > 0
     assert box.stats().dropped == refused

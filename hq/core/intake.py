@@ -3,6 +3,7 @@
 ``parse_events`` splits one ``.../events`` payload into a :class:`DeviceBatch` (accepted
 events plus per-event dead letters) or, when the whole payload is unusable, dead letters alone.
 ``parse_status`` reads a retained status message. The valid rest of a batch is always kept.
+Values ``data`` fields may hold (identifiers, prices, quantities, EPCs) are ``contract.values``'s.
 :class:`Bounds` (``[intake]``) refuses what no real event claims: a time outside the window around
 HQ's clock, a seq far beyond what the device has delivered.
 """
@@ -221,12 +222,8 @@ def to_row(
 
 
 def _text(value: Any) -> str | None:
-    """A column value copied out of ``data``: strings as they are, integers as text, else none."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
+    """A column value copied out of ``data``: ``validate`` let only strings (or a null GTIN) through."""
+    return value if isinstance(value, str) else None
 
 
 def parse_status(topic: str, payload: bytes, now: datetime) -> DeviceStatus | Refused | None:

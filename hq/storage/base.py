@@ -194,6 +194,19 @@ class Storage(abc.ABC):
         the customer's consent statement;
         returns how many events and dead letters went."""
 
+    # -- dashboard sessions (hq.web.sessions) -----------------------------------------------------
+    @abc.abstractmethod
+    def open_web_session(self, session_id: str, user: str, now: datetime, expires_at: datetime) -> None:
+        """Keep a new dashboard session (its id hashed, never as given) and prune the expired ones."""
+
+    @abc.abstractmethod
+    def web_session_user(self, session_id: str, now: datetime) -> str | None:
+        """The user of this session while it is neither revoked nor expired at ``now``, else None."""
+
+    @abc.abstractmethod
+    def revoke_web_session(self, session_id: str, now: datetime) -> bool:
+        """End this session for every web process; False when it was unknown or ended already."""
+
     @abc.abstractmethod
     def close(self) -> None:
         """Close every connection this storage opened, on any thread."""

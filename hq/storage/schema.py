@@ -172,6 +172,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO backfills (name) SELECT 'rollups' FROM events LIMIT 1",
         ],
     ),
+    (
+        6,
+        "dashboard sessions, revocable on logout",
+        [
+            # A dashboard login (hq.web.sessions, hq.storage.web_sessions): the SHA-256 of its random id, so
+            # that a copy of this table opens no session; its user, its end; revoked_at once logged out. Every
+            # web process reads it on every request that uses a session; expired rows go at the next login.
+            """CREATE TABLE web_sessions (
+            id_hash TEXT PRIMARY KEY, username TEXT NOT NULL, created_at {ts} NOT NULL, expires_at {ts} NOT NULL,
+            revoked_at {ts})""",
+            "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

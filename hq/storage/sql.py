@@ -29,6 +29,7 @@ from hq.storage.identity import IdentityStore
 from hq.storage.reads import EventReads
 from hq.storage.report_sql import RollupReads
 from hq.storage.rollups import RollupStore
+from hq.storage.web_sessions import WebSessionStore
 
 EVENT_COLUMNS = (
     "source",
@@ -62,7 +63,7 @@ BUMP_HOUR = (
 SEEN = "last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
 
 
-class SqlStorage(EventReads, IdentityStore, RollupStore, RollupReads):
+class SqlStorage(EventReads, IdentityStore, RollupStore, RollupReads, WebSessionStore):
     """Shared statements; subclasses supply connections, locking and value conversion."""
 
     lock_clause = ""

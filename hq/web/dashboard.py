@@ -1,8 +1,9 @@
 """The HQ dashboard at ``/``: touchpoints with trends, funnel, ratings, journeys, devices, dead letters.
 
 Server-rendered HTML with inline SVG charts (``hq.web.charts``), system fonts, no script. Login is
-by ``[hq] users`` (``hq.web.users``), failed attempts are throttled; the session cookie is
-``SameSite=Strict`` and ``HttpOnly`` and every form POST carries a per-session CSRF token.
+by ``[hq] users`` (``hq.web.users``), failed attempts are throttled; the session lives in the database
+(``hq.web.sessions``), so logout revokes it everywhere; its cookie is ``SameSite=Strict`` and
+``HttpOnly`` and every form POST carries a per-session CSRF token.
 German and English strings live in ``ui/translations/hq/{lang}.json`` (``ui.i18n``).
 """
 
@@ -14,7 +15,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
@@ -23,7 +24,7 @@ from werkzeug.wrappers import Response
 
 from hq.analytics.journeys import customer_journey
 from hq.core.intake import Bounds
-from hq.web import charts
+from hq.web import charts, sessions
 from hq.web.customers_api import CUSTOMER
 from hq.web.reports import parse_store, parse_window, reports_of
 from hq.web.users import LoginThrottle, verify
@@ -50,7 +51,7 @@ def init_app(app: Flask) -> None:
     """Register the dashboard: session settings, login throttle, strings, CSRF check."""
     app.secret_key = app.config["HQ"].hq.secret_key or secrets.token_hex(32)
     app.config.update(
-        SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, PERMANENT_SESSION_LIFETIME=timedelta(hours=12)
+        SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, PERMANENT_SESSION_LIFETIME=sessions.LIFETIME
     )
     app.config["SESSION_COOKIE_SECURE"] = app.config["HQ"].web.cookies_secure  # [web] secure_cookies
     app.extensions[THROTTLE] = LoginThrottle()
@@ -65,7 +66,7 @@ def _context() -> dict[str, Any]:
         "lang": TEXT.current(),
         "languages": TEXT.languages(),
         "csrf": csrf_token(),
-        "user": session.get("user"),
+        "user": sessions.current_user(),
     }
 
 
@@ -87,7 +88,7 @@ def _check_csrf() -> None:
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not session.get("user"):
+        if not sessions.current_user():
             return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
@@ -109,9 +110,7 @@ def login() -> Any:
         if throttle.blocked(keys, time.monotonic()):
             return render_template("hq/login.html", error=t("login.throttled")), 429
         if verify(current_app.config["HQ"].hq.users, name, password):
-            session.clear()
-            session["user"] = name
-            session.permanent = True
+            sessions.start(name)
             return redirect(local_target(request.args.get("next", "")) or url_for("dashboard.overview"))
         throttle.failed(keys, time.monotonic())
         error = t("login.failed")
@@ -133,8 +132,9 @@ def local_target(target: str) -> str | None:
 
 @bp.post("/logout")
 def logout() -> Response:
+    """End the session for every web process: a copy of its cookie opens nothing afterwards."""
     _check_csrf()
-    session.clear()
+    sessions.end()
     return redirect(url_for("dashboard.login"))
 
 

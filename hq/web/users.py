@@ -17,8 +17,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import current_app, jsonify, request, session
+from flask import current_app, jsonify, request
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from hq.web import sessions
 
 MAX_FAILURES = 5  # failed logins allowed per name or address within the window
 FAILURE_WINDOW_S = 300.0
@@ -84,11 +86,12 @@ def token_matches(given: str | None, expected: str) -> bool:
 
 
 def reader_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """401 unless the request has a dashboard session or the ``[hq] api_token`` bearer token."""
+    """401 unless the request has the ``[hq] api_token`` bearer token or an open dashboard session
+    (asked of the database: a logged-out session's cookie is refused)."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if session.get("user") or token_matches(bearer(), current_app.config["HQ"].hq.api_token):
+        if token_matches(bearer(), current_app.config["HQ"].hq.api_token) or sessions.current_user():
             return view(*args, **kwargs)
         response = jsonify(error="authentication: a dashboard session or Authorization: Bearer <api_token>")
         response.headers["WWW-Authenticate"] = 'Bearer realm="touchpoint-hq"'
