@@ -199,6 +199,12 @@ def test_a_report_not_ready_in_its_budget_is_a_202_with_retry_after_and_journeys
         assert waiting.get_json()["status"] == "computing"
         assert client.get(f"/v1/customers/{busiest_customer(dataset)}/journey", headers=API).status_code == 200
         assert client.get("/v1/touchpoints", query_string=query, headers=API).status_code == 202  # the same one
+        late = make_event(
+            "page.viewed", {"anonymous_id": "v-9", "page": "home"}, source="/channels/web", time=dataset.start
+        )
+        app.extensions["hq.storage"].store_events([to_row(late, json.dumps(late), None, NOW)])
+        assert client.get("/v1/touchpoints", query_string=query, headers=API).status_code == 202
+        assert len(reports_of(app)._running) == 1  # new data while it waits queues no second count
     finally:
         busy.set()
     wait_until(

@@ -80,11 +80,13 @@ class Reports:
         self.policy = policy or MetricsPolicy()
         self._lock = threading.Lock()
         self._done: OrderedDict[tuple[object, ...], Report] = OrderedDict()
-        self._running: dict[tuple[object, ...], Future[Report]] = {}
+        self._running: dict[tuple[Window, str | None], Future[Report]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hq-report")
 
     def get(self, window: Window, store: str | None) -> Future[Report]:
-        """The report of ``window`` (whole hours) and ``store`` as the data stands: kept, running or started."""
+        """The report of ``window`` (whole hours) and ``store``: the kept one when the data has not
+        changed since, else the one being counted (begun before the newest events, so a request
+        never queues a second count of one report), else a new count."""
         key = self._key(window, store)
         with self._lock:
             if key in self._done:
@@ -92,9 +94,9 @@ class Reports:
                 finished: Future[Report] = Future()
                 finished.set_result(self._done[key])
                 return finished
-            running = self._running.get(key)
+            running = self._running.get((window, store))
             if running is None:
-                running = self._running[key] = self._pool.submit(self._compute, key, window, store)
+                running = self._running[(window, store)] = self._pool.submit(self._compute, key, window, store)
             return running
 
     def _key(self, window: Window, store: str | None) -> tuple[object, ...]:
@@ -108,17 +110,14 @@ class Reports:
                 report = touchpoint_report(self.storage, window, store, self.policy)
         except BaseException:
             with self._lock:
-                self._running.pop(key, None)
+                self._running.pop((window, store), None)
             raise
         with self._lock:
             self._done[key] = report
             while len(self._done) > KEEP:
                 self._done.popitem(last=False)
-            self._running.pop(key, None)
+            self._running.pop((window, store), None)
         return report
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def init_app(app: Flask, storage: Storage, metrics: HqMetrics) -> None:
