@@ -1,9 +1,9 @@
 """The values ``data`` fields may hold, whatever the event type: what no real event sends is refused.
 
 Identifiers are non-empty strings of at most ``MAX_TEXT`` characters (a number is no customer
-token: it would stitch to the string of its digits); GTINs the same or null (a tag that is no
-SGTIN); EPCs non-empty; a purchase's items each a GTIN, a whole quantity from 1 and a price that
-is a non-negative decimal. ``objection`` names the first broken field and never raises, whatever
+token: it would stitch to the string of its digits; an anonymous id may be null); GTINs the same
+or null (a tag that is no SGTIN); EPCs non-empty; a purchase's items each a GTIN, a whole quantity
+from 1 and a price that is a non-negative decimal. ``objection`` names the first broken field and never raises, whatever
 JSON it is given; ``contract.envelope.check_data`` turns it into an ``EnvelopeError``.
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 
 MAX_TEXT = 200  # characters of an identifier, GTIN, EPC or touchpoint label
 IDENTIFIERS = ("session_id", "customer", "anonymous_id", "order_id", "request_id", "token", "store", "zone")
+# A signed-in shopper's SDK message may carry only its user id: its anonymous id is null, not made up.
+NULLABLE_IDENTIFIERS = frozenset({"anonymous_id"})
 NULLABLE_GTINS = ("gtin", "requested_gtin")
 LABELS = ("touchpoint", "epc")  # free text, bounded like identifiers
 MAX_QTY = 1_000_000
@@ -53,7 +55,9 @@ def qty_objection(value: Any) -> str | None:
 def objection(data: Mapping[str, Any]) -> str | None:
     """``data.{field}: why`` for the first field whose value breaks its rule; None when all hold."""
     for name in IDENTIFIERS + LABELS:
-        if name in data and (why := text_objection(data[name])):
+        if name not in data or (data[name] is None and name in NULLABLE_IDENTIFIERS):
+            continue
+        if why := text_objection(data[name]):
             return f"data.{name}: {why}"
     for name in NULLABLE_GTINS:
         if name in data and data[name] is not None and (why := text_objection(data[name])):

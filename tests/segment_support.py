@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.acknowledger import ACK_SECRET
 from tests.faults import Service
 from tests.hq_web_support import API_TOKEN, POS_TOKEN, USERS, WEB_TOKEN
 from touchpoint.services import free_port, wait_for_port
@@ -55,7 +56,13 @@ def hq_process(tmp_path: Path, mqtt_url: str | None = None, **hq: Any) -> Iterat
     document: dict[str, Any] = {
         "web": {"listen": f"127.0.0.1:{port}"},
         "database": {"url": f"sqlite:///{tmp_path}/hq.db"},
-        "hq": {"api_token": API_TOKEN, "secret_key": "test-secret", "recompute_interval_s": 0, **hq},
+        "hq": {
+            "api_token": API_TOKEN,
+            "secret_key": "test-secret",
+            "ack_secret": ACK_SECRET,
+            "recompute_interval_s": 0,
+            **hq,
+        },
         "log": {"format": "json"},
     }
     document["hq"]["tokens"] = TOKENS

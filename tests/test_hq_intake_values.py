@@ -124,6 +124,11 @@ def test_prices_as_the_envelope_takes_them() -> None:
         assert reason_of(event("purchase.completed", items=[{**ITEM, "price": price}])).startswith("data.items[0].")
 
 
+def test_a_null_anonymous_id_is_a_signed_in_shopper_not_a_refusal() -> None:
+    assert validate(event("page.viewed", anonymous_id=None, customer="cust-00042"))
+    assert reason_of(event("page.viewed", anonymous_id="")) == "data.anonymous_id: must not be empty"
+
+
 def test_every_identifier_is_bounded() -> None:
     for field in IDENTIFIERS:
         name = next(n for n, data in SOUND.items() if field in data)

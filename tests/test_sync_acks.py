@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from common.config import MqttSection
 from common.errors import ConfigError
 from common.mqtt import Message, MqttClient
+from common.webserver import MONITORING
 from contract import acks
 from sync import state
 from sync.agent import Agent
@@ -74,7 +75,8 @@ def test_a_forged_or_foreign_ack_deletes_nothing_and_is_counted(
         assert "ack refused (bad-signature)" in recorded(tmp_path).last_error
         hq.publish(DEVICE.ack, signed_ack(DEVICE, 10), retain=True).wait(10)  # HQ's own
         assert wait_until(lambda: outbox.stats().depth == 5)
-    metrics = client.get("/metrics").get_data(as_text=True)  # the edge app on the same outbox file
+    # the edge app on the same outbox file, scraped as through [web] metrics_listen
+    metrics = client.get("/metrics", environ_base={MONITORING: True}).get_data(as_text=True)
     assert "touchpoint_edge_sync_acks_refused_total 2.0" in metrics
 
 
