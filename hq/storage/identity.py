@@ -16,7 +16,6 @@ component serialise on the lock, and the second replays with the first's committ
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +31,6 @@ from hq.core.identity import (
     StitchPolicy,
     evidence,
 )
-from hq.core.records import EventRow
 from hq.storage.base import Cursor, Storage
 
 LINK_TYPES = frozenset(TYPE_PREFIX + name for name in LINK_EVENTS)
@@ -46,17 +44,6 @@ class IdentityStore(Storage):
     """``identity_*`` and ``persons``: upkeep at ingest, lookups for journeys, reports and erasure."""
 
     # -- upkeep ---------------------------------------------------------------------------------
-    def _keep_identity(self, cur: Cursor, rows: Sequence[EventRow]) -> None:
-        """File the evidence of the link events among ``rows`` and replay what it changed."""
-        self._file_evidence(
-            cur,
-            [
-                ({"id": row.id, "source": row.source, "type": row.type, "data": json.loads(row.data)}, row.time)
-                for row in rows
-                if row.type in LINK_TYPES
-            ],
-        )
-
     def _file_evidence(self, cur: Cursor, events: Sequence[tuple[dict[str, Any], datetime]]) -> None:
         links: list[tuple[Link, str]] = []
         consents: list[tuple[ConsentChange, str]] = []

@@ -15,20 +15,21 @@ a late link changes ``persons`` and the next report reads it (``hq.storage.repor
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 from hq.core.facts import Facts, Part, facts_by_hour
 from hq.core.identity import StitchPolicy
-from hq.core.records import EventRow, hour_start, micros
+from hq.core.records import hour_start, micros
 from hq.storage.base import Cursor, Storage
 
 POLICY = StitchPolicy()
 BACKFILL_HOURS = 6  # hours filed per transaction
 ROLLUP_LOCK = 7461636803  # pg advisory lock: ingest's filing shares it, refiling takes it alone
+# Columns of each upsert's row that are its primary key (never null): the order rows are written in.
+KEY_LENGTH = {"session": 3, "seen": 4, "ident": 4, "dwell": 3, "rating": 4, "size": 4, "purchase": 4, "pos": 4}
 ROLLUP_TABLES = (
     "rollup_sessions",
     "rollup_seen",
@@ -123,18 +124,12 @@ def _part_rows(rows: dict[str, list[tuple[Any, ...]]], hour: int, key: tuple[Any
     rows["ident"] += [(hour, point, skey, i) for i in sorted(part.idents)]
 
 
-def _event_of(row: EventRow) -> dict[str, Any]:
-    return {"id": row.id, "source": row.source, "type": row.type, "data": json.loads(row.data)}
-
-
 class RollupStore(Storage):
     """``rollup_*``: upkeep at ingest and erasure, the backfill of events stored before them."""
 
-    def _keep_rollups(self, cur: Cursor, rows: Sequence[EventRow]) -> None:
-        """File the facts of newly stored ``rows`` (each stored once: nothing is counted twice)."""
-        self._file(cur, [(_event_of(row), row.time) for row in rows])
-
     def _file(self, cur: Cursor, events: Iterable[tuple[dict[str, Any], datetime]]) -> None:
+        """File the facts of ``events`` (newly stored ones at ingest: nothing is counted twice),
+        each upsert's rows in key order so that concurrent workers lock shared rows in one order."""
         upserts = UPSERTS[self.dialect]
         if self.dialect == "postgres":
             cur.execute(f"SELECT pg_advisory_xact_lock_shared({ROLLUP_LOCK})")
@@ -143,7 +138,7 @@ class RollupStore(Storage):
             for name, found in rollup_rows(hour, facts).items():
                 merged[name] += found
         for name, statement in upserts.items():
-            cur.executemany(statement, merged[name])
+            cur.executemany(statement, sorted(merged[name], key=lambda row: tuple(row[: KEY_LENGTH[name]])))
 
     def _refile_hours(self, cur: Cursor, hours: Iterable[int]) -> None:
         """File these hours again from the events they hold now: after events were deleted, and for

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from hq.core.records import EventRow
 from hq.storage.base import Storage
 
 # The columns an event is rebuilt from, in the order event_from_row takes them.
@@ -27,6 +28,11 @@ def event_from_row(storage: Storage, row: Sequence[Any]) -> dict[str, Any]:
     if seq is not None:
         event["seq"] = seq
     return event
+
+
+def stored_event(row: EventRow) -> dict[str, Any]:
+    """What the upkeep at ingest reads of a row being stored: key, type and decoded ``data``."""
+    return {"id": row.id, "source": row.source, "type": row.type, "data": json.loads(row.data)}
 
 
 def decode_data(value: Any) -> dict[str, Any]:

@@ -25,10 +25,11 @@ from hq.core.records import BatchOutcome, DeadLetter, DeviceBatch, DeviceReport,
 from hq.core.seqranges import SeqState, merge
 from hq.storage import schema
 from hq.storage.base import Cursor
-from hq.storage.identity import IdentityStore
+from hq.storage.identity import LINK_TYPES, IdentityStore
 from hq.storage.reads import EventReads
 from hq.storage.report_sql import RollupReads
 from hq.storage.rollups import RollupStore
+from hq.storage.rows import stored_event
 from hq.storage.web_sessions import WebSessionStore
 
 EVENT_COLUMNS = (
@@ -213,8 +214,9 @@ class SqlStorage(EventReads, IdentityStore, RollupStore, RollupReads, WebSession
         new = self._insert_new(cur, rows)
         if new:
             self._bump_hours(cur, (row.time for row in new))
-            self._keep_identity(cur, new)
-            self._keep_rollups(cur, new)
+            events = [(stored_event(row), row.time) for row in new]  # data decoded once, for both
+            self._file_evidence(cur, [(event, time) for event, time in events if event["type"] in LINK_TYPES])
+            self._file(cur, events)
         return len(new)
 
     def _insert_new(self, cur: Cursor, rows: Sequence[EventRow]) -> list[EventRow]:
